@@ -1,0 +1,275 @@
+"""Generation on the one model: prompt building with history trimming, and token streaming.
+
+`Engine` is the model's single owner. Every generation goes through `Engine.stream`, which
+runs `model.generate` on a worker thread under one lock (set_adapter and PEFT's hooks are
+global state, so two generations at once can leak into each other) and hands decoded text
+back to the caller as it is produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from core.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+try:  # On a ZeroGPU Space, GPU work must run inside spaces.GPU; elsewhere this is a no-op.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - depends on the host
+
+    def gpu(fn):  # type: ignore[no-redef]
+        return fn
+
+
+MAX_NEW_TOKENS_CAP = 4096
+
+
+class UserInputError(ValueError):
+    """Bad input from the user (message or setting); the message is one sentence to show them."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 256
+
+    def check(self, context_window: int) -> GenerationParams:
+        """Raise UserInputError naming the bad value; return self when all are usable."""
+        try:
+            temperature, top_p, max_new = float(self.temperature), float(self.top_p), self.max_new_tokens
+        except (TypeError, ValueError):
+            raise UserInputError("Temperature and top-p must be numbers.") from None
+        if not (0.0 <= temperature <= 2.0):
+            raise UserInputError(f"Temperature must be between 0 and 2 (got {self.temperature}).")
+        if not (0.0 < top_p <= 1.0):
+            raise UserInputError(f"Top-p must be above 0 and at most 1 (got {self.top_p}).")
+        if isinstance(max_new, float) and max_new.is_integer():
+            max_new = int(max_new)
+        limit = min(MAX_NEW_TOKENS_CAP, context_window // 2)
+        if not isinstance(max_new, int) or isinstance(max_new, bool) or not (1 <= max_new <= limit):
+            raise UserInputError(
+                f"Max new tokens must be a whole number from 1 to {limit} (got {self.max_new_tokens})."
+            )
+        return GenerationParams(temperature, top_p, max_new)
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        if self.temperature == 0:
+            return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
+        return {
+            "do_sample": True,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": 0,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+
+Message = dict[str, str]
+
+
+class _StopOnEvent(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _TokenQueue(BaseStreamer):
+    """Receives new token ids from generate(); the prompt's ids (the first put) are skipped."""
+
+    _DONE = object()
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self.queue.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.queue.put(self._DONE)
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into text deltas without re-decoding everything.
+
+    Holds text back while it ends in an incomplete UTF-8 sequence (decoded as U+FFFD), so a
+    Korean syllable split across byte tokens never reaches the user half-made.
+    """
+
+    def __init__(self, tokenizer: Any, skip_ids: Sequence[int] = ()):
+        self.tokenizer = tokenizer
+        self.skip = set(skip_ids)
+        self.ids: list[int] = []
+        self.prefix = 0
+        self.read = 0
+
+    def push(self, new_ids: Sequence[int]) -> str:
+        self.ids.extend(i for i in new_ids if i not in self.skip)
+        decode = self.tokenizer.decode
+        prefix_text = decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
+        full_text = decode(self.ids[self.prefix :], skip_special_tokens=True)
+        if len(full_text) > len(prefix_text) and not full_text.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return full_text[len(prefix_text) :]
+        return ""
+
+    def flush(self) -> str:
+        """Whatever was held back at the end (an incomplete character is shown as U+FFFD)."""
+        prefix_text = self.tokenizer.decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
+        full_text = self.tokenizer.decode(self.ids[self.prefix :], skip_special_tokens=True)
+        self.prefix = self.read = len(self.ids)
+        return full_text[len(prefix_text) :]
+
+
+class Engine:
+    """The single owner of the loaded model: prompts, trimming and streamed generation."""
+
+    def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000):
+        self.loaded = loaded
+        self.max_message_chars = max_message_chars
+        self.lock = threading.RLock()
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.tokenizer
+
+    @property
+    def context_window(self) -> int:
+        return self.loaded.context_window
+
+    def check_message(self, message: Any) -> str:
+        if not isinstance(message, str) or not message.strip():
+            raise UserInputError("Please type a message first.")
+        if len(message) > self.max_message_chars:
+            raise UserInputError(
+                f"Your message is {len(message):,} characters long; the limit is {self.max_message_chars:,}."
+            )
+        return message.strip()
+
+    def _encode(self, messages: list[Message]) -> list[int]:
+        try:
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        except Exception as exc:  # some templates (Gemma) reject a system role
+            if messages and messages[0]["role"] == "system" and "system" in str(exc).lower():
+                merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+                return self._encode(merged + messages[2:])
+            raise
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def build_prompt(
+        self, system: str | None, history: Sequence[Message], user: str, max_new_tokens: int
+    ) -> tuple[list[int], int]:
+        """Chat-template the conversation, dropping the oldest turns until it fits.
+
+        Returns the prompt ids and how many history messages were dropped. Raises
+        UserInputError when even the newest message alone does not fit.
+        """
+        budget = self.context_window - max_new_tokens
+        head = [{"role": "system", "content": system}] if system else []
+        turns = [
+            {"role": m["role"], "content": str(m["content"])}
+            for m in history
+            if m.get("role") in ("user", "assistant") and m.get("content")
+        ]
+        tail = [{"role": "user", "content": user}]
+        dropped = 0
+        while True:
+            ids = self._encode(head + turns + tail)
+            if len(ids) <= budget:
+                return ids, dropped
+            if not turns:
+                alone = len(self._encode(head + tail))
+                raise UserInputError(
+                    f"Your message is about {alone:,} tokens, but this model reads at most {budget:,} "
+                    f"tokens when it may answer with {max_new_tokens:,}; shorten it or lower max new tokens."
+                )
+            # Drop the oldest exchange: a user message and the replies up to the next user message.
+            cut = 1
+            while cut < len(turns) and turns[cut]["role"] != "user":
+                cut += 1
+            dropped += cut
+            turns = turns[cut:]
+
+    def stream(
+        self, prompt_ids: Sequence[int], params: GenerationParams, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Yield one text delta per generated token, as it is generated.
+
+        A delta is empty while a multi-byte character is still incomplete and for the stop
+        token. Closing the iterator (or setting `stop`) stops generation.
+        """
+        return _stream(self, list(prompt_ids), params, stop or threading.Event())
+
+    def _generate(
+        self,
+        prompt_ids: list[int],
+        params: GenerationParams,
+        stop: threading.Event,
+        streamer: _TokenQueue,
+        errors: list[BaseException],
+    ) -> None:
+        model = self.loaded.model
+        try:
+            with self.lock, torch.inference_mode():
+                input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
+                model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+                    eos_token_id=self.loaded.stop_token_ids,
+                    pad_token_id=self.tokenizer.pad_token_id or self.loaded.stop_token_ids[0],
+                    **params.generate_kwargs(),
+                )
+        except BaseException as exc:  # surfaced to the consumer, never lost in the thread
+            errors.append(exc)
+        finally:
+            streamer.end()
+
+
+@gpu
+def _stream(engine: Engine, prompt_ids: list[int], params: GenerationParams, stop: threading.Event) -> Iterator[str]:
+    streamer = _TokenQueue()
+    errors: list[BaseException] = []
+    worker = threading.Thread(
+        target=engine._generate, args=(prompt_ids, params, stop, streamer, errors), name="generate", daemon=True
+    )
+    decoder = IncrementalDecoder(engine.tokenizer, skip_ids=engine.loaded.stop_token_ids)
+    started = time.perf_counter()
+    worker.start()
+    try:
+        while True:
+            item = streamer.queue.get()
+            if item is _TokenQueue._DONE:
+                break
+            yield decoder.push(item)
+        if errors:
+            raise errors[0]
+        rest = decoder.flush()
+        if rest:
+            yield rest
+    finally:
+        stop.set()  # the consumer went away (Stop button, closed tab) or we are done
+        worker.join()
+        log.debug("generated %d tokens in %.2f s", len(decoder.ids), time.perf_counter() - started)

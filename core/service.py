@@ -1,0 +1,109 @@
+"""The app's shared, UI-agnostic state: settings, the background model load, the pipeline.
+
+One `ExpertService` per process. It loads the model once, on a background thread with
+progress, so the web page is up (and says how far loading got) before the model is ready.
+Per-user state (mode, history, stop requests) is keyed by the caller's session id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+
+from core.generation import Engine, GenerationParams, Message, UserInputError
+from core.models import LoadedModel, ModelLoadError, load_model
+from core.pipeline import AnswerPipeline, AnswerUpdate, Mode
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ExpertService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.progress = 0.0
+        self.progress_message = "Waiting to load the model."
+        self.error: str | None = None
+        self.loaded: LoadedModel | None = None
+        self.pipeline: AnswerPipeline | None = None
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self._loader: threading.Thread | None = None
+        self._stops: dict[str, threading.Event] = {}
+
+    # -- loading ---------------------------------------------------------------------------
+    def start(self) -> ExpertService:
+        """Begin loading the model on a background thread (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._load, name="model-load", daemon=True)
+                self._loader.start()
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self.start()
+        self._ready.wait(timeout)
+        return self.pipeline is not None
+
+    def _report(self, fraction: float, message: str) -> None:
+        self.progress, self.progress_message = fraction, message
+        log.info("[%3.0f%%] %s", fraction * 100, message)
+
+    def _load(self) -> None:
+        try:
+            self.loaded = load_model(self.settings, self._report)
+            engine = Engine(self.loaded, max_message_chars=self.settings.max_message_chars)
+            self.pipeline = AnswerPipeline(engine, self.settings.system_prompt)
+        except ModelLoadError as exc:
+            self.error = str(exc)
+            log.error("model load failed: %s", exc)
+        except Exception as exc:  # anything else still leaves a page that says what happened
+            self.error = f"The model failed to load: {type(exc).__name__}: {exc}"
+            log.exception("model load failed")
+        finally:
+            self._ready.set()
+
+    def status_line(self) -> str:
+        if self.error:
+            return f"Model failed to load: {self.error}"
+        if self.loaded is None:
+            return f"Loading model: {self.progress:.0%}. {self.progress_message}"
+        return f"Model: {self.loaded.describe()}."
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    # -- answering -------------------------------------------------------------------------
+    def default_params(self) -> GenerationParams:
+        s = self.settings
+        return GenerationParams(s.temperature, s.top_p, s.max_new_tokens)
+
+    def answer(
+        self,
+        session: str,
+        message: str,
+        history: Sequence[Message],
+        mode: Mode | str,
+        params: GenerationParams,
+        system_prompt: str | None = None,
+    ) -> Iterator[AnswerUpdate]:
+        """Stream an answer for one user's session. Raises UserInputError with one sentence."""
+        if self.error:
+            raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
+        if self.pipeline is None:
+            raise UserInputError(f"The model is still loading ({self.progress:.0%}); try again in a moment.")
+        stop = threading.Event()
+        self._stops[session] = stop
+        try:
+            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt)
+        finally:
+            if self._stops.get(session) is stop:
+                del self._stops[session]
+
+    def stop(self, session: str) -> None:
+        """Stop the session's answer in progress, if any."""
+        event = self._stops.get(session)
+        if event is not None:
+            event.set()

