@@ -32,9 +32,14 @@ MODE_HELP = {
 def build_demo(service: ExpertService) -> gr.Blocks:
     s = service.settings
 
-    def status() -> tuple[str, gr.Timer]:
-        # Poll while loading; stop polling once the model is ready or has failed.
-        return service.status_line(), gr.Timer(active=not service.ready)
+    def status(current_max_new: float):
+        # Poll while loading; once the model is ready (or failed) stop polling and fit the
+        # max-new-tokens slider to the model's context window.
+        if not service.ready:
+            return service.status_line(), gr.Timer(active=True), gr.Slider()
+        limit = service.max_new_tokens_limit
+        slider = gr.Slider(maximum=limit, value=min(int(current_max_new), limit))
+        return service.status_line(), gr.Timer(active=False), slider
 
     def respond(
         message: str,
@@ -48,7 +53,8 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         request: gr.Request,
     ):
         chat = list(chat or [])
-        chat.append({"role": "user", "content": message or ""})
+        if message and message.strip():
+            chat.append({"role": "user", "content": message})
         chat.append({"role": "assistant", "content": ""})
         params = GenerationParams(temperature, top_p, max_new_tokens)
         try:
@@ -74,7 +80,9 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         timer = gr.Timer(1.0)
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(height=480, label="Chat", elem_id="chat", buttons=["copy"])
+                chatbot = gr.Chatbot(
+                    height=480, label="Chat", elem_id="chat", buttons=["copy"], group_consecutive_messages=False
+                )
                 message = gr.Textbox(
                     placeholder="Ask a question and press Enter",
                     show_label=False,
@@ -106,10 +114,16 @@ def build_demo(service: ExpertService) -> gr.Blocks:
                         info="0 = always the most likely token",
                     )
                     top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.05, label="Top-p")
-                    max_new = gr.Slider(1, 1024, value=s.max_new_tokens, step=1, label="Max new tokens")
+                    max_new = gr.Slider(
+                        1,
+                        service.max_new_tokens_limit,
+                        value=service.default_params().max_new_tokens,
+                        step=1,
+                        label="Max new tokens",
+                    )
         model_history = gr.State([])
 
-        timer.tick(status, outputs=[status_md, timer], api_visibility="private")
+        timer.tick(status, inputs=max_new, outputs=[status_md, timer, max_new], api_visibility="private")
         demo.load(lambda: service.start().status_line(), outputs=status_md, api_visibility="private")
 
         # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.

@@ -37,6 +37,11 @@ except ImportError:  # pragma: no cover - depends on the host
 MAX_NEW_TOKENS_CAP = 4096
 
 
+def max_new_tokens_limit(context_window: int) -> int:
+    """The most new tokens one answer may ask for: half the context, so a question fits too."""
+    return max(1, min(MAX_NEW_TOKENS_CAP, context_window // 2))
+
+
 class UserInputError(ValueError):
     """Bad input from the user (message or setting); the message is one sentence to show them."""
 
@@ -59,7 +64,7 @@ class GenerationParams:
             raise UserInputError(f"Top-p must be above 0 and at most 1 (got {self.top_p}).")
         if isinstance(max_new, float) and max_new.is_integer():
             max_new = int(max_new)
-        limit = min(MAX_NEW_TOKENS_CAP, context_window // 2)
+        limit = max_new_tokens_limit(context_window)
         if not isinstance(max_new, int) or isinstance(max_new, bool) or not (1 <= max_new <= limit):
             raise UserInputError(
                 f"Max new tokens must be a whole number from 1 to {limit} (got {self.max_new_tokens})."

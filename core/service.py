@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 
-from core.generation import Engine, GenerationParams, Message, UserInputError
+from core.generation import Engine, GenerationParams, Message, UserInputError, max_new_tokens_limit
 from core.models import LoadedModel, ModelLoadError, load_model
 from core.pipeline import AnswerPipeline, AnswerUpdate, Mode
 from core.settings import Settings
@@ -76,9 +76,14 @@ class ExpertService:
         return self._ready.is_set()
 
     # -- answering -------------------------------------------------------------------------
+    @property
+    def max_new_tokens_limit(self) -> int:
+        """The model's limit once loaded; the generic cap before that."""
+        return max_new_tokens_limit(self.loaded.context_window) if self.loaded else 1024
+
     def default_params(self) -> GenerationParams:
         s = self.settings
-        return GenerationParams(s.temperature, s.top_p, s.max_new_tokens)
+        return GenerationParams(s.temperature, s.top_p, min(s.max_new_tokens, self.max_new_tokens_limit))
 
     def answer(
         self,

@@ -1,0 +1,137 @@
+"""The running app, driven through the real gradio_client and a real headless Chromium."""
+
+import itertools
+import shutil
+import socket
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+import app
+from core.service import ExpertService
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_settings):
+    service = ExpertService(tiny_settings.replace(system_prompt="You are a test assistant."))
+    assert service.wait_ready(timeout=120), service.status_line()
+    demo = app.build_demo(service)
+    demo.queue(default_concurrency_limit=4)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", service
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[0], verbose=False)
+
+
+def _last(chat):
+    content = chat[-1]["content"]
+    return content[0]["text"] if isinstance(content, list) else content
+
+
+def test_only_the_chat_endpoint_is_public(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/chat"]
+
+
+def test_chat_streams_growing_answers(client):
+    job = client.submit("Hello there", [], "Base", "sys", 1.0, 1.0, 24, api_name="/chat")
+    texts = [_last(chat) for _, chat in job]
+    assert len(texts) >= 3
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
+    assert texts[-1]
+
+
+def test_empty_message_gets_a_sentence_in_the_chat(client):
+    _, chat = client.predict("", [], "Base", "sys", 0.7, 0.9, 16, api_name="/chat")
+    assert _last(chat) == "⚠️ Please type a message first."
+    assert [m["role"] for m in chat] == ["assistant"]  # no empty user bubble
+
+
+def test_too_long_message_is_refused_and_kept_in_the_textbox(client):
+    long = "turbine " * 200
+    message, chat = client.predict(long, [], "Base", "sys", 0.7, 0.9, 16, api_name="/chat")
+    assert "shorten it" in _last(chat)
+    assert message == long  # nothing the user typed is lost
+
+
+def test_invalid_setting_is_refused_and_the_app_keeps_serving(client):
+    message, chat = client.predict("Hi", [], "Base", "sys", 0.7, 0.9, 2.5, api_name="/chat")
+    assert "Max new tokens must be a whole number from 1 to 128" in _last(chat)
+    # Out of a slider's range, Gradio itself answers with one sentence before our code runs.
+    with pytest.raises(AppError, match="greater than maximum value 2"):
+        client.predict("Hi", [], "Base", "sys", 5.0, 0.9, 16, api_name="/chat")
+    with pytest.raises(AppError, match="greater than maximum value 128"):
+        client.predict("Hi", [], "Base", "sys", 0.7, 0.9, 1000, api_name="/chat")
+    message, chat = client.predict("Hi", [], "Base", "sys", 0.0, 1.0, 8, api_name="/chat")
+    assert message == "" and not _last(chat).startswith("⚠️")
+
+
+def test_unbuilt_mode_says_so(client):
+    _, chat = client.predict("Hi", [], "Fine-tuned", "sys", 0.7, 0.9, 16, api_name="/chat")
+    assert "needs a LoRA adapter" in _last(chat)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_browser_chat_status_and_stop(server):
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, service = server
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        page.goto(url)
+        status = page.locator("#status")
+        status.get_by_text("Model:").wait_for(timeout=30_000)
+        assert "cpu" in status.inner_text() and "float32" in status.inner_text()
+
+        page.locator("#message textarea").fill("Hello from the browser")
+        page.locator("#send").click()
+        bot = page.locator("#chat .message.bot").last
+        bot.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => { const m = document.querySelectorAll('#chat .message.bot');"
+            " return m.length && m[m.length - 1].innerText.trim().length > 0; }",
+            timeout=30_000,
+        )
+        page.get_by_text("Hello from the browser").wait_for()
+        _wait_until_stable(page, bot)  # Send is ignored while an answer is still streaming
+        assert "⚠" not in bot.inner_text()  # a real answer, not a refusal
+
+        page.locator("#message textarea").fill("")
+        page.locator("#send").click()
+        page.get_by_text("Please type a message first.").wait_for(timeout=30_000)
+
+        page.locator("#stop").click()  # nothing running: a no-op, the page stays usable
+        page.screenshot(path=str(service.settings.data_dir / "browser.png"), full_page=True)
+        browser.close()
+
+
+def _wait_until_stable(page, locator, quiet_ms: int = 1500, timeout_s: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        text = locator.inner_text()
+        if text == last:
+            return
+        last = text
+        page.wait_for_timeout(quiet_ms)
+    raise AssertionError("the answer kept changing")

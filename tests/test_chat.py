@@ -1,0 +1,162 @@
+"""Chat behaviour a user notices: the template, streaming, trimming, stopping, bad input."""
+
+import copy
+import itertools
+import threading
+
+import pytest
+import torch
+
+from core.generation import Engine, GenerationParams, UserInputError
+from core.pipeline import AnswerPipeline, Mode
+
+GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
+
+
+def _forced(tiny_loaded, token: str):
+    """A copy of the tiny model whose every next token is `token` (bias on a zeroed head)."""
+    loaded = copy.copy(tiny_loaded)
+    loaded.model = copy.deepcopy(tiny_loaded.model)
+    vocab, hidden = loaded.model.lm_head.weight.shape
+    head = torch.nn.Linear(hidden, vocab, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[loaded.tokenizer.convert_tokens_to_ids(token)] = 10.0
+    loaded.model.lm_head = head
+    return loaded
+
+
+def test_phi3_chat_template_with_system_prompt(engine):
+    ids, dropped = engine.build_prompt("Be brief.", [], "What is KX-4471?", max_new_tokens=16)
+    text = engine.tokenizer.decode(ids)
+    assert text == "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is KX-4471?<|end|>\n<|assistant|>\n"
+    assert dropped == 0
+
+
+def test_streaming_yields_growing_text(engine):
+    pipeline = AnswerPipeline(engine, "sys")
+    params = GenerationParams(temperature=1.0, top_p=1.0, max_new_tokens=24)
+    torch.manual_seed(0)
+    updates = [u.text for u in pipeline.answer("Hello", params=params)]
+    assert len(updates) >= 3
+    for before, after in itertools.pairwise(updates[:-1]):  # the last repeats, marked done
+        assert after.startswith(before) and len(after) > len(before)
+
+
+def test_generation_stops_on_phi3_end_token(tiny_loaded):
+    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "<|end|>")), "")
+    final = list(pipeline.answer("Hello", params=GREEDY))[-1]
+    assert final.done and final.tokens == 1 and final.text == ""
+
+
+def test_generation_runs_to_max_new_tokens_without_a_stop_token(tiny_loaded):
+    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "The")), "")
+    final = list(pipeline.answer("Hello", params=GREEDY))[-1]
+    assert final.tokens == GREEDY.max_new_tokens and final.text.count("The") == GREEDY.max_new_tokens
+
+
+def test_long_history_is_trimmed_to_fit_the_context(engine):
+    history = []
+    for i in range(40):
+        history += [{"role": "user", "content": f"Question {i} about turbines"},
+                    {"role": "assistant", "content": f"Answer {i}: inspect the blades every 500 hours."}]
+    ids, dropped = engine.build_prompt("sys", history, "Newest question", max_new_tokens=64)
+    assert len(ids) <= engine.context_window - 64
+    assert dropped > 0 and dropped % 2 == 0  # whole exchanges go, oldest first
+    text = engine.tokenizer.decode(ids)
+    assert text.rstrip().endswith("Newest question<|end|>\n<|assistant|>")
+    assert "Question 39" in text and "Question 0 " not in text
+    pipeline = AnswerPipeline(engine, "sys")
+    final = list(pipeline.answer("Newest question", history, params=GREEDY))[-1]
+    assert final.done and any("oldest messages" in n for n in final.notes)
+
+
+def test_stop_event_ends_generation_early(tiny_loaded):
+    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "The")), "")
+    stop = threading.Event()
+    params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
+    seen = 0
+    for update in pipeline.answer("Hello", params=params, stop=stop):
+        seen = update.tokens
+        stop.set()
+    assert seen < 10
+
+
+def test_closing_the_stream_releases_the_model(engine):
+    stream = engine.stream(engine.build_prompt("", [], "Hi", 50)[0], GenerationParams(1.0, 1.0, 50))
+    next(stream)
+    stream.close()  # a closed browser tab: the worker stops and the lock is free again
+    assert engine.lock.acquire(timeout=5)
+    engine.lock.release()
+
+
+@pytest.mark.parametrize(
+    ("message", "params", "expected"),
+    [
+        ("", GREEDY, "Please type a message first."),
+        ("   \n ", GREEDY, "Please type a message first."),
+        ("x" * 2001, GREEDY, "the limit is 2,000"),
+        ("turbine " * 200, GREEDY, "shorten it or lower max new tokens"),
+        ("Hi", GenerationParams(-1, 0.9, 10), "Temperature must be between 0 and 2"),
+        ("Hi", GenerationParams(0.7, 0.0, 10), "Top-p must be above 0"),
+        ("Hi", GenerationParams(0.7, 0.9, 0), "Max new tokens must be a whole number from 1 to 128"),
+        ("Hi", GenerationParams(0.7, 0.9, 10_000), "from 1 to 128"),
+        ("Hi", GenerationParams(0.7, 0.9, 2.5), "whole number"),
+        ("Hi", GenerationParams("hot", 0.9, 10), "must be numbers"),
+    ],
+)
+def test_bad_input_gets_one_sentence_and_the_model_keeps_serving(engine, message, params, expected):
+    pipeline = AnswerPipeline(engine, "sys")
+    with pytest.raises(UserInputError) as err:
+        list(pipeline.answer(message, params=params))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert list(pipeline.answer("Hi", params=GREEDY))[-1].done
+
+
+def test_unknown_mode_is_refused(engine):
+    with pytest.raises(UserInputError, match="Unknown mode 'Magic'"):
+        list(AnswerPipeline(engine).answer("Hi", mode="Magic", params=GREEDY))
+
+
+def test_modes_not_built_say_so_plainly(engine):
+    for mode in (Mode.RAG, Mode.FINETUNED, Mode.HYBRID):
+        updates = list(AnswerPipeline(engine).answer("Hi", mode=mode, params=GREEDY))
+        assert len(updates) == 1 and " needs " in updates[0].text and updates[0].done
+
+
+def test_concurrent_users_all_get_complete_answers(engine):
+    pipeline = AnswerPipeline(engine, "sys")
+    results, errors = {}, []
+
+    def user(i: int) -> None:
+        try:
+            final = list(pipeline.answer(f"Question {i}", params=GREEDY))[-1]
+            results[i] = final.text
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and len(results) == 6
+    # Greedy decoding under the one-owner lock: the same question alone gives the same text.
+    assert results[3] == list(pipeline.answer("Question 3", params=GREEDY))[-1].text
+
+
+def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded, monkeypatch):
+    from core import service as service_module
+
+    monkeypatch.setattr(service_module, "load_model", lambda settings, progress: _forced(tiny_loaded, "The"))
+    service = service_module.ExpertService(tiny_settings)
+    assert service.wait_ready(timeout=60)
+    params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
+    answer = service.answer("alice", "Hello", [], "Base", params)
+    first = next(answer)
+    service.stop("bob")  # someone else's Stop button does nothing to Alice
+    service.stop("alice")
+    final = [first, *answer][-1]
+    assert final.tokens < 20
+    assert list(service.answer("alice", "Hello", [], "Base", params))[-1].tokens == 100
