@@ -8,11 +8,12 @@ back to the caller as it is produced.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,13 +146,29 @@ class IncrementalDecoder:
         return full_text[len(prefix_text) :]
 
 
+AdapterContext = Callable[[str | None], contextlib.AbstractContextManager]
+"""Given an adapter name (None = the bare base model), a context in which the model uses it."""
+
+
+def _no_adapters(name: str | None) -> contextlib.AbstractContextManager:
+    if name:
+        raise UserInputError(f"Adapter {name!r} cannot be used: no adapters are available on this model.")
+    return contextlib.nullcontext()
+
+
 class Engine:
-    """The single owner of the loaded model: prompts, trimming and streamed generation."""
+    """The single owner of the loaded model: prompts, trimming and streamed generation.
+
+    Whoever changes the model (loading, switching or removing adapters) holds `lock`, the
+    same lock every generation holds, and installs `use_adapter` to pick the adapter for
+    one generation. `loaded.model` may be replaced under the lock (e.g. by a PeftModel).
+    """
 
     def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000):
         self.loaded = loaded
         self.max_message_chars = max_message_chars
         self.lock = threading.RLock()
+        self.use_adapter: AdapterContext = _no_adapters
 
     @property
     def tokenizer(self) -> Any:
@@ -217,14 +234,19 @@ class Engine:
             turns = turns[cut:]
 
     def stream(
-        self, prompt_ids: Sequence[int], params: GenerationParams, stop: threading.Event | None = None
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        stop: threading.Event | None = None,
+        adapter: str | None = None,
     ) -> Iterator[str]:
-        """Yield one text delta per generated token, as it is generated.
+        """Yield one text delta per generated token, as it is generated, with `adapter` active.
 
         A delta is empty while a multi-byte character is still incomplete and for the stop
-        token. Closing the iterator (or setting `stop`) stops generation.
+        token. Closing the iterator (or setting `stop`) stops generation. An adapter that
+        cannot be used raises UserInputError from the iterator before any text.
         """
-        return _stream(self, list(prompt_ids), params, stop or threading.Event())
+        return _stream(self, list(prompt_ids), params, stop or threading.Event(), adapter)
 
     def _generate(
         self,
@@ -233,10 +255,11 @@ class Engine:
         stop: threading.Event,
         streamer: _TokenQueue,
         errors: list[BaseException],
+        adapter: str | None,
     ) -> None:
-        model = self.loaded.model
         try:
-            with self.lock, torch.inference_mode():
+            with self.lock, self.use_adapter(adapter), torch.inference_mode():
+                model = self.loaded.model
                 input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
                 model.generate(
                     input_ids=input_ids,
@@ -254,11 +277,16 @@ class Engine:
 
 
 @gpu
-def _stream(engine: Engine, prompt_ids: list[int], params: GenerationParams, stop: threading.Event) -> Iterator[str]:
+def _stream(
+    engine: Engine, prompt_ids: list[int], params: GenerationParams, stop: threading.Event, adapter: str | None
+) -> Iterator[str]:
     streamer = _TokenQueue()
     errors: list[BaseException] = []
     worker = threading.Thread(
-        target=engine._generate, args=(prompt_ids, params, stop, streamer, errors), name="generate", daemon=True
+        target=engine._generate,
+        args=(prompt_ids, params, stop, streamer, errors, adapter),
+        name="generate",
+        daemon=True,
     )
     decoder = IncrementalDecoder(engine.tokenizer, skip_ids=engine.loaded.stop_token_ids)
     started = time.perf_counter()

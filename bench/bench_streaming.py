@@ -1,0 +1,123 @@
+"""Streamed tokens/s and time to first token: the app's answer path vs raw `model.generate`.
+
+Both sides use the same loaded model, prompt and greedy settings. The app path is what a
+chat request runs (`ExpertService.answer`: checks, chat template, history trimming, worker
+thread, incremental detokenization); the baseline is `model.generate` on the already
+tokenized prompt with a streamer that only timestamps tokens. Runs alternate between the
+two so machine noise hits both alike; medians are reported.
+
+    python bench/bench_streaming.py [--runs 7] [--new-tokens 64] [--model embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from core.generation import GenerationParams
+from core.service import ExpertService
+from core.settings import Settings
+
+PROMPT = "Write a detailed paragraph about how cold-chain drones keep vaccines cold during long flights."
+
+
+class _Clock(BaseStreamer):
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first: float | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.first is None:  # the first put is the prompt
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+def raw_run(service: ExpertService, prompt_ids: list[int], params: GenerationParams) -> tuple[float, float, int]:
+    loaded = service.loaded
+    clock = _Clock()
+    ids = torch.tensor([prompt_ids])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            streamer=clock,
+            eos_token_id=loaded.stop_token_ids,
+            pad_token_id=loaded.stop_token_ids[0],
+            **params.generate_kwargs(),
+        )
+    total = time.perf_counter() - started
+    tokens = out.shape[1] - ids.shape[1]
+    return clock.first - started, total, tokens
+
+
+def app_run(service: ExpertService, params: GenerationParams) -> tuple[float, float, int]:
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    for update in service.answer("bench", PROMPT, [], "Base", params):
+        if first is None:
+            first = time.perf_counter() - started
+        tokens = update.tokens
+    total = time.perf_counter() - started
+    return first, total, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="measured runs per path (after one warm-up each)")
+    parser.add_argument("--new-tokens", type=int, default=64, help="max new tokens per run (greedy)")
+    parser.add_argument("--model", default="embedded", help="model setting, as for the app")
+    parser.add_argument("--data-dir", default="data", help="data directory (holds the embedded model cache)")
+    args = parser.parse_args()
+
+    settings = Settings(model=args.model, data_dir=Path(args.data_dir))
+    service = ExpertService(settings)
+    if not service.wait_ready():
+        sys.exit(service.status_line())
+    params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=args.new_tokens)
+    prompt_ids, _ = service.pipeline.engine.build_prompt(settings.system_prompt, [], PROMPT, args.new_tokens)
+    print(f"model: {service.loaded.describe()}; torch threads: {torch.get_num_threads()}")
+    print(f"prompt: {len(prompt_ids)} tokens; up to {args.new_tokens} new tokens, greedy; {args.runs} runs each")
+
+    raw_run(service, prompt_ids, params)  # warm-up
+    app_run(service, params)
+    raw, app = [], []
+    for i in range(args.runs):
+        pair = [("raw", lambda: raw_run(service, prompt_ids, params)), ("app", lambda: app_run(service, params))]
+        for name, run in pair if i % 2 == 0 else reversed(pair):
+            (raw if name == "raw" else app).append(run())
+
+    def summary(rows: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+        ttft = statistics.median(r[0] for r in rows)
+        tps = statistics.median(r[2] / r[1] for r in rows)
+        return ttft, tps, rows[0][2]
+
+    raw_ttft, raw_tps, raw_tokens = summary(raw)
+    app_ttft, app_tps, app_tokens = summary(app)
+    print()
+    print(f"{'path':<28}{'tokens':>8}{'tokens/s':>12}{'first token (ms)':>20}")
+    print(f"{'raw model.generate':<28}{raw_tokens:>8}{raw_tps:>12.1f}{raw_ttft * 1000:>20.1f}")
+    print(f"{'app answer path (streamed)':<28}{app_tokens:>8}{app_tps:>12.1f}{app_ttft * 1000:>20.1f}")
+    print()
+    ratio = app_tps / raw_tps
+    overhead_ms = (app_ttft - raw_ttft) * 1000
+    print(f"throughput ratio app/raw: {ratio:.3f}  (target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})")
+    print(f"first-token overhead: {overhead_ms:+.1f} ms  (target < 50 ms: {'PASS' if overhead_ms < 50 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()
