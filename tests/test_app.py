@@ -80,7 +80,7 @@ def test_invalid_setting_is_refused_and_the_app_keeps_serving(client):
 
 def test_unbuilt_mode_says_so(client):
     _, chat = client.predict("Hi", [], "Fine-tuned", "sys", 0.7, 0.9, 16, api_name="/chat")
-    assert "needs a LoRA adapter" in _last(chat)
+    assert "Fine-tuned mode needs an adapter" in _last(chat)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -122,7 +122,7 @@ def test_unknown_mode_is_refused(engine):
 def test_modes_not_built_say_so_plainly(engine):
     for mode in (Mode.RAG, Mode.FINETUNED, Mode.HYBRID):
         updates = list(AnswerPipeline(engine).answer("Hi", mode=mode, params=GREEDY))
-        assert len(updates) == 1 and " needs " in updates[0].text and updates[0].done
+        assert len(updates) == 1 and " mode needs " in updates[0].text and updates[0].done
 
 
 def test_concurrent_users_all_get_complete_answers(engine):
