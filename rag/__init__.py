@@ -1,0 +1,64 @@
+"""Retrieval-augmented generation: the company's documents as a searchable, persistent index.
+
+    from rag import KnowledgeBase, ensure_sample_index
+    kb = ensure_sample_index(settings, "sample_kb/docs")     # or KnowledgeBase(settings).open()
+    reports = kb.add_files(paths, progress=lambda fraction, message: ...)   # list[FileReport]
+    passages = kb.search("What does E-PW-131 mean?")         # list[core.retrieval.Passage]
+    kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot_id; kb.refresh()
+
+    python -m rag ingest <folder> | add <files> | list | delete <doc_id> | search "<query>" | reindex | stats
+
+Pipeline: file -> `readers` (txt, md, pdf, docx, html -> sections with page/heading) -> `chunking`
+(LlamaIndex SentenceSplitter, sized in the embedding model's tokens) -> `embedding`
+(sentence-transformers, normalized) -> `vector_store` (FAISS IndexIDMap2 over IndexFlatIP through
+LlamaIndex's FaissVectorStore) + `keyword_index` (BM25 over `terms`, CJK-aware) -> `fusion`
+(relevance floor, reciprocal-rank fusion). `storage` and `uploads` keep it on disk.
+
+On disk, under `settings.data_dir` (other parts may read these without importing `rag`):
+
+    index/CURRENT                           one line naming the current snapshot: "snapshots/<snapshot_id>"
+    index/snapshots/<snapshot_id>/manifest.json
+    index/segments/<segment_id>/            chunks.jsonl + vectors.npy of one document (immutable)
+    uploads/<doc_id>/<file name>            the original of every indexed document
+
+So the current manifest is `<data_dir>/index/` + the line in CURRENT + `/manifest.json`. It is plain
+JSON with: `format`, `snapshot_id` (changes on every add, delete or reindex), `parent_snapshot_id`,
+`created_at` (ISO 8601 UTC), `embed_model`, `dim`, `chunk_size`, `chunk_overlap`,
+`effective_chunk_size`, `keyword_tokenizer`, `next_vector_id`, `sample_seeded`, and `documents`: a
+list of {`doc_id`, `name`, `sha256`, `chunks`, `added_at`, `size_bytes`, `segment`, `upload`, `note`}.
+Files are only ever replaced by rename, so a reader never sees a half-written manifest.
+
+Nothing heavy happens at import: the embedding model loads on the first add or search.
+"""
+
+from rag.errors import (
+    DocumentNotFoundError,
+    EmbeddingModelError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexWriteError,
+    IngestError,
+    RagError,
+)
+from rag.fusion import Floors
+from rag.knowledge_base import KnowledgeBase, ensure_sample_index
+from rag.readers import SUPPORTED_EXTENSIONS
+from rag.records import DocumentInfo, FileReport, IndexStats, Progress
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "DocumentInfo",
+    "DocumentNotFoundError",
+    "EmbeddingModelError",
+    "FileReport",
+    "Floors",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexStats",
+    "IndexWriteError",
+    "IngestError",
+    "KnowledgeBase",
+    "Progress",
+    "RagError",
+    "ensure_sample_index",
+]

@@ -1,0 +1,104 @@
+"""Command line for the knowledge base: bulk ingest, list, delete, search, reindex, stats.
+
+    python -m rag ingest sample_kb/docs --data-dir data
+    python -m rag list
+    python -m rag search "What does E-PW-131 mean?" --top-k 5
+    python -m rag delete 568bc0e09ec07a07
+
+Any app setting can follow the command, with the same flags as `python app.py` (--data-dir,
+--embed-model, --chunk-size, --chunk-overlap, --top-k, --dense-k, --keyword-k, --fusion,
+--max-upload-mb, ...), and `EXPERT_*` environment variables apply as in the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.settings import Settings, SettingsError
+from rag.errors import RagError
+from rag.knowledge_base import KnowledgeBase
+from rag.records import FileReport
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rag",
+        description="Manage the document index of the industry-expert chat.",
+        epilog="App settings may follow the command (e.g. --data-dir DIR --embed-model NAME --chunk-size N); "
+        "see `python app.py --help` for all of them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser("ingest", help="Add every file under a folder; unsupported ones are reported.")
+    ingest.add_argument("folder", type=Path, help="Folder to ingest; subfolders too unless --no-recursive.")
+    ingest.add_argument("--no-recursive", action="store_true", help="Only the folder's own files.")
+    add = commands.add_parser("add", help="Add the given files.")
+    add.add_argument("files", type=Path, nargs="+", help="Files to add (.txt, .md, .pdf, .docx, .html).")
+    commands.add_parser("list", help="List the indexed documents.")
+    delete = commands.add_parser("delete", help="Remove one document by its id (see `list`).")
+    delete.add_argument("doc_id", help="Document id as shown by `list`.")
+    search = commands.add_parser("search", help="Show the passages a question retrieves.")
+    search.add_argument("query", help="The question or keywords.")
+    commands.add_parser("reindex", help="Re-chunk and re-embed everything with the current settings.")
+    commands.add_parser("stats", help="Summary of the index.")
+    return parser
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def _print_reports(reports: list[FileReport]) -> int:
+    for r in reports:
+        mark = "ok " if r.ok else "ERR"
+        ident = f" [{r.doc_id}]" if r.doc_id else ""
+        print(f"{mark} {r.name}{ident}: {r.message}")
+    failed = sum(1 for r in reports if not r.ok)
+    print(f"{len(reports) - failed} of {len(reports)} files in the index; {failed} refused.")
+    return 1 if failed else 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Execute one parsed command; returns the exit status. Raises RagError for index problems."""
+    if args.command == "reindex":
+        return _print_reports(KnowledgeBase(settings).reindex(_progress))
+    kb = KnowledgeBase(settings).open()
+    if args.command == "ingest":
+        return _print_reports(kb.add_folder(args.folder, _progress, recursive=not args.no_recursive))
+    if args.command == "add":
+        return _print_reports(kb.add_files(args.files, _progress))
+    if args.command == "list":
+        docs = kb.list_documents()
+        for d in docs:
+            print(f"{d.doc_id}  {d.added_date}  {d.chunks:5d} chunks  {d.name}")
+        print(f"{len(docs)} documents, snapshot {kb.snapshot_id}.")
+    elif args.command == "delete":
+        kb.delete(args.doc_id)
+        print(f"Deleted {args.doc_id}; snapshot {kb.snapshot_id}.")
+    elif args.command == "search":
+        passages = kb.search(args.query)
+        if not passages:
+            print("Nothing relevant in the index.")
+        for n, p in enumerate(passages, start=1):
+            text = " ".join(p.text.split())
+            print(f"{n}. {p.source}, {p.location} (score {p.score:.4f})\n   {text[:300]}")
+    elif args.command == "stats":
+        for key, value in vars(kb.stats()).items():
+            print(f"{key:22s} {value}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, rest = _parser().parse_known_args(argv)
+    try:
+        settings = Settings.load(rest)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return run(args, settings)
+    except RagError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1

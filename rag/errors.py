@@ -1,0 +1,34 @@
+"""Exceptions the knowledge base raises. Every message is one sentence a user can act on."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class for every error raised by `rag`."""
+
+
+class IngestError(RagError):
+    """One file could not be ingested (empty, binary, corrupt, too large, unsupported, undecodable)."""
+
+
+class EmbeddingModelError(RagError):
+    """The embedding model could not be found or loaded."""
+
+
+class IndexMismatchError(RagError):
+    """The stored index was built with another embedding model or dimension than the settings ask for."""
+
+
+class IndexCorruptError(RagError):
+    """No stored snapshot of the index could be read."""
+
+
+class DocumentNotFoundError(RagError, KeyError):
+    """No document with the given id is in the index."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexWriteError(RagError):
+    """Saving the index failed (disk full, permissions); the previous version is still in place."""

@@ -1,0 +1,76 @@
+"""One file -> a prepared document: validated, read, chunked, with keyword terms (not yet embedded).
+
+Checks run cheapest first (extension, size, emptiness) so a bad file is refused before any parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.chunking import Chunker, context_text
+from rag.errors import IngestError
+from rag.readers import check_extension, read_sections
+from rag.records import Chunk
+from rag.terms import terms
+from rag.uploads import safe_name
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class PreparedDocument:
+    name: str
+    data: bytes
+    sha256: str
+    chunks: list[Chunk]
+    contexts: list[str]  # what is embedded, one per chunk
+    terms: list[list[str]]  # keyword terms, one list per chunk
+    note: str = ""  # e.g. "decoded from cp949"
+
+    @property
+    def doc_id(self) -> str:
+        return doc_id_for(self.sha256)
+
+
+def doc_id_for(sha256: str) -> str:
+    """Documents are named by content: the same bytes uploaded twice are one document."""
+    return sha256[:16]
+
+
+def check_file(path: Path, max_upload_mb: float) -> None:
+    """Raise `IngestError` for a missing, unsupported, empty or too large file, without reading it."""
+    name = path.name
+    check_extension(name)
+    if not path.is_file():
+        raise IngestError(f"{name} was not found.")
+    size = path.stat().st_size
+    if size == 0:
+        raise IngestError(f"{name} is empty.")
+    if size > max_upload_mb * MIB:
+        raise IngestError(f"{name} is {size / MIB:.1f} MB, over the {max_upload_mb:g} MB upload limit.")
+
+
+def prepare(name: str, data: bytes, chunker: Chunker, max_upload_mb: float) -> PreparedDocument:
+    """Read and chunk one file. Raises `IngestError` (one sentence) for any input problem."""
+    name = safe_name(name)
+    check_extension(name)
+    if not data:
+        raise IngestError(f"{name} is empty.")
+    if len(data) > max_upload_mb * MIB:
+        raise IngestError(f"{name} is {len(data) / MIB:.1f} MB, over the {max_upload_mb:g} MB upload limit.")
+    sections, note = read_sections(name, data)
+    chunks = chunker.chunk(sections)
+    if not chunks:
+        raise IngestError(f"{name} has no text to index.")
+    contexts = [context_text(name, c) for c in chunks]
+    return PreparedDocument(
+        name=name,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        chunks=chunks,
+        contexts=contexts,
+        terms=[terms(c) for c in contexts],
+        note=note,
+    )

@@ -1,0 +1,63 @@
+"""Word .docx through python-docx: one section per heading, tables kept as "cell | cell" lines."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from rag.decoding import clean_extracted
+from rag.errors import IngestError
+from rag.readers.headings import HeadingPath, drop_document_title
+from rag.records import Section
+
+_HEADING_STYLE = re.compile(r"^(?:heading|überschrift|titre)\s*(\d)$", re.IGNORECASE)
+
+
+def _heading_level(style_name: str) -> int | None:
+    if style_name.lower() == "title":
+        return 0
+    match = _HEADING_STYLE.match(style_name.strip())
+    return int(match.group(1)) if match else None
+
+
+def read_docx(name: str, data: bytes) -> tuple[list[Section], str]:
+    """Raises `IngestError` for an empty or damaged file, or one that is not a Word document."""
+    import docx
+    from docx.table import Table
+
+    if not data.strip():
+        raise IngestError(f"{name} is empty.")
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = list(document.iter_inner_content())
+    except Exception:  # BadZipFile, KeyError, ValueError, lxml errors: all mean "not a readable .docx"
+        raise IngestError(f"{name} could not be read as a Word document; the file is damaged or not a .docx.") from None
+    path = HeadingPath()
+    sections: list[Section] = []
+    lines: list[str] = []
+
+    def flush() -> None:
+        text = clean_extracted("\n".join(lines)).strip()
+        if text:
+            sections.append(Section(text, heading=path.path))
+        lines.clear()
+
+    for block in blocks:
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = [c.text.strip() for c in row.cells]
+                lines.append(" | ".join(dict.fromkeys(c for c in cells if c)))  # merged cells repeat
+            continue
+        text = block.text.strip()
+        style = block.style.name if block.style is not None else ""
+        level = _heading_level(style or "")
+        if level is not None and text:
+            flush()
+            path.enter(level, text)
+            lines.append(text)
+        elif text:
+            lines.append(text)
+    flush()
+    # A section holding only its own heading line carries no content.
+    sections = [s for s in sections if s.text.strip() != s.heading.rpartition(" > ")[2]]
+    return drop_document_title(sections), ""

@@ -1,0 +1,61 @@
+"""Originals of uploaded documents, kept so the index can be rebuilt (`reindex`) from them.
+
+    <data_dir>/uploads/<doc_id>/<file name>
+
+`doc_id` is derived from the file's SHA-256, so a stored original never changes; it is written to a
+temporary name, fsynced, and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import unicodedata
+from pathlib import Path, PurePath
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def safe_name(name: str) -> str:
+    """The file's base name, without path parts or characters that are unsafe in file names."""
+    base = PurePath(name.replace("\\", "/")).name
+    base = _UNSAFE.sub("_", unicodedata.normalize("NFC", base)).strip(" .") or "document"
+    while len(base.encode("utf-8")) > 200:
+        stem, dot, suffix = base.rpartition(".")
+        base = (stem[:-1] + dot + suffix) if dot and stem else base[:-1]
+    return base
+
+
+class UploadStore:
+    def __init__(self, folder: Path):
+        self.root = Path(folder)
+
+    def path(self, doc_id: str, name: str) -> Path:
+        return self.root / doc_id / safe_name(name)
+
+    def save(self, doc_id: str, name: str, data: bytes) -> Path:
+        """Store an original (idempotent: same doc_id means the same bytes)."""
+        final = self.path(doc_id, name)
+        if final.is_file() and final.stat().st_size == len(data):
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(final.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        return final
+
+    def read(self, doc_id: str, name: str) -> bytes:
+        """Raises FileNotFoundError when the original is gone."""
+        return self.path(doc_id, name).read_bytes()
+
+    def prune(self, keep_doc_ids: set[str]) -> None:
+        """Delete originals of documents no kept snapshot names."""
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder.name not in keep_doc_ids:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""`python -m rag`: bulk ingest of a folder, then list, search and delete from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+from tests.test_rag_support import FORMAT_DOCS, one_torch_thread, write_docs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+def test_the_cli_ingests_a_folder_lists_searches_and_deletes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "docs"
+    write_docs(folder, FORMAT_DOCS)
+    write_docs(folder / "sub", {"deep.md": "# Deep\n\nThe nested folder holds the pelicanite manual.\n"})
+    write_docs(folder, {"table.xlsx": b"PK\x03\x04", ".hidden.md": "# Hidden\n"})
+    data = ["--data-dir", str(tmp_path / "data")]
+
+    assert main(["ingest", str(folder), *data, "--chunk-size", "128"]) == 1  # one file refused
+    out, err = capsys.readouterr()
+    assert "6 of 7 files in the index; 1 refused." in out
+    assert "ERR table.xlsx: table.xlsx: '.xlsx' files are not supported" in out
+    assert "[100%] Done" in err  # progress goes to stderr
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "rag", "list", *data],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    ).stdout
+    assert "6 documents" in listed and "deep.md" in listed and "hidden" not in listed
+    doc_id = next(line.split()[0] for line in listed.splitlines() if line.endswith("deep.md"))
+
+    assert main(["search", "Where is the pelicanite manual?", *data]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("1. deep.md, section Deep")
+
+    assert main(["delete", doc_id, *data]) == 0
+    assert main(["search", "pelicanite", *data, "--fusion", "keyword"]) == 0
+    out, _ = capsys.readouterr()
+    assert "Nothing relevant in the index." in out
+    assert main(["stats", *data]) == 0
+    assert "effective_chunk_size   128" in capsys.readouterr().out
+
+    assert main(["delete", "no-such-id", *data]) == 1
+    assert "No document with id 'no-such-id'" in capsys.readouterr().err
+    assert main(["list", *data, "--fusion", "magic"]) == 2

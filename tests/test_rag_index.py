@@ -1,0 +1,343 @@
+"""The persistent index: one document in or out without a rebuild, crash safety, the embedding
+model guard, re-indexing, thread safety, and first-start seeding."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag.storage
+from rag import (
+    DocumentNotFoundError,
+    IndexMismatchError,
+    IndexWriteError,
+    KnowledgeBase,
+    ensure_sample_index,
+)
+from rag.embedding import get_embedder
+from tests.test_rag_support import one_torch_thread, rag_settings, write_docs
+
+DOCS = {
+    "alpha.md": "# Alpha\n\nThe alpha drone carries the turquoise payload over the bay.\n",
+    "bravo.md": "# Bravo\n\nThe bravo dock charges batteries at the harbour station.\n",
+    "charlie.md": "# Charlie\n\nThe charlie team repairs propellers in the workshop.\n",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+def _kb(tmp_path: Path, docs: dict[str, str] = DOCS, **changes: object) -> KnowledgeBase:
+    kb = KnowledgeBase(rag_settings(tmp_path / "data", **changes)).open()
+    reports = kb.add_files(write_docs(tmp_path / "in", docs))
+    assert all(r.ok for r in reports), [r.message for r in reports]
+    return kb
+
+
+def _current_manifest(data_dir: Path) -> dict:
+    """Read the manifest the documented way, with nothing but the standard library."""
+    pointer = (data_dir / "index" / "CURRENT").read_text(encoding="utf-8").strip()
+    return json.loads((data_dir / "index" / pointer / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _ids(kb: KnowledgeBase, name: str) -> list[str]:
+    doc_id = next(d.doc_id for d in kb.list_documents() if d.name == name)
+    return [p.chunk_id for p in kb.search(name.split(".")[0], top_k=10, fusion="keyword") if p.doc_id == doc_id]
+
+
+def test_manifest_is_plain_json_at_the_documented_path(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    manifest = _current_manifest(tmp_path / "data")
+    assert manifest["snapshot_id"] == kb.snapshot_id
+    assert manifest["embed_model"] == "all-MiniLM-L6-v2" and manifest["dim"] == 384
+    assert manifest["created_at"].endswith("Z")
+    assert (manifest["chunk_size"], manifest["chunk_overlap"]) == (384, 48)
+    assert {d["name"] for d in manifest["documents"]} == set(DOCS)
+    for doc in manifest["documents"]:
+        assert {"doc_id", "name", "sha256", "chunks", "added_at"} <= set(doc)
+        assert (tmp_path / "data" / doc["upload"]).read_text(encoding="utf-8") == DOCS[doc["name"]]
+
+
+def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    data = tmp_path / "data"
+    segments = {p.name: p.stat().st_ino for p in (data / "index" / "segments").iterdir()}
+    vectors = kb._state.vectors  # the in-memory FAISS store, to show it is patched, not rebuilt
+    alpha_ids, snapshot = _ids(kb, "alpha.md"), kb.snapshot_id
+
+    (report,) = kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+    assert report.status == "added" and kb.snapshot_id != snapshot
+    assert kb._state.vectors is vectors and len(vectors) == 4
+    assert _ids(kb, "alpha.md") == alpha_ids  # other documents keep their chunk ids
+    after_add = {p.name: p.stat().st_ino for p in (data / "index" / "segments").iterdir()}
+    assert {k: after_add[k] for k in segments} == segments and len(after_add) == 4  # old segments untouched
+
+    bravo = next(d.doc_id for d in kb.list_documents() if d.name == "bravo.md")
+    snapshot = kb.snapshot_id
+    kb.delete(bravo)
+    assert kb.snapshot_id != snapshot and kb._state.vectors is vectors and len(vectors) == 3
+    assert [d.name for d in kb.list_documents()] == ["alpha.md", "charlie.md", "delta.md"]
+    assert all(p.source != "bravo.md" for p in kb.search("bravo dock harbour batteries", top_k=10))
+    assert kb.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
+    assert not (data / "uploads" / bravo).exists()
+    with pytest.raises(DocumentNotFoundError, match="No document with id 'nope'"):
+        kb.delete("nope")
+
+    reopened = KnowledgeBase(rag_settings(data)).open()
+    assert reopened.snapshot_id == kb.snapshot_id
+    assert [d.name for d in reopened.list_documents()] == ["alpha.md", "charlie.md", "delta.md"]
+    assert reopened.search("Who repairs propellers?")[0].source == "charlie.md"
+
+
+def test_same_bytes_are_kept_once_and_a_new_version_replaces_the_old(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    snapshot = kb.snapshot_id
+    (same,) = kb.add_files([tmp_path / "in" / "alpha.md"])
+    assert same.status == "unchanged" and same.ok and kb.snapshot_id == snapshot
+
+    new = "# Alpha\n\nThe alpha drone now carries the crimson payload.\n"
+    (replaced,) = kb.add_files(write_docs(tmp_path / "v2", {"alpha.md": new}))
+    assert replaced.status == "replaced"
+    assert [d.name for d in kb.list_documents()].count("alpha.md") == 1
+    assert kb.search("crimson payload", fusion="keyword")[0].source == "alpha.md"
+    assert kb.search("turquoise", fusion="keyword") == []
+
+
+def _fail_writing_manifest(real_write):
+    def write(path: Path, data: bytes) -> None:
+        if path.name == rag.storage.MANIFEST:
+            path.write_bytes(data[: len(data) // 2])  # a torn write, then the crash
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    return write
+
+
+@pytest.mark.parametrize("crash_at", ["segment vectors", "manifest", "CURRENT pointer"])
+def test_a_crash_mid_save_leaves_the_last_good_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    kb = _kb(tmp_path)
+    data, good_snapshot = tmp_path / "data", kb.snapshot_id
+    if crash_at == "segment vectors":
+        monkeypatch.setattr(rag.storage.np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    elif crash_at == "manifest":
+        monkeypatch.setattr(rag.storage, "_write_file", _fail_writing_manifest(rag.storage._write_file))
+    else:
+        real_replace = os.replace
+        monkeypatch.setattr(
+            rag.storage.os,
+            "replace",
+            lambda src, dst: (
+                (_ for _ in ()).throw(OSError(5, "I/O error"))
+                if Path(dst).name == "CURRENT"
+                else real_replace(src, dst)
+            ),
+        )
+
+    with pytest.raises(IndexWriteError, match=r"could not be saved .*; the previous version is kept"):
+        kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+    monkeypatch.undo()
+
+    assert kb.snapshot_id == good_snapshot  # memory was never patched
+    reopened = KnowledgeBase(rag_settings(data)).open()
+    assert reopened.snapshot_id == good_snapshot
+    assert [d.name for d in reopened.list_documents()] == list(DOCS)
+    assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
+
+    # The next save works and sweeps away what the crash left behind.
+    reports = reopened.add_files([tmp_path / "more" / "delta.md"])
+    assert reports[0].status == "added"
+    leftovers = [p.name for p in (data / "index").rglob("*.tmp")]
+    assert leftovers == []
+    manifest = _current_manifest(data)
+    on_disk = {p.name for p in (data / "index" / "segments").iterdir()}
+    assert on_disk <= {d["segment"] for d in manifest["documents"]} | _older_segments(data)
+
+
+def _older_segments(data: Path) -> set[str]:
+    names = set()
+    for manifest in (data / "index" / "snapshots").glob("*/manifest.json"):
+        names |= {d["segment"] for d in json.loads(manifest.read_text())["documents"]}
+    return names
+
+
+def test_an_unreadable_current_snapshot_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    first = kb.snapshot_id
+    kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+    data = tmp_path / "data"
+    (data / "index" / "snapshots" / kb.snapshot_id / "manifest.json").write_text("{ torn")
+
+    reopened = KnowledgeBase(rag_settings(data)).open()
+    assert reopened.snapshot_id == first and len(reopened.list_documents()) == 3
+
+
+def test_an_index_built_with_another_embedding_model_is_refused(tmp_path: Path) -> None:
+    _kb(tmp_path)
+    data = tmp_path / "data"
+    other = rag_settings(data, embed_model="sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
+    with pytest.raises(IndexMismatchError, match="built with the embedding model 'all-MiniLM-L6-v2'"):
+        KnowledgeBase(other).open()
+    # Another spelling of the same model is the same model.
+    same = KnowledgeBase(rag_settings(data, embed_model="sentence-transformers/all-MiniLM-L6-v2")).open()
+    assert len(same.list_documents()) == 3
+
+    class WiderEmbedder:  # same name, other dimension: caught when the model is first used
+        name, dim, max_tokens = "all-MiniLM-L6-v2", 768, 256
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 768), np.float32) / np.sqrt(768)
+
+    wider = KnowledgeBase(rag_settings(data), embedder=WiderEmbedder()).open()
+    with pytest.raises(IndexMismatchError, match="384-dimensional vectors"):
+        wider.search("turquoise payload")
+
+
+def test_reindex_rebuilds_everything_with_new_settings(tmp_path: Path) -> None:
+    long_doc = {"long.md": "# Long\n\n" + " ".join(f"Sentence {i} about the hangar rota." for i in range(120))}
+    kb = _kb(tmp_path, {**DOCS, **long_doc})
+    data = tmp_path / "data"
+    dates = {d.doc_id: d.added_at for d in kb.list_documents()}
+    chunks_before = {d.name: d.chunks for d in kb.list_documents()}
+    # Pretend the index came from another model: opening refuses it, reindex rebuilds it.
+    pointer = (data / "index" / "CURRENT").read_text().strip()
+    manifest_path = data / "index" / pointer / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["embed_model"] = "some-old-model"
+    manifest_path.write_text(json.dumps(manifest))
+    smaller = rag_settings(data, chunk_size=64, chunk_overlap=8)
+    with pytest.raises(IndexMismatchError):
+        KnowledgeBase(smaller).open()
+
+    rebuilt = KnowledgeBase(smaller)
+    reports = rebuilt.reindex()
+    assert all(r.ok for r in reports) and len(reports) == 4
+    assert {d.doc_id: d.added_at for d in rebuilt.list_documents()} == dates
+    assert {d.name: d.chunks for d in rebuilt.list_documents()}["long.md"] > chunks_before["long.md"]
+    fresh = KnowledgeBase(smaller).open()
+    assert fresh.stats().effective_chunk_size == 64 and fresh.stats().embed_model == "all-MiniLM-L6-v2"
+    assert fresh.search("Which team repairs propellers?")[0].source == "charlie.md"
+
+    shutil.rmtree(data / "uploads" / next(d.doc_id for d in fresh.list_documents() if d.name == "bravo.md"))
+    reports = fresh.reindex()
+    assert [r.name for r in reports if not r.ok] == ["bravo.md"]
+    assert "stored original is missing" in next(r.message for r in reports if not r.ok)
+    assert "bravo.md" not in {d.name for d in fresh.list_documents()}
+
+
+def test_searches_run_while_a_document_is_added(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                results = kb.search("Which drone carries the turquoise payload?")
+                assert results and results[0].source == "alpha.md"
+            except BaseException as exc:  # collected and re-raised in the main thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=search_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(3):
+            doc = {f"extra{n}.md": f"# Extra {n}\n\nExtra note number {n} about the {n}th shift.\n"}
+            assert kb.add_files(write_docs(tmp_path / f"x{n}", doc))[0].ok
+        kb.delete(next(d.doc_id for d in kb.list_documents() if d.name == "extra0.md"))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(kb.list_documents()) == 5
+
+
+def test_a_save_by_another_process_is_picked_up_not_overwritten(tmp_path: Path) -> None:
+    app = _kb(tmp_path)  # say the running app
+    cli = KnowledgeBase(rag_settings(tmp_path / "data")).open()  # and `python -m rag ingest` beside it
+    cli.add_files(write_docs(tmp_path / "cli", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+
+    assert app.refresh() is True and app.refresh() is False
+    assert app.search("Which drone flies the night route?")[0].source == "delta.md"
+    cli.add_files(write_docs(tmp_path / "cli2", {"echo.md": "# Echo\n\nEcho checks the weather radar.\n"}))
+    app.add_files(write_docs(tmp_path / "app", {"foxtrot.md": "# Foxtrot\n\nFoxtrot sorts the mail.\n"}))
+    names = {d.name for d in KnowledgeBase(rag_settings(tmp_path / "data")).open().list_documents()}
+    assert {"delta.md", "echo.md", "foxtrot.md"} <= names  # the app reloaded before saving
+
+
+def test_the_sample_knowledge_base_is_ingested_on_first_start_only(tmp_path: Path) -> None:
+    sample = tmp_path / "sample"
+    write_docs(sample, {"a.md": "# A\n\nSample one.\n", "b.txt": "Sample two.\n", "notes.json": "{}"})
+    settings = rag_settings(tmp_path / "data")
+    kb = ensure_sample_index(settings, sample)
+    assert sorted(d.name for d in kb.list_documents()) == ["a.md", "b.txt"]
+    snapshot = kb.snapshot_id
+    assert ensure_sample_index(settings, sample).snapshot_id == snapshot  # second start: nothing to do
+    for doc in kb.list_documents():
+        kb.delete(doc.doc_id)
+    assert ensure_sample_index(settings, sample).list_documents() == []  # emptied on purpose stays empty
+
+
+def test_the_vector_store_speaks_llamaindex_and_deletes_by_document() -> None:
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from rag.vector_store import VECTOR_ID_KEY, IdMappedFaissVectorStore
+
+    store = IdMappedFaissVectorStore(dim=4)
+    basis = np.eye(4, dtype=np.float32)
+    nodes = []
+    for i, doc in enumerate(["doc-a", "doc-a", "doc-b"]):
+        node = TextNode(text=f"chunk {i}", embedding=basis[i].tolist(), metadata={VECTOR_ID_KEY: 100 + i})
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=doc)
+        nodes.append(node)
+    assert store.add(nodes) == ["100", "101", "102"]
+    result = store.query(VectorStoreQuery(query_embedding=basis[2].tolist(), similarity_top_k=10))
+    assert result.ids[0] == "102" and len(result.ids) == 3  # k is capped at what the index holds
+    store.delete("doc-a")
+    assert len(store) == 1 and store.search(basis[0], 5) == [(102, 0.0)]
+
+
+def test_keyword_scores_match_bm25s_through_adds_and_deletes() -> None:
+    import bm25s
+
+    from rag.keyword_index import KeywordIndex
+
+    docs = {
+        "a": [["drone", "battery", "charge", "battery"], ["drone", "propeller"]],
+        "b": [["warranty", "battery", "month"]],
+        "c": [["dock", "door", "seal", "dock"], ["weather", "wind", "drone"]],
+        "d": [["battery", "dock"]],
+    }
+    index, next_id = KeywordIndex(), 0
+    for key, chunks in docs.items():
+        index.add(key, np.arange(next_id, next_id + len(chunks)), chunks)
+        next_id += len(chunks)
+    index.search(["battery"], 10)  # merges the pending postings of "battery"
+    index.remove("d")  # one pending, one merged posting list to take it out of
+    kept = [chunk for key in "abc" for chunk in docs[key]]
+    reference = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    reference.index(kept, show_progress=False)
+    query = ["battery", "drone", "unseen"]
+    expected = reference.get_scores(query)
+    got = {hit.id: hit.score for hit in index.search(query, 10)}
+    assert sorted(got) == [i for i, score in enumerate(expected) if score > 0]
+    assert np.allclose([got[i] for i in sorted(got)], expected[expected > 0], rtol=1e-5)
+
+
+def test_the_embedder_is_shared_and_loaded_once() -> None:
+    assert get_embedder("all-MiniLM-L6-v2") is get_embedder("sentence-transformers/all-MiniLM-L6-v2")

@@ -1,0 +1,186 @@
+"""Ingestion: every format keeps its location, every bad file gets its own sentence and changes
+nothing, legacy encodings decode to the right characters, and chunking never breaks a character."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import KnowledgeBase
+from rag.chunking import Chunker
+from rag.decoding import decode_text
+from rag.embedding import get_embedder
+from rag.errors import IngestError
+from rag.records import Section
+from tests.test_rag_support import FORMAT_DOCS, MULTILINGUAL_DOCS, make_pdf, one_torch_thread, rag_settings, write_docs
+
+SAMPLE_DOCS = Path(__file__).resolve().parent.parent / "sample_kb" / "docs"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+def _index_files(data_dir: Path) -> dict[str, float]:
+    return {str(p.relative_to(data_dir)): p.stat().st_mtime_ns for p in data_dir.rglob("*") if p.is_file()}
+
+
+def test_every_format_ingests_with_its_location(tmp_path: Path) -> None:
+    kb = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+    seen: list[float] = []
+    reports = kb.add_files(write_docs(tmp_path / "in", FORMAT_DOCS), progress=lambda f, m: seen.append(f))
+
+    assert [r.status for r in reports] == ["added"] * len(FORMAT_DOCS), [r.message for r in reports]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    expected = {
+        "zebracorn": ("notes.txt", "lines 1-6"),
+        "quillfeather": ("battery.md", "section Charging > Cold weather"),
+        "quokkaberry": ("policy.html", "section Returns > Refunds"),
+        "marmalade": ("report.pdf", "page 2"),
+        "snorkelbird": ("warranty.docx", "section Claims"),
+    }
+    for word, (source, location) in expected.items():
+        top = kb.search(word, fusion="keyword")[0]
+        assert (top.source, top.location) == (source, location)
+        assert word in top.text
+    assert kb.search("scriptword", fusion="keyword") == []  # <script> text is not indexed
+    table = kb.search("Battery Months", fusion="keyword")[0]
+    assert table.source == "warranty.docx" and "Battery | 12" in table.text  # docx tables kept as rows
+
+
+def test_bad_files_get_their_own_sentence_and_leave_the_index_unchanged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    kb = KnowledgeBase(rag_settings(data, max_upload_mb=0.05)).open()
+    kb.add_files(write_docs(tmp_path / "first", {"first.md": "# First\n\nThe first document.\n"}))
+    before = kb.snapshot_id
+    bad = {
+        "empty.txt": b"",
+        "blank.md": b"  \n\n  ",
+        "binary.txt": bytes(range(256)) * 4,
+        "photo.txt": b"\x89PNG\r\n\x1a\n" + bytes(64),
+        "broken.pdf": b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R >> garbage",
+        "scan.pdf": make_pdf([""]),
+        "broken.docx": b"PK\x03\x04 this is not a zip archive",
+        "huge.txt": b"word " * 20_000,
+        "sheet.xlsx": b"PK\x03\x04",
+        "mystery.txt": b"\x81\x8d\x8f\x90\x9d" * 40,
+    }
+    good = {
+        "good.md": b"# Good\n\nThis one goes in.\n",
+        "legacy_ko.txt": "배터리 충전 규정: 영하 10도 이하에서는 충전하지 마십시오.".encode("cp949"),
+    }
+    reports = kb.add_files(write_docs(tmp_path / "batch", {**bad, **good}))
+
+    by_name = {r.name: r for r in reports}
+    phrases = {
+        "empty.txt": "is empty",
+        "blank.md": "is empty",
+        "binary.txt": "binary",
+        "photo.txt": "PNG image",
+        "broken.pdf": "could not be read as a PDF",
+        "scan.pdf": "no extractable text",
+        "broken.docx": "could not be read as a Word document",
+        "huge.txt": "upload limit",
+        "sheet.xlsx": "not supported",
+        "mystery.txt": "encoding could not be recognised",
+    }
+    for name, phrase in phrases.items():
+        report = by_name[name]
+        assert not report.ok and report.status == "error" and report.chunks == 0
+        assert phrase in report.message and report.message.startswith(name), report.message
+    assert len({by_name[n].message for n in phrases if n != "blank.md"}) == len(phrases) - 1
+    assert by_name["good.md"].ok and by_name["legacy_ko.txt"].ok
+    assert "decoded from cp949" in by_name["legacy_ko.txt"].message
+    assert sorted(d.name for d in kb.list_documents()) == ["first.md", "good.md", "legacy_ko.txt"]
+    assert kb.snapshot_id != before
+    assert "영하 10도" in kb.search("충전 규정 영하", fusion="keyword")[0].text
+
+    # A batch of nothing but bad files writes nothing at all.
+    files_before, snapshot = _index_files(data), kb.snapshot_id
+    reports = kb.add_files(write_docs(tmp_path / "bad_only", bad))
+    assert not any(r.ok for r in reports)
+    assert kb.snapshot_id == snapshot and _index_files(data) == files_before
+    assert sorted(p.name for p in (data / "uploads").iterdir()) == sorted(d.doc_id for d in kb.list_documents())
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("배터리 팩은 섭씨 15도에서 25도 사이의 건조한 창고에 보관해야 합니다.", "euc_kr"),
+        ("배터리 팩은 섭씨 15도에서 25도 사이의 건조한 창고에 보관해야 합니다.", "cp949"),
+        ("飛行前にバッテリーの残量が八十パーセント以上であることを確認します。", "cp932"),
+        ("飛行前にバッテリーの残量が八十パーセント以上であることを確認します。", "euc_jp"),
+        ("每台无人机出厂前必须完成十五分钟的自动试飞。", "gb18030"),
+        ("Dispečer obavještava bolnice o kašnjenju; ručak košta pet eura, đaci plaćaju manje.", "cp1250"),
+        ("Аккумуляторы нельзя заряжать при отрицательной температуре.", "cp1251"),
+        ("The café’s naïve “smart quotes” – and a résumé.", "cp1252"),
+        ("Өвлийн нислэгийн журам: батерейг халаана.", "utf-16"),
+        ("Өвлийн нислэгийн журам: батерейг халаана.", "utf-8-sig"),
+    ],
+)
+def test_legacy_encodings_decode_to_the_right_characters(text: str, encoding: str) -> None:
+    decoded, _ = decode_text(text.encode(encoding), "doc.txt")
+    assert decoded == text
+    assert "\ufffd" not in decoded
+
+
+def test_undecidable_or_binary_text_is_refused_not_garbled() -> None:
+    for data, phrase in [
+        ("Café".encode("cp1252"), "too little non-ASCII text"),
+        (b"\x00\x01\x02binary\x00" * 20, "binary"),
+        (b"%PDF-1.7 renamed", "is a PDF"),
+    ]:
+        with pytest.raises(IngestError, match=phrase):
+            decode_text(data, "doc.txt")
+
+
+def _language_texts() -> dict[str, str]:
+    """The sample knowledge base's documents in each language when present, else the test corpus."""
+    wanted = {"ko": None, "ja": None, "zh": None, "hr": None, "mn": None}
+    if SAMPLE_DOCS.is_dir():
+        for path in sorted(SAMPLE_DOCS.iterdir()):
+            lang = path.stem.rsplit("_", 1)[-1]
+            if lang in wanted and wanted[lang] is None and path.suffix in (".md", ".txt"):
+                wanted[lang] = path.read_text(encoding="utf-8")
+    for name, text in MULTILINGUAL_DOCS.items():
+        lang = name[:2]
+        if wanted[lang] is None:
+            wanted[lang] = text * 4
+    return {lang: text for lang, text in wanted.items() if text}
+
+
+@pytest.mark.parametrize("lang", ["ko", "ja", "zh", "hr", "mn"])
+def test_multilingual_chunks_keep_every_character(lang: str) -> None:
+    text = _language_texts()[lang]
+    chunker = Chunker(48, 8, get_embedder("all-MiniLM-L6-v2").tokenize)
+    chunks = chunker.chunk([Section(text)])
+
+    assert len(chunks) > 2
+    covered = [False] * len(text)
+    for chunk in chunks:
+        assert "\ufffd" not in chunk.text
+        start = text.find(chunk.text)
+        assert start >= 0, "a chunk is not an exact substring of the document"
+        covered[start : start + len(chunk.text)] = [True] * len(chunk.text)
+        json.loads(json.dumps(chunk.text, ensure_ascii=False))  # survives the manifest's JSON
+    missing = [ch for ch, seen in zip(text, covered, strict=True) if not seen and not ch.isspace()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("chunk_size", [48, 384])
+def test_long_paragraphs_are_split_to_fit_the_embedding_window(tmp_path: Path, chunk_size: int) -> None:
+    # One 600-token paragraph: every chunk must fit what the embedding model reads, measured with
+    # its real tokenizer (not the padded/truncated one the model uses when embedding).
+    sentence = "The Tern T6 drone carries a CryoPod CP-3 container on routes of up to 42 kilometres. "
+    (tmp_path / "long.txt").write_text(sentence * 35)
+    kb = KnowledgeBase(rag_settings(tmp_path / "data", chunk_size=chunk_size, chunk_overlap=8)).open()
+    [report] = kb.add_files([tmp_path / "long.txt"])
+    assert report.ok, report.message
+    limit = min(chunk_size, kb.stats().effective_chunk_size)
+    sizes = [len(kb.embedder.tokenize(p.text)) for p in kb.search("Tern T6 CryoPod CP-3 route length", top_k=50)]
+    assert report.chunks >= 600 // limit and sizes and max(sizes) <= limit
