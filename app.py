@@ -1,6 +1,7 @@
 """Gradio UI for the industry-expert chat: layout, event wiring and per-session state only.
 
-Run `python app.py --help` for settings. Everything that thinks lives in `core/`.
+Run `python app.py --help` for settings. Everything that thinks lives in `core/`, `rag/` and
+`adapters/`; this file composes them and formats their results.
 """
 
 from __future__ import annotations
@@ -8,144 +9,327 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to the internet
 
 import gradio as gr
 
+from adapters import AdapterManager
 from core.generation import GenerationParams, UserInputError
-from core.pipeline import Mode
+from core.models import Progress
+from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
 from core.settings import Settings, SettingsError
+from rag import KnowledgeBase, RagError, ensure_sample_index
 
+log = logging.getLogger("app")
+
+SAMPLE_DOCS = Path(__file__).resolve().parent / "sample_kb" / "docs"
 MODES = [m.value for m in Mode]
 WARNING = "⚠️ "
+MODE_HELP = (
+    "Base: the model alone. RAG: answers from your documents, with citations. "
+    "Fine-tuned: the model with a LoRA adapter. Hybrid: documents and adapter together."
+)
+SOURCE_HEADERS = ["#", "File", "Location", "Score", "Passage"]
+DOC_HEADERS = ["ID", "Document", "Chunks", "Added"]
+ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval score"]
 
-MODE_HELP = {
-    Mode.BASE.value: "The base model alone.",
-    Mode.RAG.value: "Answers from your documents, with citations.",
-    Mode.FINETUNED.value: "The base model with a LoRA adapter.",
-    Mode.HYBRID.value: "Retrieved documents and an adapter together.",
-}
+
+# -- composition: the parts attached once the model is loaded ------------------------------------
+def attach_knowledge(service: ExpertService, progress: Progress) -> None:
+    """Document index"""
+    kb = ensure_sample_index(service.settings, SAMPLE_DOCS, progress=lambda f, m: progress(f, f"Documents: {m}"))
+    service.knowledge = kb
+    service.pipeline.retriever = kb
+
+
+def attach_adapters(service: ExpertService, progress: Progress) -> None:
+    """Adapters"""
+    progress(0.0, "Scanning adapters")
+    service.adapters = AdapterManager(service.pipeline.engine, service.settings)
+
+
+def build_service(settings: Settings) -> ExpertService:
+    return ExpertService(settings, attachments=[attach_knowledge, attach_adapters])
+
+
+# -- formatting ---------------------------------------------------------------------------------
+def format_answer(update: AnswerUpdate) -> str:
+    text = update.text
+    if update.sources:
+        cited = set(update.cited)
+        refs = [
+            f"[{i}] {p.source}, {p.location}" + (" (cited)" if i in cited else "")
+            for i, p in enumerate(update.sources, 1)
+        ]
+        text += "\n\n**Sources:** " + " · ".join(refs)
+    if update.notes:
+        text += "\n\n" + "\n".join(f"_{n}_" for n in update.notes)
+    return text
+
+
+def source_rows(update: AnswerUpdate | None) -> list[list]:
+    if update is None:
+        return []
+    return [
+        [i, p.source, p.location, round(p.score, 4), p.text[:300] + ("…" if len(p.text) > 300 else "")]
+        for i, p in enumerate(update.sources, 1)
+    ]
 
 
 def build_demo(service: ExpertService) -> gr.Blocks:
     s = service.settings
 
-    def status(current_max_new: float):
-        # Poll while loading; once the model is ready (or failed) stop polling and fit the
-        # max-new-tokens slider to the model's context window.
+    # -- status -----------------------------------------------------------------------------------
+    def status(current_max_new: float, request: gr.Request):
+        # Poll while loading; once ready (or failed) stop polling, fit the max-new-tokens slider to
+        # the model's context window, and fill the per-session lists.
         if not service.ready:
-            return service.status_line(), gr.Timer(active=True), gr.Slider()
+            return service.status_line(), gr.Timer(active=True), gr.Slider(), gr.Dropdown(), gr.Dataframe(), gr.skip()
         limit = service.max_new_tokens_limit
         slider = gr.Slider(maximum=limit, value=min(int(current_max_new), limit))
-        return service.status_line(), gr.Timer(active=False), slider
+        lists = adapter_choices(request), document_rows(), knowledge_summary()
+        return service.status_line(), gr.Timer(active=False), slider, *lists
 
-    def respond(
-        message: str,
-        chat: list,
-        model_history: list,
-        mode: str,
-        system: str,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: float,
-        request: gr.Request,
-    ):
+    # -- chat -------------------------------------------------------------------------------------
+    def respond(message, chat, model_history, mode, adapter, system, temperature, top_p, max_new, request: gr.Request):
         chat = list(chat or [])
         if message and message.strip():
             chat.append({"role": "user", "content": message})
         chat.append({"role": "assistant", "content": ""})
-        params = GenerationParams(temperature, top_p, max_new_tokens)
+        params = GenerationParams(temperature, top_p, max_new)
+        update = None
         try:
-            update = None
-            for update in service.answer(request.session_hash, message, model_history, mode, params, system):
-                chat[-1] = {"role": "assistant", "content": _format(update)}
-                yield "", chat, model_history
+            for update in service.answer(request.session_hash, message, model_history, mode, params, system, adapter):
+                chat[-1] = {"role": "assistant", "content": format_answer(update)}
+                yield "", chat, model_history, source_rows(update)
         except UserInputError as exc:
             chat[-1] = {"role": "assistant", "content": WARNING + str(exc)}
-            yield message, chat, model_history  # keep the text so nothing the user typed is lost
+            yield message, chat, model_history, []  # keep the text so nothing the user typed is lost
             return
-        if update is not None and update.mode == Mode(mode) and update.tokens:
+        except Exception as exc:  # never a traceback in the chat; the app keeps serving
+            log.exception("answer failed")
+            chat[-1] = {"role": "assistant", "content": f"{WARNING}Answering failed ({type(exc).__name__}); try again."}
+            yield message, chat, model_history, []
+            return
+        if update is not None and update.tokens:
             exchange = [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": update.text}]
             model_history = [*model_history, *exchange]
-        yield "", chat, model_history
+        yield "", chat, model_history, source_rows(update)
+
+    def compare(question, adapter, system, temperature, top_p, max_new, request: gr.Request):
+        params = GenerationParams(temperature, top_p, max_new)
+        answers = [""] * len(MODES)
+        for i, mode in enumerate(MODES):
+            try:
+                for update in service.answer(request.session_hash, question, [], mode, params, system, adapter):
+                    answers[i] = format_answer(update)
+                    yield answers
+            except UserInputError as exc:
+                answers[i] = WARNING + str(exc)
+                yield answers
 
     def stop(request: gr.Request) -> None:
         service.stop(request.session_hash)
 
-    with gr.Blocks(title="Industry-expert chat", analytics_enabled=False) as demo:
-        gr.Markdown("## Industry-expert chat\nAsk the model; choose how it answers with the mode selector.")
+    # -- knowledge --------------------------------------------------------------------------------
+    def knowledge() -> KnowledgeBase:
+        if service.knowledge is None:
+            raise gr.Error("The document index is not ready yet." if not service.ready else service.status_line())
+        return service.knowledge
+
+    def document_rows():
+        if service.knowledge is None:
+            return gr.Dataframe()
+        docs = service.knowledge.list_documents()
+        return gr.Dataframe(value=[[d.doc_id, d.name, d.chunks, d.added_date] for d in docs])
+
+    def knowledge_summary() -> str:
+        if service.knowledge is None:
+            return "The document index is not loaded yet."
+        st = service.knowledge.stats()
+        return (
+            f"{st.documents} documents, {st.chunks} chunks, embeddings `{st.embed_model}` ({st.dim} dims), "
+            f"fusion `{st.fusion}`, last change {st.updated_at or 'never'}."
+        )
+
+    def add_documents(files, progress=gr.Progress()):
+        if not files:
+            raise gr.Error("Choose one or more files first.")
+        kb = knowledge()
+        reports = kb.add_files([Path(f) for f in files], progress=lambda f, m: progress(f, desc=m))
+        rows = [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
+        return rows, document_rows(), knowledge_summary(), None
+
+    def delete_document(doc_id):
+        if not doc_id or not str(doc_id).strip():
+            raise gr.Error("Type the ID of the document to delete (first column).")
+        try:
+            knowledge().delete(str(doc_id).strip())
+        except (RagError, KeyError) as exc:
+            raise gr.Error(str(exc).strip("'\"")) from None
+        return document_rows(), knowledge_summary(), ""
+
+    def reindex(progress=gr.Progress()):
+        reports = knowledge().reindex(progress=lambda f, m: progress(f, desc=m))
+        rows = [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
+        return rows, document_rows(), knowledge_summary()
+
+    # -- adapters ---------------------------------------------------------------------------------
+    def adapter_choices(request: gr.Request, value: str | None = None):
+        if service.adapters is None:
+            return gr.Dropdown(choices=[], value=None)
+        infos = service.adapters.list_adapters(request.session_hash)
+        choices = [(i.label, i.key) for i in infos]
+        keys = [k for _, k in choices]
+        return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
+
+    def adapter_table(request: gr.Request):
+        if service.adapters is None:
+            return [], "Adapters are not loaded yet."
+        rows = [
+            [
+                i.name, i.source, i.base_model or "?", i.rank, ", ".join(i.target_modules),
+                (i.data_sha256 or "")[:12], (i.created_at or "")[:10],
+                "" if i.eval_score is None else round(i.eval_score, 3),
+            ]
+            for i in service.adapters.list_adapters(request.session_hash)
+        ]  # fmt: skip
+        skipped = service.adapters.problems(request.session_hash)
+        notes = "\n".join(f"- skipped `{p.name}` ({p.source}): {p.reason}" for p in skipped)
+        return rows, notes or "No adapter folders were skipped."
+
+    def upload_adapter(files, name, chosen, request: gr.Request):
+        if service.adapters is None:
+            raise gr.Error("Adapters are not loaded yet.")
+        if not files:
+            raise gr.Error("Choose adapter_config.json and adapter_model.safetensors, or one .zip of them.")
+        try:
+            info = service.adapters.upload(list(files), request.session_hash, name or None)
+        except UserInputError as exc:
+            return f"{WARNING}{exc}", *adapter_table(request), adapter_choices(request, chosen), None
+        message = f"✅ Added {info.label}. It is private to this browser session."
+        return message, *adapter_table(request), adapter_choices(request, info.key), None
+
+    def delete_adapter(chosen, request: gr.Request):
+        if service.adapters is None or not chosen:
+            raise gr.Error("Choose one of your uploaded adapters first.")
+        try:
+            info = service.adapters.resolve(chosen, request.session_hash)
+            service.adapters.delete_upload(info.key, request.session_hash)
+        except UserInputError as exc:
+            return f"{WARNING}{exc}", *adapter_table(request), adapter_choices(request, chosen)
+        return f"Deleted {info.name}.", *adapter_table(request), adapter_choices(request)
+
+    # -- layout -----------------------------------------------------------------------------------
+    with gr.Blocks(title="Industry-expert chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("## Industry-expert chat\nBase model, RAG over your documents, a LoRA adapter, or both.")
         status_md = gr.Markdown(service.status_line(), elem_id="status")
         timer = gr.Timer(1.0)
-        with gr.Row():
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(
-                    height=480, label="Chat", elem_id="chat", buttons=["copy"], group_consecutive_messages=False
-                )
-                message = gr.Textbox(
-                    placeholder="Ask a question and press Enter",
-                    show_label=False,
-                    lines=2,
-                    max_lines=8,
-                    elem_id="message",
-                    submit_btn=False,
-                )
-                with gr.Row():
-                    send = gr.Button("Send", variant="primary", elem_id="send")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                    clear = gr.Button("Clear", elem_id="clear")
-            with gr.Column(scale=1):
-                mode = gr.Radio(
-                    MODES,
-                    value=Mode.BASE.value,
-                    label="Mode",
-                    elem_id="mode",
-                    info=" ".join(f"{k}: {v}" for k, v in MODE_HELP.items()),
-                )
-                with gr.Accordion("Generation settings", open=False):
-                    system = gr.Textbox(s.system_prompt, label="System prompt", lines=3)
-                    temperature = gr.Slider(
-                        0.0,
-                        2.0,
-                        value=s.temperature,
-                        step=0.05,
-                        label="Temperature",
-                        info="0 = always the most likely token",
-                    )
-                    top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.05, label="Top-p")
-                    max_new = gr.Slider(
-                        1,
-                        service.max_new_tokens_limit,
-                        value=service.default_params().max_new_tokens,
-                        step=1,
-                        label="Max new tokens",
-                    )
         model_history = gr.State([])
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        height=460, label="Chat", elem_id="chat", buttons=["copy"], group_consecutive_messages=False
+                    )
+                    message = gr.Textbox(
+                        placeholder="Ask a question and press Enter", show_label=False, lines=2, max_lines=8,
+                        elem_id="message", submit_btn=False,
+                    )  # fmt: skip
+                    with gr.Row():
+                        send = gr.Button("Send", variant="primary", elem_id="send")
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                        clear = gr.Button("Clear", elem_id="clear")
+                with gr.Column(scale=1):
+                    mode = gr.Radio(MODES, value=Mode.BASE.value, label="Mode", elem_id="mode", info=MODE_HELP)
+                    adapter = gr.Dropdown(
+                        [], label="Adapter (Fine-tuned, Hybrid)", elem_id="adapter", allow_custom_value=True
+                    )
+                    with gr.Accordion("Generation settings", open=False):
+                        system = gr.Textbox(s.system_prompt, label="System prompt", lines=3)
+                        temperature = gr.Slider(
+                            0.0, 2.0, value=s.temperature, step=0.05, label="Temperature",
+                            info="0 = always the most likely token",
+                        )  # fmt: skip
+                        top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.05, label="Top-p")
+                        max_new = gr.Slider(
+                            1, service.max_new_tokens_limit, value=service.default_params().max_new_tokens, step=1,
+                            label="Max new tokens",
+                        )  # fmt: skip
+            sources = gr.Dataframe(
+                headers=SOURCE_HEADERS, label="Sources of the last answer", interactive=False, wrap=True,
+                elem_id="sources",
+            )  # fmt: skip
+        with gr.Tab("Compare"):
+            question = gr.Textbox(label="One question, answered four ways", lines=2, elem_id="compare-question")
+            compare_btn = gr.Button("Compare Base / RAG / Fine-tuned / Hybrid", variant="primary")
+            columns = []
+            with gr.Row():
+                for m in MODES:
+                    with gr.Column():
+                        gr.Markdown(f"### {m}")
+                        columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
+        with gr.Tab("Knowledge"):
+            kb_summary = gr.Markdown(knowledge_summary())
+            doc_files = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)")
+            add_btn = gr.Button("Add to index", variant="primary")
+            report = gr.Dataframe(headers=["File", "Result", "Chunks"], label="Last upload", interactive=False)
+            documents = gr.Dataframe(headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True)
+            with gr.Row():
+                doc_id = gr.Textbox(label="Document ID to delete", scale=3)
+                delete_btn = gr.Button("Delete document", variant="stop", scale=1)
+                reindex_btn = gr.Button("Re-index everything", scale=1)
+        with gr.Tab("Adapters"):
+            adapters_md = gr.Markdown("Adapters appear here as soon as they are written to the store.")
+            adapters_df = gr.Dataframe(headers=ADAPTER_HEADERS, label="Adapters you can use", interactive=False)
+            refresh_adapters = gr.Button("Refresh")
+            adapter_files = gr.File(
+                file_count="multiple", label="Upload adapter_config.json + adapter_model.safetensors, or a .zip"
+            )
+            adapter_name = gr.Textbox(label="Name (optional)")
+            with gr.Row():
+                upload_btn = gr.Button("Upload adapter", variant="primary")
+                delete_adapter_btn = gr.Button("Delete the chosen upload", variant="stop")
+            upload_result = gr.Markdown()
 
-        timer.tick(status, inputs=max_new, outputs=[status_md, timer, max_new], api_visibility="private")
-        demo.load(lambda: service.start().status_line(), outputs=status_md, api_visibility="private")
+        # -- wiring -------------------------------------------------------------------------------
+        private = {"api_visibility": "private"}
+        status_outputs = [status_md, timer, max_new, adapter, documents, kb_summary]
+        timer.tick(status, inputs=max_new, outputs=status_outputs, **private)
+        demo.load(lambda: service.start().status_line(), outputs=status_md, **private)
 
         # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.
-        inputs = [message, chatbot, model_history, mode, system, temperature, top_p, max_new]
-        outputs = [message, chatbot, model_history]
+        inputs = [message, chatbot, model_history, mode, adapter, system, temperature, top_p, max_new]
+        outputs = [message, chatbot, model_history, sources]
         shared = {"concurrency_id": "model", "concurrency_limit": 1}
         events = [
             message.submit(respond, inputs, outputs, api_name="chat", **shared),
-            send.click(respond, inputs, outputs, api_visibility="private", **shared),
+            send.click(respond, inputs, outputs, **private, **shared),
         ]
-        stop_btn.click(stop, None, None, cancels=events, queue=False, api_visibility="private")
-        clear.click(
-            lambda: ([], [], ""), None, [chatbot, model_history, message], queue=False, api_visibility="private"
+        stop_btn.click(stop, None, None, cancels=events, queue=False, **private)
+        clear.click(lambda: ([], [], "", []), None, [chatbot, model_history, message, sources], queue=False, **private)
+        compare_event = compare_btn.click(
+            compare, [question, adapter, system, temperature, top_p, max_new], columns, api_name="compare", **shared
         )
+        stop_btn.click(None, None, None, cancels=[compare_event], **private)
+
+        kb_lock = {"concurrency_id": "knowledge", "concurrency_limit": 1, **private}
+        add_btn.click(add_documents, doc_files, [report, documents, kb_summary, doc_files], **kb_lock)
+        delete_btn.click(delete_document, doc_id, [documents, kb_summary, doc_id], **kb_lock)
+        reindex_btn.click(reindex, None, [report, documents, kb_summary], **kb_lock)
+
+        adapter_outputs = [upload_result, adapters_df, adapters_md, adapter]
+        refresh_adapters.click(adapter_table, None, [adapters_df, adapters_md], **private)
+        upload_btn.click(
+            upload_adapter, [adapter_files, adapter_name, adapter], [*adapter_outputs, adapter_files], **private
+        )
+        delete_adapter_btn.click(delete_adapter, adapter, adapter_outputs, **private)
+        demo.load(adapter_table, None, [adapters_df, adapters_md], **private)
+        demo.load(knowledge_summary, None, kb_summary, **private)
     return demo
-
-
-def _format(update) -> str:
-    text = update.text
-    if update.notes:
-        text += "\n\n" + "\n".join(f"_{n}_" for n in update.notes)
-    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,12 +338,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.load(sys.argv[1:] if argv is None else argv)
     except SettingsError as exc:
         sys.exit(str(exc))
-    service = ExpertService(settings).start()
+    service = build_service(settings).start()
     demo = build_demo(service)
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=settings.host or None,
-        server_port=settings.port or None,
-        show_error=True,
+        server_name=settings.host or None, server_port=settings.port or None, show_error=True
     )
 
 

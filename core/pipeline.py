@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -78,21 +78,14 @@ def rag_message(question: str, passages: Sequence[Passage]) -> str:
 class AnswerPipeline:
     """Answers in one of four modes on the one engine.
 
-    `retriever` (any `core.retrieval.Retriever`) enables RAG and Hybrid; `adapter_note`, given
-    an adapter name, returns a remark to show with its answers (e.g. that it may be stale).
+    `retriever` (any `core.retrieval.Retriever`) enables RAG and Hybrid. Adapters are chosen
+    per call by the key `Engine.use_adapter` understands.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        system_prompt: str = "",
-        retriever: Retriever | None = None,
-        adapter_note: Callable[[str], str | None] | None = None,
-    ):
+    def __init__(self, engine: Engine, system_prompt: str = "", retriever: Retriever | None = None):
         self.engine = engine
         self.system_prompt = system_prompt
         self.retriever = retriever
-        self.adapter_note = adapter_note
 
     def answer(
         self,
@@ -103,8 +96,9 @@ class AnswerPipeline:
         stop: threading.Event | None = None,
         system_prompt: str | None = None,
         adapter: str | None = None,
+        adapter_note: str | None = None,
     ) -> Iterator[AnswerUpdate]:
-        """Stream the answer to `message`.
+        """Stream the answer to `message`; `adapter_note` is shown with answers that use the adapter.
 
         Raises UserInputError (one sentence) on bad input before any generation starts. A
         mode whose parts are missing, or RAG with nothing relevant retrieved, yields one
@@ -124,11 +118,7 @@ class AnswerPipeline:
             yield AnswerUpdate(f"{mode.value} mode needs " + " and ".join(missing) + ".", mode, done=True)
             return
 
-        notes = []
-        if uses_adapter and self.adapter_note is not None:
-            note = self.adapter_note(adapter)
-            if note:
-                notes.append(note)
+        notes = [adapter_note] if uses_adapter and adapter_note else []
         passages: list[Passage] = []
         if uses_documents:
             passages = self.retriever.search(message)

@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from core.generation import Engine, GenerationParams, Message, UserInputError, max_new_tokens_limit
-from core.models import LoadedModel, ModelLoadError, load_model
+from core.models import LoadedModel, ModelLoadError, Progress, load_model
 from core.pipeline import AnswerPipeline, AnswerUpdate, Mode
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+Attachment = Callable[["ExpertService", Progress], None]
+"""Runs once after the model is loaded to add a part (the document index, the adapter store).
+It may set `service.knowledge`, `service.adapters` and the pipeline's hooks. If it raises, the
+error becomes a warning on the status line and the chat keeps working without that part."""
+
+
 class ExpertService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, attachments: Sequence[Attachment] = ()):
         self.settings = settings
+        self.attachments = list(attachments)
+        self.warnings: list[str] = []
+        self.knowledge: Any = None  # a rag.KnowledgeBase once attached
+        self.adapters: Any = None  # an adapters manager once attached
         self.progress = 0.0
         self.progress_message = "Waiting to load the model."
         self.error: str | None = None
@@ -61,15 +72,25 @@ class ExpertService:
         except Exception as exc:  # anything else still leaves a page that says what happened
             self.error = f"The model failed to load: {type(exc).__name__}: {exc}"
             log.exception("model load failed")
+        else:
+            for attach in self.attachments:
+                try:
+                    attach(self, self._report)
+                except Exception as exc:  # one missing part must not take the chat down
+                    self.warnings.append(f"{getattr(attach, '__doc__', None) or attach.__name__}: {exc}")
+                    log.exception("attachment %s failed", attach.__name__)
+            self._report(1.0, "Ready.")
         finally:
             self._ready.set()
 
     def status_line(self) -> str:
         if self.error:
             return f"Model failed to load: {self.error}"
-        if self.loaded is None:
-            return f"Loading model: {self.progress:.0%}. {self.progress_message}"
-        return f"Model: {self.loaded.describe()}."
+        if not self.ready:
+            return f"Starting: {self.progress:.0%}. {self.progress_message}"
+        parts = [f"Model: {self.loaded.describe()}."]
+        parts += [f"Unavailable: {w}" for w in self.warnings]
+        return " ".join(parts)
 
     @property
     def ready(self) -> bool:
@@ -93,16 +114,27 @@ class ExpertService:
         mode: Mode | str,
         params: GenerationParams,
         system_prompt: str | None = None,
+        adapter: str | None = None,
     ) -> Iterator[AnswerUpdate]:
-        """Stream an answer for one user's session. Raises UserInputError with one sentence."""
+        """Stream an answer for one user's session. Raises UserInputError with one sentence.
+
+        `adapter` is the name the session chose; it is resolved for that session (another
+        session's upload is refused) before the pipeline sees its key.
+        """
         if self.error:
             raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
         if self.pipeline is None:
             raise UserInputError(f"The model is still loading ({self.progress:.0%}); try again in a moment.")
+        key = note = None
+        if adapter and Mode.parse(mode) in (Mode.FINETUNED, Mode.HYBRID):
+            if self.adapters is None:
+                raise UserInputError("Adapters are not available in this app right now.")
+            info = self.adapters.resolve(adapter, session)
+            key, note = info.key, self.adapters.staleness_note(info)
         stop = threading.Event()
         self._stops[session] = stop
         try:
-            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt)
+            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt, key, note)
         finally:
             if self._stops.get(session) is stop:
                 del self._stops[session]

@@ -9,7 +9,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from core.service import ExpertService
+from tests.tiny import build_tiny_phi3
 
 
 def _free_port() -> int:
@@ -18,10 +18,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+KB_DOCS = {
+    "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
+    "codes.txt": "Error code E-PW-131 means the battery pack is below 5 degrees Celsius.\n",
+}
+
+
 @pytest.fixture(scope="module")
-def server(tiny_settings):
-    service = ExpertService(tiny_settings.replace(system_prompt="You are a test assistant."))
-    assert service.wait_ready(timeout=120), service.status_line()
+def server(tiny_settings, tmp_path_factory):
+    # A longer context than the shared tiny model, so numbered sources fit in RAG prompts.
+    model_dir = build_tiny_phi3(tmp_path_factory.mktemp("tiny-phi3-1k"), context=1024)
+    docs = tmp_path_factory.mktemp("docs")
+    for name, text in KB_DOCS.items():
+        (docs / name).write_text(text)
+    settings = tiny_settings.replace(
+        model=str(model_dir), system_prompt="You are a test assistant.",
+        data_dir=tmp_path_factory.mktemp("app-data"), top_k=2,
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app, "SAMPLE_DOCS", docs)
+        service = app.build_service(settings)
+        assert service.wait_ready(timeout=180), service.status_line()
+    assert service.knowledge is not None and service.adapters is not None, service.status_line()
     demo = app.build_demo(service)
     demo.queue(default_concurrency_limit=4)
     port = _free_port()
@@ -42,45 +60,73 @@ def _last(chat):
 
 def test_only_the_chat_endpoint_is_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/chat"]
+    assert sorted(endpoints) == ["/chat", "/compare"]
 
 
 def test_chat_streams_growing_answers(client):
-    job = client.submit("Hello there", [], "Base", "sys", 1.0, 1.0, 24, api_name="/chat")
-    texts = [_last(chat) for _, chat in job]
+    job = client.submit("Hello there", [], "Base", None, "sys", 1.0, 1.0, 24, api_name="/chat")
+    texts = [_last(chat) for _, chat, _ in job]
     assert len(texts) >= 3
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert texts[-1]
 
 
 def test_empty_message_gets_a_sentence_in_the_chat(client):
-    _, chat = client.predict("", [], "Base", "sys", 0.7, 0.9, 16, api_name="/chat")
+    _, chat, _ = client.predict("", [], "Base", None, "sys", 0.7, 0.9, 16, api_name="/chat")
     assert _last(chat) == "⚠️ Please type a message first."
     assert [m["role"] for m in chat] == ["assistant"]  # no empty user bubble
 
 
 def test_too_long_message_is_refused_and_kept_in_the_textbox(client):
-    long = "turbine " * 200
-    message, chat = client.predict(long, [], "Base", "sys", 0.7, 0.9, 16, api_name="/chat")
+    long = "Ψ" * 1990  # under the character limit, but two byte-level tokens per character
+    message, chat, _ = client.predict(long, [], "Base", None, "sys", 0.7, 0.9, 16, api_name="/chat")
     assert "shorten it" in _last(chat)
     assert message == long  # nothing the user typed is lost
 
 
 def test_invalid_setting_is_refused_and_the_app_keeps_serving(client):
-    message, chat = client.predict("Hi", [], "Base", "sys", 0.7, 0.9, 2.5, api_name="/chat")
-    assert "Max new tokens must be a whole number from 1 to 128" in _last(chat)
+    message, chat, _ = client.predict("Hi", [], "Base", None, "sys", 0.7, 0.9, 2.5, api_name="/chat")
+    assert "Max new tokens must be a whole number from 1 to 512" in _last(chat)
     # Out of a slider's range, Gradio itself answers with one sentence before our code runs.
     with pytest.raises(AppError, match="greater than maximum value 2"):
-        client.predict("Hi", [], "Base", "sys", 5.0, 0.9, 16, api_name="/chat")
-    with pytest.raises(AppError, match="greater than maximum value 128"):
-        client.predict("Hi", [], "Base", "sys", 0.7, 0.9, 1000, api_name="/chat")
-    message, chat = client.predict("Hi", [], "Base", "sys", 0.0, 1.0, 8, api_name="/chat")
+        client.predict("Hi", [], "Base", None, "sys", 5.0, 0.9, 16, api_name="/chat")
+    with pytest.raises(AppError, match="greater than maximum value 512"):
+        client.predict("Hi", [], "Base", None, "sys", 0.7, 0.9, 5000, api_name="/chat")
+    message, chat, _ = client.predict("Hi", [], "Base", None, "sys", 0.0, 1.0, 8, api_name="/chat")
     assert message == "" and not _last(chat).startswith("⚠️")
 
 
-def test_unbuilt_mode_says_so(client):
-    _, chat = client.predict("Hi", [], "Fine-tuned", "sys", 0.7, 0.9, 16, api_name="/chat")
+def test_finetuned_without_adapter_says_what_it_needs(client):
+    _, chat, _ = client.predict("Hi", [], "Fine-tuned", None, "sys", 0.7, 0.9, 16, api_name="/chat")
     assert "Fine-tuned mode needs an adapter" in _last(chat)
+
+
+def test_unknown_adapter_is_one_sentence(client):
+    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "no-such-adapter", "sys", 0.7, 0.9, 16, api_name="/chat")
+    assert _last(chat) == "⚠️ No adapter named 'no-such-adapter' is available to this session."
+
+
+def test_rag_answer_lists_its_sources(client):
+    _, chat, sources = client.predict(
+        "What is part KX-4471?", [], "RAG", None, "sys", 0.0, 1.0, 8, api_name="/chat"
+    )
+    rows = sources["data"]
+    assert rows and rows[0][1] == "parts.md" and "KX-4471" in rows[0][4]
+    assert "**Sources:** [1] parts.md" in _last(chat)
+
+
+def test_rag_with_nothing_relevant_says_so(client):
+    _, chat, sources = client.predict(
+        "Quelle est la recette de la bouillabaisse ?", [], "RAG", None, "sys", 0.0, 1.0, 8, api_name="/chat"
+    )
+    assert _last(chat).startswith("I found nothing about this in the documents") and not sources["data"]
+
+
+def test_compare_answers_in_all_four_modes(client):
+    answers = client.predict("What is part KX-4471?", None, "sys", 0.0, 1.0, 8, api_name="/compare")
+    base, rag, finetuned, hybrid = answers
+    assert base and "[1] parts.md" in rag
+    assert "needs an adapter" in finetuned and "needs an adapter" in hybrid
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,0 +1,208 @@
+"""Where adapters live on disk, and the only code that writes there.
+
+    <repo>/adapters/demo/<name>/                 shipped demo adapters (read only)
+    <data_dir>/adapters/trained/<name>/          written by the training script (--adapter-dir)
+    <data_dir>/adapters/uploads/<owner>/<name>/  uploaded by one browser session
+    <data_dir>/adapters/published/<name>/        uploads the operator made public
+
+An adapter's key is its path under those roots (`demo/x`, `trained/x`, `uploads/<owner>/x`,
+`published/x`). `<owner>` is a digest of the uploading session's id, so the raw session id is
+never written to disk or shown to anyone. Every write is a new folder renamed into place (and
+every delete a rename out of place), so a crash never leaves a half-written adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.errors import AdapterRejected
+
+DEMO, TRAINED, UPLOADED, PUBLISHED = "demo", "trained", "uploaded", "published"
+SOURCES = (UPLOADED, TRAINED, PUBLISHED, DEMO)
+"""Every source, in the order a bare name is resolved when several share it."""
+_FOLDERS = {TRAINED: "trained", UPLOADED: "uploads", PUBLISHED: "published"}
+MAX_NAME_CHARS = 64
+MAX_UPLOADS_PER_SESSION = 20
+
+
+def owner_id(session: str) -> str:
+    """The folder name for one session's uploads: a digest, so the session id itself never leaks."""
+    return hashlib.sha256(b"adapter-owner\0" + session.encode("utf-8")).hexdigest()[:24]
+
+
+def sanitize_name(raw: str) -> str:
+    """A safe adapter name from what a user typed: letters, digits, '-', '_' and '.' only.
+
+    Other characters become '-', dots and dashes are trimmed from the ends, and the result is
+    cut to 64 characters. Raises AdapterRejected when nothing usable is left.
+    """
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    out = "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else "-" for c in text)
+    while "--" in out:
+        out = out.replace("--", "-")
+    out = out.strip(".-_ ")[:MAX_NAME_CHARS].rstrip(".-_")
+    if not out:
+        raise AdapterRejected(f"The adapter name {str(raw)[:40]!r} has no usable characters; use letters and digits.")
+    return out
+
+
+def is_plain_name(text: str) -> bool:
+    """Whether `text` is already a sanitized name (so it is safe as one path part)."""
+    try:
+        return sanitize_name(text) == text
+    except AdapterRejected:
+        return False
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One adapter folder in the store (not yet validated)."""
+
+    key: str
+    name: str
+    source: str
+    owner: str | None
+    path: Path
+
+
+class AdapterStore:
+    """The adapter folders on disk: listing, and atomic upload / publish / delete."""
+
+    def __init__(self, data_dir: Path, demo_dir: Path | None = None):
+        self.root = Path(data_dir) / "adapters"
+        self.demo_dir = Path(demo_dir) if demo_dir is not None else None
+        self._write_lock = threading.Lock()
+
+    def folder(self, source: str) -> Path:
+        if source == DEMO:
+            if self.demo_dir is None:
+                raise AdapterRejected("This app ships no demo adapters.")
+            return self.demo_dir
+        return self.root / _FOLDERS[source]
+
+    def entries(self) -> list[StoreEntry]:
+        """Every adapter folder there is now (a fresh directory listing; cheap)."""
+        found: list[StoreEntry] = []
+        for source in (DEMO, TRAINED, PUBLISHED):
+            if source == DEMO and self.demo_dir is None:
+                continue
+            for name, path in _subfolders(self.folder(source)):
+                found.append(StoreEntry(f"{source}/{name}", name, source, None, path))
+        for owner, owner_path in _subfolders(self.root / _FOLDERS[UPLOADED]):
+            for name, path in _subfolders(owner_path):
+                found.append(StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, path))
+        return found
+
+    def entry(self, key: str) -> StoreEntry | None:
+        """The folder a key names, or None when the key is malformed or no such folder exists."""
+        parts = key.split("/") if isinstance(key, str) else []
+        if len(parts) == 2 and parts[0] in (DEMO, TRAINED, PUBLISHED) and _safe_part(parts[1]):
+            if parts[0] == DEMO and self.demo_dir is None:
+                return None
+            entry = StoreEntry(key, parts[1], parts[0], None, self.folder(parts[0]) / parts[1])
+        elif len(parts) == 3 and parts[0] == "uploads" and _safe_part(parts[1]) and _safe_part(parts[2]):
+            entry = StoreEntry(key, parts[2], UPLOADED, parts[1], self.folder(UPLOADED) / parts[1] / parts[2])
+        else:
+            return None
+        return entry if entry.path.is_dir() else None
+
+    def uploads_of(self, session: str) -> list[str]:
+        folder = self.folder(UPLOADED) / owner_id(session)
+        return [name for name, _ in _subfolders(folder)]
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """An empty private folder on the store's filesystem; removed afterwards unless committed."""
+        parent = self.root / ".staging"
+        parent.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(dir=parent))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def commit_upload(self, staging: Path, session: str, name: str) -> StoreEntry:
+        """Move a checked staging folder into the session's uploads as `name` (atomically).
+
+        Raises AdapterRejected when the session already has an adapter of that name or has
+        reached its upload limit; the staging folder is then left for its context to remove.
+        """
+        owner = owner_id(session)
+        target = self.folder(UPLOADED) / owner / name
+        with self._write_lock:
+            if target.exists():
+                raise AdapterRejected(f"You already have an adapter named {name!r}; delete it or choose another name.")
+            if len(self.uploads_of(session)) >= MAX_UPLOADS_PER_SESSION:
+                raise AdapterRejected(
+                    f"You have {MAX_UPLOADS_PER_SESSION} uploaded adapters, the most one session may keep; "
+                    "delete one first."
+                )
+            _fsync_tree(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, target)
+            _fsync_dir(target.parent)
+        return StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, target)
+
+    def publish(self, entry: StoreEntry) -> StoreEntry:
+        """Move an upload to `published/` under the same name (atomically); refuse a taken name."""
+        if entry.source != UPLOADED:
+            raise AdapterRejected(f"Only uploaded adapters can be published; {entry.key!r} is {entry.source}.")
+        target = self.folder(PUBLISHED) / entry.name
+        with self._write_lock:
+            if target.exists():
+                raise AdapterRejected(f"A published adapter named {entry.name!r} already exists; rename one first.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(entry.path, target)
+            _fsync_dir(target.parent)
+        return StoreEntry(f"{PUBLISHED}/{entry.name}", entry.name, PUBLISHED, None, target)
+
+    def delete(self, entry: StoreEntry) -> None:
+        """Remove an uploaded or published adapter folder: renamed away first, so it vanishes at once."""
+        if entry.source not in (UPLOADED, PUBLISHED):
+            raise AdapterRejected(f"Only uploaded or published adapters can be deleted here, not {entry.source} ones.")
+        trash = self.root / ".trash"
+        trash.mkdir(parents=True, exist_ok=True)
+        with self._write_lock:
+            gone = Path(tempfile.mkdtemp(dir=trash)) / entry.name
+            os.rename(entry.path, gone)
+        shutil.rmtree(gone.parent, ignore_errors=True)
+
+
+def _safe_part(text: str) -> bool:
+    return is_plain_name(text) and text not in (".", "..")
+
+
+def _subfolders(folder: Path) -> list[tuple[str, Path]]:
+    """(name, path) of the visible sub-folders; hidden ones (staging, '.x.tmp-123') are skipped."""
+    try:
+        with os.scandir(folder) as it:
+            items = [(e.name, Path(e.path)) for e in it if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return []
+    return sorted(items)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
