@@ -90,11 +90,10 @@ def test_finetuned_and_hybrid_pass_the_adapter_and_note_staleness(engine, prompt
         yield
 
     engine.use_adapter = use_adapter
-    pipeline = AnswerPipeline(
-        engine, "sys", retriever=FakeRetriever([_passage(1)]), adapter_note=lambda name: f"{name} may be stale."
-    )
-    fine = list(pipeline.answer("Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo"))[-1]
-    hybrid = list(pipeline.answer("Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo"))[-1]
+    pipeline = AnswerPipeline(engine, "sys", retriever=FakeRetriever([_passage(1)]))
+    note = "demo may be stale."
+    fine = list(pipeline.answer("Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo", adapter_note=note))[-1]
+    hybrid = list(pipeline.answer("Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo", adapter_note=note))[-1]
     assert active == ["demo", "demo"]
     assert "Sources:" not in prompts[0][0] and "Sources:" in prompts[1][0]
     assert fine.notes == ["demo may be stale."] and hybrid.notes == ["demo may be stale."]
