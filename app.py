@@ -274,10 +274,16 @@ def build_demo(service: ExpertService) -> gr.Blocks:
                         columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
         with gr.Tab("Knowledge"):
             kb_summary = gr.Markdown(knowledge_summary())
-            doc_files = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)")
-            add_btn = gr.Button("Add to index", variant="primary")
-            report = gr.Dataframe(headers=["File", "Result", "Chunks"], label="Last upload", interactive=False)
-            documents = gr.Dataframe(headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True)
+            doc_files = gr.File(
+                file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)", elem_id="doc-files"
+            )
+            add_btn = gr.Button("Add to index", variant="primary", elem_id="add-docs")
+            report = gr.Dataframe(
+                headers=["File", "Result", "Chunks"], label="Last upload", interactive=False, elem_id="upload-report"
+            )
+            documents = gr.Dataframe(
+                headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True, elem_id="documents"
+            )
             with gr.Row():
                 doc_id = gr.Textbox(label="Document ID to delete", scale=3)
                 delete_btn = gr.Button("Delete document", variant="stop", scale=1)

@@ -358,7 +358,7 @@ class KnowledgeBase:
                 self._background = None
             self._prune()
         for i, report in done.items():
-            reports[i] = FileReport(report.name, True, f"Re-indexed {report.chunks} chunks.", "added", report.chunks,
+            reports[i] = FileReport(report.name, True, f"Re-indexed {_chunks(report.chunks)}.", "added", report.chunks,
                                     report.doc_id)  # fmt: skip
         progress(1.0, _summary(reports))
         return [r for r in reports if r is not None]
@@ -435,7 +435,7 @@ class KnowledgeBase:
             status = "replaced" if same_name else "added"
             verb = "Replaced the earlier version with" if same_name else "Added"
             note = f" ({doc.note})" if doc.note else ""
-            reports[i] = FileReport(doc.name, True, f"{verb} {len(doc.chunks)} chunks{note}.", status,
+            reports[i] = FileReport(doc.name, True, f"{verb} {_chunks(len(doc.chunks))}{note}.", status,
                                     len(doc.chunks), doc.doc_id)  # fmt: skip
         if not additions and not removals and not manifest_updates and added_at is None:
             return reports
@@ -632,3 +632,7 @@ def _summary(reports: Iterable[FileReport | None]) -> str:
     done = [r for r in reports if r is not None]
     failed = sum(1 for r in done if not r.ok)
     return f"Done: {len(done) - failed} of {len(done)} files in the index" + (f", {failed} refused." if failed else ".")
+
+
+def _chunks(n: int) -> str:
+    return f"{n} chunk" if n == 1 else f"{n} chunks"

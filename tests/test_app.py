@@ -132,41 +132,67 @@ def test_compare_answers_in_all_four_modes(client):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_browser_chat_status_and_stop(server):
+@pytest.fixture(scope="module")
+def page(server):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed")
     playwright = pytest.importorskip("playwright.sync_api")
-    url, service = server
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
-        page.goto(url)
-        status = page.locator("#status")
-        status.get_by_text("Model:").wait_for(timeout=30_000)
-        assert "cpu" in status.inner_text() and "float32" in status.inner_text()
-
-        page.locator("#message textarea").fill("Hello from the browser")
-        page.locator("#send").click()
-        bot = page.locator("#chat .message.bot").last
-        bot.wait_for(timeout=30_000)
-        page.wait_for_function(
-            "() => { const m = document.querySelectorAll('#chat .message.bot');"
-            " return m.length && m[m.length - 1].innerText.trim().length > 0; }",
-            timeout=30_000,
-        )
-        page.get_by_text("Hello from the browser").wait_for()
-        _wait_until_stable(page, bot)  # Send is ignored while an answer is still streaming
-        assert "⚠" not in bot.inner_text()  # a real answer, not a refusal
-
-        page.locator("#message textarea").fill("")
-        page.locator("#send").click()
-        page.get_by_text("Please type a message first.").wait_for(timeout=30_000)
-
-        page.locator("#stop").click()  # nothing running: a no-op, the page stays usable
-        page.screenshot(path=str(service.settings.data_dir / "browser.png"), full_page=True)
+        page.goto(server[0])
+        page.locator("#status").get_by_text("Model:").wait_for(timeout=30_000)
+        yield page
         browser.close()
+
+
+@pytest.mark.slow
+def test_browser_chat_status_and_stop(page, server):
+    status = page.locator("#status").inner_text()
+    assert "cpu" in status and "float32" in status
+
+    page.locator("#message textarea").fill("Hello from the browser")
+    page.locator("#send").click()
+    bot = page.locator("#chat .message.bot").last
+    bot.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => { const m = document.querySelectorAll('#chat .message.bot');"
+        " return m.length && m[m.length - 1].innerText.trim().length > 0; }",
+        timeout=30_000,
+    )
+    page.get_by_text("Hello from the browser").wait_for()
+    _wait_until_stable(page, bot)  # Send is ignored while an answer is still streaming
+    assert "⚠" not in bot.inner_text()  # a real answer, not a refusal
+
+    page.locator("#message textarea").fill("")
+    page.locator("#send").click()
+    page.get_by_text("Please type a message first.").wait_for(timeout=30_000)
+
+    page.locator("#stop").click()  # nothing running: a no-op, the page stays usable
+    page.screenshot(path=str(server[1].settings.data_dir / "browser-chat.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_browser_knowledge_upload_reports_each_file(page, server, tmp_path):
+    good = tmp_path / "wind_limits.md"
+    good.write_text("# Wind\n\nThe Tern T12 must land when gusts exceed 38 km/h (rule W-38).\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    odd = tmp_path / "slides.pptx"
+    odd.write_bytes(b"PK\x03\x04 not really")
+    page.get_by_role("tab", name="Knowledge").click()
+    page.locator("#doc-files input[type=file]").set_input_files([str(good), str(empty), str(odd)])
+    page.locator("#add-docs").click()
+    report = page.locator("#upload-report")
+    report.get_by_text("Added").first.wait_for(timeout=60_000)  # the progress bar shows here first
+    text = report.inner_text()
+    assert "✅" in text and text.count("❌") == 2
+    assert "empty.txt" in text and "slides.pptx" in text
+    page.wait_for_function("() => document.querySelector('#documents').innerText.includes('wind_limits.md')")
+    assert server[1].knowledge.search("Tern T12 gust limit W-38")[0].source == "wind_limits.md"
+    page.screenshot(path=str(server[1].settings.data_dir / "browser-knowledge.png"), full_page=True)
 
 
 def _wait_until_stable(page, locator, quiet_ms: int = 1500, timeout_s: float = 30) -> None:
