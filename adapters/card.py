@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.validate import CARD_FILE, SMALL_FILE_LIMITS
+from core.retrieval import read_index_manifest
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,8 @@ def _eval_score(card: dict[str, Any]) -> float | None:
 
 def current_snapshot(data_dir: Path) -> dict[str, Any] | None:
     """The live index's snapshot {snapshot_id, created_at}, or None when there is no readable index."""
-    index = Path(data_dir) / "index"
-    try:
-        name = (index / "CURRENT").read_text(encoding="utf-8").strip()
-        if not name or "/" in name or "\\" in name or name in (".", ".."):
-            return None
-        manifest = json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(manifest, dict) or not manifest.get("snapshot_id"):
+    manifest = read_index_manifest(data_dir)
+    if manifest is None:
         return None
     return {"snapshot_id": str(manifest["snapshot_id"]), "created_at": _text(manifest.get("created_at"))}
 
@@ -98,9 +92,10 @@ def current_snapshot(data_dir: Path) -> dict[str, Any] | None:
 def staleness_note(kb_snapshot: dict[str, Any] | None, data_dir: Path) -> str | None:
     """One sentence when the adapter was trained against an older knowledge-base snapshot, else None.
 
-    Stale means: the card names a snapshot, the live index has a different snapshot id, and the
-    card's snapshot is older (or either date is unknown). None when the card names no snapshot,
-    there is no index, or the ids match. Never raises.
+    Stale means: the card names a snapshot and the live index has a different snapshot id (every
+    add, delete or re-index makes a new id, so the documents changed after training; comparing
+    dates instead would miss a change made within the same second). None when the card names
+    no snapshot, there is no index, or the ids match. Never raises.
     """
     if not isinstance(kb_snapshot, dict) or not kb_snapshot.get("snapshot_id"):
         return None
@@ -108,9 +103,6 @@ def staleness_note(kb_snapshot: dict[str, Any] | None, data_dir: Path) -> str | 
     if live is None or str(kb_snapshot["snapshot_id"]) == live["snapshot_id"]:
         return None
     trained = _parse_date(kb_snapshot.get("created_at"))
-    current = _parse_date(live["created_at"])
-    if trained is not None and current is not None and trained >= current:
-        return None
     if trained is None:
         return (
             "This adapter was trained against an earlier knowledge base "

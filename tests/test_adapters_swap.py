@@ -173,11 +173,11 @@ def test_staleness_note_compares_the_card_snapshot_with_the_live_index(manager):
     trained(manager, "nokb", seed=3, card={"kb_snapshot": None})
     info = {i.name: i for i in manager.list_adapters(None)}
     assert manager.staleness_note(info["old"]) is None, "no index yet: nothing to compare with"
-    (index / "snap-2").mkdir(parents=True)
-    (index / "snap-2" / "manifest.json").write_text(
+    (index / "snapshots" / "s2").mkdir(parents=True)  # the layout rag writes
+    (index / "snapshots" / "s2" / "manifest.json").write_text(
         json.dumps({"snapshot_id": "s2", "created_at": "2026-11-05T08:00:00Z"})
     )
-    (index / "CURRENT").write_text("snap-2\n")
+    (index / "CURRENT").write_text("snapshots/s2\n")
     assert manager.staleness_note(info["old"]) == (
         "This adapter was trained against the knowledge base of 2026-11-01; "
         "the documents have changed since, so its answers may be stale."

@@ -122,6 +122,25 @@ def test_rag_with_nothing_relevant_says_so(client):
     assert _last(chat).startswith("I found nothing about this in the documents") and not sources["data"]
 
 
+def test_finetuned_answer_notes_when_the_documents_changed_after_training(client, server, tmp_path):
+    from adapters.synthetic import write_random_adapter
+    from core.retrieval import read_index_manifest
+
+    service = server[1]
+    manifest = read_index_manifest(service.settings.data_dir)
+    card = {"kb_snapshot": {"snapshot_id": manifest["snapshot_id"], "created_at": manifest["created_at"]}}
+    folder = service.settings.data_dir / "adapters" / "trained" / "kb-tuned"
+    write_random_adapter(folder, service.adapters.spec, ["qkv_proj", "o_proj"], r=4, seed=7, card=card)
+
+    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "kb-tuned", "sys", 0.0, 1.0, 8, api_name="/chat")
+    assert not _last(chat).startswith("⚠️") and "may be stale" not in _last(chat)
+
+    (tmp_path / "new.md").write_text("# New\n\nThe Albatross A40 was retired in 2026.\n")
+    assert service.knowledge.add_files([tmp_path / "new.md"])[0].ok
+    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "kb-tuned", "sys", 0.0, 1.0, 8, api_name="/chat")
+    assert "the documents have changed since, so its answers may be stale" in _last(chat)
+
+
 def test_compare_answers_in_all_four_modes(client):
     answers = client.predict("What is part KX-4471?", None, "sys", 0.0, 1.0, 8, api_name="/compare")
     base, rag, finetuned, hybrid = answers
