@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to the internet
+# Idle OpenMP threads sleep instead of spinning: generation and embedding run on several threads
+# of this process, and spinning teams starve each other on a small CPU (bench/bench_streaming.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
 
