@@ -90,27 +90,27 @@ def _stage_files(paths: list[Path], staging: Path, max_bytes: int) -> None:
         names.add(path.name)
     _require_both(names)
     for path in paths:
-        try:
-            info = os.lstat(path)
-        except OSError:
-            raise AdapterRejected(f"The uploaded file {path.name} could not be read.") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise AdapterRejected(f"The uploaded {path.name} is not a regular file.")
         limit = _limit(path.name, max_bytes)
-        _too_big(path.name, info.st_size, limit)
+        _too_big(path.name, _regular_file_size(path), limit)
         with path.open("rb") as src:
             _copy_bounded(src, staging / path.name, limit)
 
 
-def _stage_zip(path: Path, staging: Path, max_bytes: int) -> str | None:
+def _regular_file_size(path: Path) -> int:
+    """The size of an uploaded file; refuses links, devices and folders without following them."""
     try:
         info = os.lstat(path)
     except OSError:
         raise AdapterRejected(f"The uploaded file {path.name} could not be read.") from None
     if not stat.S_ISREG(info.st_mode):
         raise AdapterRejected(f"The uploaded {path.name} is not a regular file.")
-    _too_big(path.name, info.st_size, max_bytes + ZIP_OVERHEAD)
-    _check_end_record(path, info.st_size)
+    return info.st_size
+
+
+def _stage_zip(path: Path, staging: Path, max_bytes: int) -> str | None:
+    size = _regular_file_size(path)
+    _too_big(path.name, size, max_bytes + ZIP_OVERHEAD)
+    _check_end_record(path, size)
     try:
         with zipfile.ZipFile(path) as archive:
             members, top = _check_members(archive, max_bytes)
