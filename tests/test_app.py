@@ -194,6 +194,38 @@ def test_browser_chat_status_and_stop(page, server):
 
 
 @pytest.mark.slow
+def test_browser_stop_ends_a_streaming_answer(page, server, monkeypatch):
+    import time
+
+    model = server[1].loaded.model
+    forward = model.forward
+
+    def slow_forward(*args, **kwargs):  # about 20 tokens/s, so there is time to press Stop
+        time.sleep(0.05)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", slow_forward)
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#message textarea").fill("Tell me everything about the Tern T6")
+    page.locator("#send").click()
+    page.wait_for_function(  # the new answer has started streaming
+        "() => { const m = document.querySelectorAll('#chat .message.bot');"
+        " return m.length && m[m.length - 1].innerText.trim().length > 0"
+        " && document.querySelector('#chat').innerText.includes('Tell me everything'); }",
+        timeout=30_000,
+    )
+    started = time.monotonic()
+    page.locator("#stop").click()
+    bot = page.locator("#chat .message.bot").last
+    _wait_until_stable(page, bot, quiet_ms=1000)
+    assert time.monotonic() - started < 10  # unstopped, the 256-token answer takes about 15 s here
+    assert server[1].loaded.model is model and not server[1]._stops  # the session's answer ended
+    page.locator("#message textarea").fill("")
+    page.locator("#send").click()  # the app still answers afterwards
+    page.get_by_text("Please type a message first.").last.wait_for(timeout=30_000)
+
+
+@pytest.mark.slow
 def test_browser_knowledge_upload_reports_each_file(page, server, tmp_path):
     good = tmp_path / "wind_limits.md"
     good.write_text("# Wind\n\nThe Tern T12 must land when gusts exceed 38 km/h (rule W-38).\n")
