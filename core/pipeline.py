@@ -25,6 +25,14 @@ class Mode(str, Enum):
     FINETUNED = "Fine-tuned"
     HYBRID = "Hybrid"
 
+    @property
+    def uses_documents(self) -> bool:
+        return self in (Mode.RAG, Mode.HYBRID)
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self in (Mode.FINETUNED, Mode.HYBRID)
+
     @classmethod
     def parse(cls, value: Mode | str) -> Mode:
         try:
@@ -107,8 +115,7 @@ class AnswerPipeline:
         mode = Mode.parse(mode)
         message = self.engine.check_message(message)
         params = (params or GenerationParams()).check(self.engine.context_window)
-        uses_documents = mode in (Mode.RAG, Mode.HYBRID)
-        uses_adapter = mode in (Mode.FINETUNED, Mode.HYBRID)
+        uses_documents, uses_adapter = mode.uses_documents, mode.uses_adapter
         missing = []
         if uses_documents and self.retriever is None:
             missing.append("a document index, and none is loaded")

@@ -126,7 +126,7 @@ class ExpertService:
         if self.pipeline is None:
             raise UserInputError(f"The model is still loading ({self.progress:.0%}); try again in a moment.")
         key = note = None
-        if adapter and Mode.parse(mode) in (Mode.FINETUNED, Mode.HYBRID):
+        if adapter and Mode.parse(mode).uses_adapter:
             if self.adapters is None:
                 raise UserInputError("Adapters are not available in this app right now.")
             info = self.adapters.resolve(adapter, session)
