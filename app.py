@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to the internet
@@ -18,17 +19,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
 
-from adapters import AdapterManager
+from adapters.attach import attach_adapters
 from core.generation import GenerationParams, UserInputError
-from core.models import Progress
 from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
 from core.settings import Settings, SettingsError
-from rag import KnowledgeBase, RagError, ensure_sample_index
+from rag import KnowledgeBase, RagError
+from rag.attach import SAMPLE_DOCS, knowledge_attachment
+from scorecard import SHIPPED_QA, QAFileError, evaluate_for_session, load_qa
 
 log = logging.getLogger("app")
 
-SAMPLE_DOCS = Path(__file__).resolve().parent / "sample_kb" / "docs"
 MODES = [m.value for m in Mode]
 WARNING = "⚠️ "
 MODE_HELP = (
@@ -37,25 +38,18 @@ MODE_HELP = (
 )
 SOURCE_HEADERS = ["#", "File", "Location", "Score", "Passage"]
 DOC_HEADERS = ["ID", "Document", "Chunks", "Added"]
-ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval score"]
+ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval (scorecard)"]
+EVALUATE_HELP = (
+    "Runs every question of a keyed QA set through the chat's own answer path in each chosen mode (greedy), "
+    "scores only the model's own words, and recommends a mode. Leave the file empty to use the shipped "
+    "held-out set. Other people's chats are served between answers. Finished answers are kept, so a stopped "
+    "run resumes where it stopped."
+)
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------
-def attach_knowledge(service: ExpertService, progress: Progress) -> None:
-    """Document index"""
-    kb = ensure_sample_index(service.settings, SAMPLE_DOCS, progress=lambda f, m: progress(f, f"Documents: {m}"))
-    service.knowledge = kb
-    service.pipeline.retriever = kb
-
-
-def attach_adapters(service: ExpertService, progress: Progress) -> None:
-    """Adapters"""
-    progress(0.0, "Scanning adapters")
-    service.adapters = AdapterManager(service.pipeline.engine, service.settings)
-
-
 def build_service(settings: Settings) -> ExpertService:
-    return ExpertService(settings, attachments=[attach_knowledge, attach_adapters])
+    return ExpertService(settings, attachments=[knowledge_attachment(SAMPLE_DOCS), attach_adapters])
 
 
 # -- formatting ---------------------------------------------------------------------------------
@@ -196,7 +190,7 @@ def build_demo(service: ExpertService) -> gr.Blocks:
             [
                 i.name, i.source, i.base_model or "?", i.rank, ", ".join(i.target_modules),
                 (i.data_sha256 or "")[:12], (i.created_at or "")[:10],
-                "" if i.eval_score is None else round(i.eval_score, 3),
+                i.eval_summary or "",
             ]
             for i in service.adapters.list_adapters(request.session_hash)
         ]  # fmt: skip
@@ -225,6 +219,64 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         except UserInputError as exc:
             return f"{WARNING}{exc}", *adapter_table(request), adapter_choices(request, chosen)
         return f"Deleted {info.name}.", *adapter_table(request), adapter_choices(request)
+
+    # -- evaluate -------------------------------------------------------------------------------------
+    def evaluation_adapters(request: gr.Request, current: str | None):
+        return adapter_choices(request, current)
+
+    def run_evaluation(qa_file, modes, adapter_name, limit, request: gr.Request, progress=gr.Progress()):
+        if not service.ready or service.pipeline is None:
+            raise gr.Error(service.status_line())
+        if not modes:
+            raise gr.Error("Choose at least one mode to evaluate.")
+        state = {"done": 0, "total": 1, "message": "Starting"}
+        box: dict = {}
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                box["result"] = evaluate_for_session(
+                    service, request.session_hash, qa_file, modes, adapter_name, limit=int(limit or 0) or None,
+                    progress=lambda done, total, message: state.update(done=done, total=total, message=message),
+                    stop=stop,
+                )  # fmt: skip
+            except (UserInputError, QAFileError) as exc:
+                box["error"] = str(exc)
+            except Exception as exc:  # the app keeps serving; the log has the traceback
+                log.exception("evaluation failed")
+                box["error"] = f"The evaluation failed ({type(exc).__name__}); try again."
+
+        worker = threading.Thread(target=work, name="scorecard", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.5)
+                done, total = state["done"], max(state["total"], 1)
+                progress(done / total, desc=f"{done} of {total} answers · {state['message']}")
+                yield f"Evaluating: {done} of {total} answers ({state['message']}).", gr.skip(), gr.skip()
+        finally:
+            stop.set()  # a cancelled run stops after its current answer; what it finished is kept
+        if "error" in box:
+            yield f"{WARNING}{box['error']}", gr.skip(), gr.skip()
+            return
+        result = box["result"]
+        card = result.scorecard
+        lines = [f"Done: {card.name}." if card.complete else "Stopped; the answers so far are kept."]
+        if result.card_note:
+            lines.append(result.card_note)
+        yield " ".join(lines), card.to_markdown(chart_name=None), str(result.chart_path)
+
+    def shipped_qa_summary() -> str:
+        try:
+            qa = load_qa(SHIPPED_QA)
+        except QAFileError as exc:
+            return f"{WARNING}{exc}"
+        langs = ", ".join(f"{lang} {sum(1 for i in qa.items if i.language == lang)}" for lang in qa.languages)
+        no_answer = sum(1 for i in qa.items if not i.answerable)
+        return (
+            f"Shipped held-out set: {len(qa.items)} questions "
+            f"({no_answer} with no answer in the documents; {langs})."
+        )
 
     # -- layout -----------------------------------------------------------------------------------
     with gr.Blocks(title="Industry-expert chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -303,6 +355,21 @@ def build_demo(service: ExpertService) -> gr.Blocks:
                 upload_btn = gr.Button("Upload adapter", variant="primary")
                 delete_adapter_btn = gr.Button("Delete the chosen upload", variant="stop")
             upload_result = gr.Markdown()
+        with gr.Tab("Evaluate") as evaluate_tab:
+            gr.Markdown(EVALUATE_HELP)
+            gr.Markdown(shipped_qa_summary())
+            with gr.Row():
+                eval_file = gr.File(label="QA file (.jsonl), optional", file_types=[".jsonl"], elem_id="eval-file")
+                with gr.Column():
+                    eval_modes = gr.CheckboxGroup(MODES, value=MODES, label="Modes", elem_id="eval-modes")
+                    eval_adapter = gr.Dropdown([], label="Adapter (Fine-tuned, Hybrid)", elem_id="eval-adapter")
+                    eval_limit = gr.Number(0, label="Questions (0 = all)", precision=0, minimum=0, elem_id="eval-limit")
+            with gr.Row():
+                eval_btn = gr.Button("Run scorecard", variant="primary", elem_id="eval-run")
+                eval_stop = gr.Button("Stop", variant="stop", elem_id="eval-stop")
+            eval_status = gr.Markdown(elem_id="eval-status")
+            eval_chart = gr.Image(label="Scorecard", type="filepath", interactive=False, elem_id="eval-chart")
+            eval_report = gr.Markdown(elem_id="eval-report")
 
         # -- wiring -------------------------------------------------------------------------------
         private = {"api_visibility": "private"}
@@ -337,6 +404,13 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         )
         delete_adapter_btn.click(delete_adapter, adapter, adapter_outputs, **private)
         demo.load(adapter_table, None, [adapters_df, adapters_md], **private)
+
+        evaluate_tab.select(evaluation_adapters, eval_adapter, eval_adapter, **private)
+        eval_event = eval_btn.click(
+            run_evaluation, [eval_file, eval_modes, eval_adapter, eval_limit], [eval_status, eval_report, eval_chart],
+            concurrency_id="scorecard", concurrency_limit=1, **private,
+        ).then(adapter_table, None, [adapters_df, adapters_md], **private)
+        eval_stop.click(None, None, None, cancels=[eval_event], **private)
         demo.load(knowledge_summary, None, kb_summary, **private)
     return demo
 

@@ -28,6 +28,7 @@ class CardSummary:
     data_sha256: str | None
     created_at: str | None
     eval_score: float | None
+    eval_summary: str | None
     kb_snapshot: dict[str, Any] | None
     train_loss: float | None
     val_loss: float | None
@@ -63,6 +64,7 @@ def summarize_card(card: dict[str, Any] | None) -> CardSummary:
         data_sha256=_text(dataset.get("sha256") or card.get("dataset_sha256")),
         created_at=_text(card.get("created_at")),
         eval_score=_eval_score(card),
+        eval_summary=_eval_summary(card),
         kb_snapshot=snapshot if isinstance(snapshot, dict) else None,
         train_loss=_number(loss.get("train_final") or card.get("train_loss")),
         val_loss=_number(loss.get("validation_final") or card.get("val_loss")),
@@ -79,6 +81,15 @@ def _eval_score(card: dict[str, Any]) -> float | None:
         elif _number(block) is not None:
             return _number(block)
     return _number(card.get("eval_score", card.get("score")))
+
+
+def _eval_summary(card: dict[str, Any]) -> str | None:
+    """The scorecard's one-line summary ("key facts: Base 0.00 · RAG 0.15 … (eval_qa.jsonl, 86 q)")."""
+    block = card.get("evaluation")
+    if isinstance(block, dict) and isinstance(block.get("summary"), str):
+        return block["summary"][:200]
+    score = _eval_score(card)
+    return None if score is None else f"{score:.3f}"
 
 
 def current_snapshot(data_dir: Path) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ class AdapterInfo:
     data_sha256: str | None
     created_at: str | None
     eval_score: float | None
+    eval_summary: str | None
     kb_snapshot: dict[str, Any] | None
     train_loss: float | None
     val_loss: float | None
@@ -153,6 +154,7 @@ class AdapterRegistry:
             data_sha256=summary.data_sha256,
             created_at=summary.created_at or _mtime_iso(entry.path / WEIGHTS_FILE),
             eval_score=summary.eval_score,
+            eval_summary=summary.eval_summary,
             kb_snapshot=summary.kb_snapshot,
             train_loss=summary.train_loss,
             val_loss=summary.val_loss,

@@ -42,13 +42,13 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
+from core.terms import terms  # noqa: E402
 from rag import Floors, KnowledgeBase  # noqa: E402
 from rag.chunking import context_text  # noqa: E402
 from rag.embedding import Embedder, get_embedder  # noqa: E402
 from rag.ingest import PreparedDocument, prepare  # noqa: E402
 from rag.keyword_index import KeywordIndex  # noqa: E402
 from rag.records import Chunk  # noqa: E402
-from rag.terms import terms  # noqa: E402
 from rag.vector_store import IdMappedFaissVectorStore  # noqa: E402
 
 SAMPLE_DOCS = REPO / "sample_kb" / "docs"
@@ -313,6 +313,7 @@ def bench_latency(root: Path, runs: int, sizes: list[int], real: Embedder) -> No
 # -- 4. hit@5 -------------------------------------------------------------------------------------
 def bench_hits(data_dir: Path, embedder: Embedder) -> None:
     rows_in = [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines()]
+    rows_in = [r for r in rows_in if r.get("answerable", True) and r.get("source")]  # no-answer items have no source
     languages = list(dict.fromkeys(r["language"] for r in rows_in))
     vectors = embedder.encode([r["question"] for r in rows_in])
     rows = []

@@ -21,6 +21,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from core.locks import FairRLock
 from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class Engine:
     def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000):
         self.loaded = loaded
         self.max_message_chars = max_message_chars
-        self.lock = threading.RLock()
+        self.lock = FairRLock()  # first come, first served: a batch never starves a chat
         self.use_adapter: AdapterContext = _no_adapters
 
     @property

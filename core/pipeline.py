@@ -45,11 +45,14 @@ class Mode(str, Enum):
 @dataclass
 class AnswerUpdate:
     """The answer so far. `text` is cumulative; `notes` are short remarks shown with it;
-    `sources` are the passages the prompt carried, numbered from 1 as the model saw them."""
+    `sources` are the passages the prompt carried, numbered from 1 as the model saw them.
+    `status` says where the text came from: "answer" (the model), "nothing_found" (RAG found no
+    relevant passage and declined without asking the model) or "unavailable" (the mode lacks a part)."""
 
     text: str
     mode: Mode
     done: bool = False
+    status: str = "answer"
     notes: list[str] = field(default_factory=list)
     sources: list[Passage] = field(default_factory=list)
     tokens: int = 0
@@ -122,7 +125,8 @@ class AnswerPipeline:
         if uses_adapter and not adapter:
             missing.append("an adapter; choose one under Adapters")
         if missing:
-            yield AnswerUpdate(f"{mode.value} mode needs " + " and ".join(missing) + ".", mode, done=True)
+            message = f"{mode.value} mode needs " + " and ".join(missing) + "."
+            yield AnswerUpdate(message, mode, done=True, status="unavailable")
             return
 
         notes = [adapter_note] if uses_adapter and adapter_note else []
@@ -130,7 +134,7 @@ class AnswerPipeline:
         if uses_documents:
             passages = self.retriever.search(message)
             if not passages:
-                yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes)
+                yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes, status="nothing_found")
                 return
         system = self.system_prompt if system_prompt is None else system_prompt
         prompt_ids, dropped, passages = self._fit(system, history, message, passages, params.max_new_tokens)

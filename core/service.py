@@ -92,6 +92,12 @@ class ExpertService:
         parts += [f"Unavailable: {w}" for w in self.warnings]
         return " ".join(parts)
 
+    def attach_knowledge(self, retriever: Any) -> None:
+        """Use `retriever` (a `core.retrieval.Retriever`, e.g. `rag.KnowledgeBase`) for RAG and Hybrid."""
+        self.knowledge = retriever
+        if self.pipeline is not None:
+            self.pipeline.retriever = retriever
+
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
@@ -115,11 +121,14 @@ class ExpertService:
         params: GenerationParams,
         system_prompt: str | None = None,
         adapter: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[AnswerUpdate]:
         """Stream an answer for one user's session. Raises UserInputError with one sentence.
 
         `adapter` is the name the session chose; it is resolved for that session (another
-        session's upload is refused) before the pipeline sees its key.
+        session's upload is refused) before the pipeline sees its key. Without `stop`, the
+        session's Stop button (`stop()`) ends the answer; a caller with its own `stop` event (a
+        scorecard run) is not stopped by the session's chat Stop.
         """
         if self.error:
             raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
@@ -131,6 +140,9 @@ class ExpertService:
                 raise UserInputError("Adapters are not available in this app right now.")
             info = self.adapters.resolve(adapter, session)
             key, note = info.key, self.adapters.staleness_note(info)
+        if stop is not None:
+            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt, key, note)
+            return
         stop = threading.Event()
         self._stops[session] = stop
         try:

@@ -9,11 +9,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.terms import terms
 from rag.chunking import Chunker, context_text
 from rag.errors import IngestError
 from rag.readers import check_extension, read_sections
 from rag.records import Chunk
-from rag.terms import terms
 from rag.uploads import safe_name
 
 MIB = 1024 * 1024

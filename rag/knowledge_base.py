@@ -20,6 +20,7 @@ import numpy as np
 
 from core.retrieval import Passage
 from core.settings import Settings
+from core.terms import TOKENIZER_VERSION, terms
 from rag.chunking import Chunker, context_text, effective_chunk_size
 from rag.embedding import Embedder, canonical_name, get_embedder
 from rag.errors import (
@@ -34,7 +35,6 @@ from rag.ingest import PreparedDocument, check_file, prepare
 from rag.keyword_index import KeywordIndex
 from rag.records import Chunk, DocumentInfo, FileReport, IndexStats, Progress, no_progress
 from rag.storage import FORMAT_VERSION, IndexStorage, new_id, utc_now
-from rag.terms import TOKENIZER_VERSION, terms
 from rag.uploads import UploadStore
 
 log = logging.getLogger(__name__)
