@@ -1,7 +1,7 @@
 """Gradio UI for the industry-expert chat: layout, event wiring and per-session state only.
 
-Run `python app.py --help` for settings. Everything that thinks lives in `core/`, `rag/` and
-`adapters/`; this file composes them and formats their results.
+Run `python app.py --help` for settings. Everything that thinks lives in `core/`, `rag/`, `adapters/`
+and `scorecard/`; this file composes them, builds one small function per tab, and formats results.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to the internet
@@ -19,12 +20,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
 
+from adapters import AdapterCatalog
 from adapters.attach import attach_adapters
-from core.generation import GenerationParams, UserInputError
+from core.errors import UserInputError
+from core.generation import GenerationParams
 from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
 from core.settings import Settings, SettingsError
-from rag import KnowledgeBase, RagError
+from rag import KnowledgeBase
 from rag.attach import SAMPLE_DOCS, knowledge_attachment
 from scorecard import SHIPPED_QA, QAFileError, evaluate_for_session, load_qa
 
@@ -45,11 +48,21 @@ EVALUATE_HELP = (
     "held-out set. Other people's chats are served between answers. Finished answers are kept, so a stopped "
     "run resumes where it stopped."
 )
+PRIVATE = {"api_visibility": "private"}
+ONE_AT_A_TIME_ON_THE_MODEL = {"concurrency_id": "model", "concurrency_limit": 1}
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------
 def build_service(settings: Settings) -> ExpertService:
     return ExpertService(settings, attachments=[knowledge_attachment(SAMPLE_DOCS), attach_adapters])
+
+
+def knowledge_base(service: ExpertService) -> KnowledgeBase | None:
+    return service.knowledge if isinstance(service.knowledge, KnowledgeBase) else None
+
+
+def adapter_catalog(service: ExpertService) -> AdapterCatalog | None:
+    return service.adapters if isinstance(service.adapters, AdapterCatalog) else None
 
 
 # -- formatting ---------------------------------------------------------------------------------
@@ -76,45 +89,151 @@ def source_rows(update: AnswerUpdate | None) -> list[list]:
     ]
 
 
-def build_demo(service: ExpertService) -> gr.Blocks:
+def document_rows(service: ExpertService):
+    kb = knowledge_base(service)
+    if kb is None:
+        return gr.Dataframe()
+    return gr.Dataframe(value=[[d.doc_id, d.name, d.chunks, d.added_date] for d in kb.list_documents()])
+
+
+def knowledge_summary(service: ExpertService) -> str:
+    kb = knowledge_base(service)
+    if kb is None:
+        return "The document index is not loaded yet."
+    st = kb.stats()
+    return (
+        f"{st.documents} documents, {st.chunks} chunks, embeddings `{st.embed_model}` ({st.dim} dims), "
+        f"fusion `{st.fusion}`, last change {st.updated_at or 'never'}."
+    )
+
+
+def adapter_choices(service: ExpertService, session: str, value: str | None = None):
+    catalog = adapter_catalog(service)
+    if catalog is None:
+        return gr.Dropdown(choices=[], value=None)
+    choices = [(i.label, i.key) for i in catalog.list_adapters(session)]
+    keys = [k for _, k in choices]
+    return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
+
+
+def adapter_table(service: ExpertService, session: str) -> tuple[list[list], str]:
+    catalog = adapter_catalog(service)
+    if catalog is None:
+        return [], "Adapters are not loaded yet."
+    rows = [
+        [i.name, i.source, i.base_model or "?", i.rank, ", ".join(i.target_modules), (i.data_sha256 or "")[:12],
+         (i.created_at or "")[:10], i.eval_summary or ""]
+        for i in catalog.list_adapters(session)
+    ]  # fmt: skip
+    skipped = catalog.problems(session)
+    notes = "\n".join(f"- skipped `{p.name}` ({p.source}): {p.reason}" for p in skipped)
+    return rows, notes or "No adapter folders were skipped."
+
+
+def file_reports(reports) -> list[list]:
+    return [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
+
+
+# -- tabs ------------------------------------------------------------------------------------------
+@dataclass
+class Shared:
+    """Components several tabs read: the adapter choice and the generation settings."""
+
+    adapter: gr.Dropdown
+    system: gr.Textbox
+    temperature: gr.Slider
+    top_p: gr.Slider
+    max_new: gr.Slider
+
+    @property
+    def settings(self) -> list:
+        return [self.system, self.temperature, self.top_p, self.max_new]
+
+
+def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
     s = service.settings
+    model_history = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                height=460, label="Chat", elem_id="chat", buttons=["copy"], group_consecutive_messages=False
+            )
+            message = gr.Textbox(
+                placeholder="Ask a question and press Enter", show_label=False, lines=2, max_lines=8,
+                elem_id="message", submit_btn=False,
+            )  # fmt: skip
+            with gr.Row():
+                send = gr.Button("Send", variant="primary", elem_id="send")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                clear = gr.Button("Clear", elem_id="clear")
+        with gr.Column(scale=1):
+            mode = gr.Radio(MODES, value=Mode.BASE.value, label="Mode", elem_id="mode", info=MODE_HELP)
+            adapter = gr.Dropdown([], label="Adapter (Fine-tuned, Hybrid)", elem_id="adapter", allow_custom_value=True)
+            with gr.Accordion("Generation settings", open=False):
+                system = gr.Textbox(s.system_prompt, label="System prompt", lines=3)
+                temperature = gr.Slider(
+                    0.0, 2.0, value=s.temperature, step=0.05, label="Temperature",
+                    info="0 = always the most likely token",
+                )  # fmt: skip
+                top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.05, label="Top-p")
+                max_new = gr.Slider(
+                    1, service.max_new_tokens_limit, value=service.default_params().max_new_tokens, step=1,
+                    label="Max new tokens",
+                )  # fmt: skip
+    sources = gr.Dataframe(
+        headers=SOURCE_HEADERS, label="Sources of the last answer", interactive=False, wrap=True, elem_id="sources"
+    )
+    shared = Shared(adapter, system, temperature, top_p, max_new)
 
-    # -- status -----------------------------------------------------------------------------------
-    def status(current_max_new: float, request: gr.Request):
-        # Poll while loading; once ready (or failed) stop polling, fit the max-new-tokens slider to
-        # the model's context window, and fill the per-session lists.
-        if not service.ready:
-            return service.status_line(), gr.Timer(active=True), gr.Slider(), gr.Dropdown(), gr.Dataframe(), gr.skip()
-        limit = service.max_new_tokens_limit
-        slider = gr.Slider(maximum=limit, value=min(int(current_max_new), limit))
-        lists = adapter_choices(request), document_rows(), knowledge_summary()
-        return service.status_line(), gr.Timer(active=False), slider, *lists
-
-    # -- chat -------------------------------------------------------------------------------------
-    def respond(message, chat, model_history, mode, adapter, system, temperature, top_p, max_new, request: gr.Request):
+    def respond(text, chat, history, mode, adapter, system, temperature, top_p, max_new, request: gr.Request):
         chat = list(chat or [])
-        if message and message.strip():
-            chat.append({"role": "user", "content": message})
+        if text and text.strip():
+            chat.append({"role": "user", "content": text})
         chat.append({"role": "assistant", "content": ""})
         params = GenerationParams(temperature, top_p, max_new)
         update = None
         try:
-            for update in service.answer(request.session_hash, message, model_history, mode, params, system, adapter):
+            for update in service.answer(request.session_hash, text, history, mode, params, system, adapter):
                 chat[-1] = {"role": "assistant", "content": format_answer(update)}
-                yield "", chat, model_history, source_rows(update)
+                yield "", chat, history, source_rows(update)
         except UserInputError as exc:
             chat[-1] = {"role": "assistant", "content": WARNING + str(exc)}
-            yield message, chat, model_history, []  # keep the text so nothing the user typed is lost
+            yield text, chat, history, []  # keep the text so nothing the user typed is lost
             return
         except Exception as exc:  # never a traceback in the chat; the app keeps serving
             log.exception("answer failed")
             chat[-1] = {"role": "assistant", "content": f"{WARNING}Answering failed ({type(exc).__name__}); try again."}
-            yield message, chat, model_history, []
+            yield text, chat, history, []
             return
         if update is not None and update.tokens:
-            exchange = [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": update.text}]
-            model_history = [*model_history, *exchange]
-        yield "", chat, model_history, source_rows(update)
+            exchange = [{"role": "user", "content": text.strip()}, {"role": "assistant", "content": update.text}]
+            history = [*history, *exchange]
+        yield "", chat, history, source_rows(update)
+
+    inputs = [message, chatbot, model_history, mode, adapter, *shared.settings]
+    outputs = [message, chatbot, model_history, sources]
+    # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.
+    events = [
+        message.submit(respond, inputs, outputs, api_name="chat", **ONE_AT_A_TIME_ON_THE_MODEL),
+        send.click(respond, inputs, outputs, **PRIVATE, **ONE_AT_A_TIME_ON_THE_MODEL),
+    ]
+    def stop(request: gr.Request) -> None:
+        service.stop(request.session_hash)
+
+    stop_btn.click(stop, None, None, cancels=events, queue=False, **PRIVATE)
+    clear.click(lambda: ([], [], "", []), None, [chatbot, model_history, message, sources], queue=False, **PRIVATE)
+    return shared, stop_btn
+
+
+def compare_tab(service: ExpertService, shared: Shared, stop_btn: gr.Button) -> None:
+    question = gr.Textbox(label="One question, answered four ways", lines=2, elem_id="compare-question")
+    compare_btn = gr.Button("Compare Base / RAG / Fine-tuned / Hybrid", variant="primary")
+    columns = []
+    with gr.Row():
+        for m in MODES:
+            with gr.Column():
+                gr.Markdown(f"### {m}")
+                columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
 
     def compare(question, adapter, system, temperature, top_p, max_new, request: gr.Request):
         params = GenerationParams(temperature, top_p, max_new)
@@ -128,106 +247,147 @@ def build_demo(service: ExpertService) -> gr.Blocks:
                 answers[i] = WARNING + str(exc)
                 yield answers
 
-    def stop(request: gr.Request) -> None:
-        service.stop(request.session_hash)
+    event = compare_btn.click(
+        compare, [question, shared.adapter, *shared.settings], columns, api_name="compare", **ONE_AT_A_TIME_ON_THE_MODEL
+    )
+    stop_btn.click(None, None, None, cancels=[event], **PRIVATE)
 
-    # -- knowledge --------------------------------------------------------------------------------
-    def knowledge() -> KnowledgeBase:
-        if service.knowledge is None:
+
+@dataclass
+class KnowledgeView:
+    summary: gr.Markdown
+    documents: gr.Dataframe
+
+
+def knowledge_tab(service: ExpertService) -> KnowledgeView:
+    summary = gr.Markdown(knowledge_summary(service))
+    files = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)", elem_id="doc-files")
+    add_btn = gr.Button("Add to index", variant="primary", elem_id="add-docs")
+    report = gr.Dataframe(
+        headers=["File", "Result", "Chunks"], label="Last upload", interactive=False, elem_id="upload-report"
+    )
+    documents = gr.Dataframe(headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True, elem_id="documents")
+    with gr.Row():
+        doc_id = gr.Textbox(label="Document ID to delete", scale=3)
+        delete_btn = gr.Button("Delete document", variant="stop", scale=1)
+        reindex_btn = gr.Button("Re-index everything", scale=1)
+
+    def kb() -> KnowledgeBase:
+        found = knowledge_base(service)
+        if found is None:
             raise gr.Error("The document index is not ready yet." if not service.ready else service.status_line())
-        return service.knowledge
+        return found
 
-    def document_rows():
-        if service.knowledge is None:
-            return gr.Dataframe()
-        docs = service.knowledge.list_documents()
-        return gr.Dataframe(value=[[d.doc_id, d.name, d.chunks, d.added_date] for d in docs])
-
-    def knowledge_summary() -> str:
-        if service.knowledge is None:
-            return "The document index is not loaded yet."
-        st = service.knowledge.stats()
-        return (
-            f"{st.documents} documents, {st.chunks} chunks, embeddings `{st.embed_model}` ({st.dim} dims), "
-            f"fusion `{st.fusion}`, last change {st.updated_at or 'never'}."
-        )
-
-    def add_documents(files, progress=gr.Progress()):
-        if not files:
+    def add_documents(paths, progress=gr.Progress()):
+        if not paths:
             raise gr.Error("Choose one or more files first.")
-        kb = knowledge()
-        reports = kb.add_files([Path(f) for f in files], progress=lambda f, m: progress(f, desc=m))
-        rows = [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
-        return rows, document_rows(), knowledge_summary(), None
+        reports = kb().add_files([Path(p) for p in paths], progress=lambda f, m: progress(f, desc=m))
+        return file_reports(reports), document_rows(service), knowledge_summary(service), None
 
-    def delete_document(doc_id):
-        if not doc_id or not str(doc_id).strip():
+    def delete_document(doc):
+        if not doc or not str(doc).strip():
             raise gr.Error("Type the ID of the document to delete (first column).")
         try:
-            knowledge().delete(str(doc_id).strip())
-        except (RagError, KeyError) as exc:
-            raise gr.Error(str(exc).strip("'\"")) from None
-        return document_rows(), knowledge_summary(), ""
+            kb().delete(str(doc).strip())
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        return document_rows(service), knowledge_summary(service), ""
 
     def reindex(progress=gr.Progress()):
-        reports = knowledge().reindex(progress=lambda f, m: progress(f, desc=m))
-        rows = [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
-        return rows, document_rows(), knowledge_summary()
+        reports = kb().reindex(progress=lambda f, m: progress(f, desc=m))
+        return file_reports(reports), document_rows(service), knowledge_summary(service)
 
-    # -- adapters ---------------------------------------------------------------------------------
-    def adapter_choices(request: gr.Request, value: str | None = None):
-        if service.adapters is None:
-            return gr.Dropdown(choices=[], value=None)
-        infos = service.adapters.list_adapters(request.session_hash)
-        choices = [(i.label, i.key) for i in infos]
-        keys = [k for _, k in choices]
-        return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
+    one_writer = {"concurrency_id": "knowledge", "concurrency_limit": 1, **PRIVATE}
+    add_btn.click(add_documents, files, [report, documents, summary, files], **one_writer)
+    delete_btn.click(delete_document, doc_id, [documents, summary, doc_id], **one_writer)
+    reindex_btn.click(reindex, None, [report, documents, summary], **one_writer)
+    return KnowledgeView(summary, documents)
 
-    def adapter_table(request: gr.Request):
-        if service.adapters is None:
-            return [], "Adapters are not loaded yet."
-        rows = [
-            [
-                i.name, i.source, i.base_model or "?", i.rank, ", ".join(i.target_modules),
-                (i.data_sha256 or "")[:12], (i.created_at or "")[:10],
-                i.eval_summary or "",
-            ]
-            for i in service.adapters.list_adapters(request.session_hash)
-        ]  # fmt: skip
-        skipped = service.adapters.problems(request.session_hash)
-        notes = "\n".join(f"- skipped `{p.name}` ({p.source}): {p.reason}" for p in skipped)
-        return rows, notes or "No adapter folders were skipped."
 
-    def upload_adapter(files, name, chosen, request: gr.Request):
-        if service.adapters is None:
+@dataclass
+class AdaptersView:
+    table: gr.Dataframe
+    notes: gr.Markdown
+
+
+def adapters_tab(service: ExpertService, shared: Shared) -> AdaptersView:
+    notes = gr.Markdown("Adapters appear here as soon as they are written to the store.")
+    table = gr.Dataframe(headers=ADAPTER_HEADERS, label="Adapters you can use", interactive=False)
+    refresh = gr.Button("Refresh")
+    files = gr.File(file_count="multiple", label="Upload adapter_config.json + adapter_model.safetensors, or a .zip")
+    name = gr.Textbox(label="Name (optional)")
+    with gr.Row():
+        upload_btn = gr.Button("Upload adapter", variant="primary")
+        delete_btn = gr.Button("Delete the chosen upload", variant="stop")
+    result = gr.Markdown()
+
+    def catalog() -> AdapterCatalog:
+        found = adapter_catalog(service)
+        if found is None:
             raise gr.Error("Adapters are not loaded yet.")
-        if not files:
+        return found
+
+    def upload(paths, new_name, chosen, request: gr.Request):
+        session = request.session_hash
+        if not paths:
             raise gr.Error("Choose adapter_config.json and adapter_model.safetensors, or one .zip of them.")
         try:
-            info = service.adapters.upload(list(files), request.session_hash, name or None)
+            info = catalog().upload(list(paths), session, new_name or None)
         except UserInputError as exc:
-            return f"{WARNING}{exc}", *adapter_table(request), adapter_choices(request, chosen), None
+            return f"{WARNING}{exc}", *adapter_table(service, session), adapter_choices(service, session, chosen), None
         message = f"✅ Added {info.label}. It is private to this browser session."
-        return message, *adapter_table(request), adapter_choices(request, info.key), None
+        return message, *adapter_table(service, session), adapter_choices(service, session, info.key), None
 
-    def delete_adapter(chosen, request: gr.Request):
-        if service.adapters is None or not chosen:
+    def delete(chosen, request: gr.Request):
+        session = request.session_hash
+        if not chosen:
             raise gr.Error("Choose one of your uploaded adapters first.")
         try:
-            info = service.adapters.resolve(chosen, request.session_hash)
-            service.adapters.delete_upload(info.key, request.session_hash)
+            info = catalog().delete_upload(chosen, session)
         except UserInputError as exc:
-            return f"{WARNING}{exc}", *adapter_table(request), adapter_choices(request, chosen)
-        return f"Deleted {info.name}.", *adapter_table(request), adapter_choices(request)
+            return f"{WARNING}{exc}", *adapter_table(service, session), adapter_choices(service, session, chosen)
+        return f"Deleted {info.name}.", *adapter_table(service, session), adapter_choices(service, session)
 
-    # -- evaluate -------------------------------------------------------------------------------------
-    def evaluation_adapters(request: gr.Request, current: str | None):
-        return adapter_choices(request, current)
+    def table_for(request: gr.Request):
+        return adapter_table(service, request.session_hash)
 
-    def run_evaluation(qa_file, modes, adapter_name, limit, request: gr.Request, progress=gr.Progress()):
+    outputs = [result, table, notes, shared.adapter]
+    refresh.click(table_for, None, [table, notes], **PRIVATE)
+    upload_btn.click(upload, [files, name, shared.adapter], [*outputs, files], **PRIVATE)
+    delete_btn.click(delete, shared.adapter, outputs, **PRIVATE)
+    return AdaptersView(table, notes)
+
+
+def shipped_qa_summary() -> str:
+    try:
+        qa = load_qa(SHIPPED_QA)
+    except QAFileError as exc:
+        return f"{WARNING}{exc}"
+    langs = ", ".join(f"{lang} {sum(1 for i in qa.items if i.language == lang)}" for lang in qa.languages)
+    no_answer = sum(1 for i in qa.items if not i.answerable)
+    return f"Shipped held-out set: {len(qa.items)} questions ({no_answer} with no answer in the documents; {langs})."
+
+
+def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Dropdown:
+    gr.Markdown(EVALUATE_HELP)
+    gr.Markdown(shipped_qa_summary())
+    with gr.Row():
+        qa_file = gr.File(label="QA file (.jsonl), optional", file_types=[".jsonl"], elem_id="eval-file")
+        with gr.Column():
+            modes = gr.CheckboxGroup(MODES, value=MODES, label="Modes", elem_id="eval-modes")
+            adapter = gr.Dropdown([], label="Adapter (Fine-tuned, Hybrid)", elem_id="eval-adapter")
+            limit = gr.Number(0, label="Questions (0 = all)", precision=0, minimum=0, elem_id="eval-limit")
+    with gr.Row():
+        run_btn = gr.Button("Run scorecard", variant="primary", elem_id="eval-run")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="eval-stop")
+    status = gr.Markdown(elem_id="eval-status")
+    chart = gr.Image(label="Scorecard", type="filepath", interactive=False, elem_id="eval-chart")
+    report = gr.Markdown(elem_id="eval-report")
+
+    def run(path, chosen_modes, adapter_name, count, request: gr.Request, progress=gr.Progress()):
         if not service.ready or service.pipeline is None:
             raise gr.Error(service.status_line())
-        if not modes:
+        if not chosen_modes:
             raise gr.Error("Choose at least one mode to evaluate.")
         state = {"done": 0, "total": 1, "message": "Starting"}
         box: dict = {}
@@ -236,7 +396,7 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         def work() -> None:
             try:
                 box["result"] = evaluate_for_session(
-                    service, request.session_hash, qa_file, modes, adapter_name, limit=int(limit or 0) or None,
+                    service, request.session_hash, path, chosen_modes, adapter_name, limit=int(count or 0) or None,
                     progress=lambda done, total, message: state.update(done=done, total=total, message=message),
                     stop=stop,
                 )  # fmt: skip
@@ -266,152 +426,57 @@ def build_demo(service: ExpertService) -> gr.Blocks:
             lines.append(result.card_note)
         yield " ".join(lines), card.to_markdown(chart_name=None), str(result.chart_path)
 
-    def shipped_qa_summary() -> str:
-        try:
-            qa = load_qa(SHIPPED_QA)
-        except QAFileError as exc:
-            return f"{WARNING}{exc}"
-        langs = ", ".join(f"{lang} {sum(1 for i in qa.items if i.language == lang)}" for lang in qa.languages)
-        no_answer = sum(1 for i in qa.items if not i.answerable)
-        return (
-            f"Shipped held-out set: {len(qa.items)} questions "
-            f"({no_answer} with no answer in the documents; {langs})."
-        )
+    def table_for(request: gr.Request):
+        return adapter_table(service, request.session_hash)
 
-    # -- layout -----------------------------------------------------------------------------------
+    event = run_btn.click(
+        run, [qa_file, modes, adapter, limit], [status, report, chart],
+        concurrency_id="scorecard", concurrency_limit=1, **PRIVATE,
+    ).then(table_for, None, [adapters_view.table, adapters_view.notes], **PRIVATE)  # fmt: skip
+    stop_btn.click(None, None, None, cancels=[event], **PRIVATE)
+    return adapter
+
+
+# -- the page -------------------------------------------------------------------------------------
+def build_demo(service: ExpertService) -> gr.Blocks:
     with gr.Blocks(title="Industry-expert chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## Industry-expert chat\nBase model, RAG over your documents, a LoRA adapter, or both.")
         status_md = gr.Markdown(service.status_line(), elem_id="status")
         timer = gr.Timer(1.0)
-        model_history = gr.State([])
         with gr.Tab("Chat"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        height=460, label="Chat", elem_id="chat", buttons=["copy"], group_consecutive_messages=False
-                    )
-                    message = gr.Textbox(
-                        placeholder="Ask a question and press Enter", show_label=False, lines=2, max_lines=8,
-                        elem_id="message", submit_btn=False,
-                    )  # fmt: skip
-                    with gr.Row():
-                        send = gr.Button("Send", variant="primary", elem_id="send")
-                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                        clear = gr.Button("Clear", elem_id="clear")
-                with gr.Column(scale=1):
-                    mode = gr.Radio(MODES, value=Mode.BASE.value, label="Mode", elem_id="mode", info=MODE_HELP)
-                    adapter = gr.Dropdown(
-                        [], label="Adapter (Fine-tuned, Hybrid)", elem_id="adapter", allow_custom_value=True
-                    )
-                    with gr.Accordion("Generation settings", open=False):
-                        system = gr.Textbox(s.system_prompt, label="System prompt", lines=3)
-                        temperature = gr.Slider(
-                            0.0, 2.0, value=s.temperature, step=0.05, label="Temperature",
-                            info="0 = always the most likely token",
-                        )  # fmt: skip
-                        top_p = gr.Slider(0.05, 1.0, value=s.top_p, step=0.05, label="Top-p")
-                        max_new = gr.Slider(
-                            1, service.max_new_tokens_limit, value=service.default_params().max_new_tokens, step=1,
-                            label="Max new tokens",
-                        )  # fmt: skip
-            sources = gr.Dataframe(
-                headers=SOURCE_HEADERS, label="Sources of the last answer", interactive=False, wrap=True,
-                elem_id="sources",
-            )  # fmt: skip
+            shared, stop_btn = chat_tab(service)
         with gr.Tab("Compare"):
-            question = gr.Textbox(label="One question, answered four ways", lines=2, elem_id="compare-question")
-            compare_btn = gr.Button("Compare Base / RAG / Fine-tuned / Hybrid", variant="primary")
-            columns = []
-            with gr.Row():
-                for m in MODES:
-                    with gr.Column():
-                        gr.Markdown(f"### {m}")
-                        columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
+            compare_tab(service, shared, stop_btn)
         with gr.Tab("Knowledge"):
-            kb_summary = gr.Markdown(knowledge_summary())
-            doc_files = gr.File(
-                file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)", elem_id="doc-files"
-            )
-            add_btn = gr.Button("Add to index", variant="primary", elem_id="add-docs")
-            report = gr.Dataframe(
-                headers=["File", "Result", "Chunks"], label="Last upload", interactive=False, elem_id="upload-report"
-            )
-            documents = gr.Dataframe(
-                headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True, elem_id="documents"
-            )
-            with gr.Row():
-                doc_id = gr.Textbox(label="Document ID to delete", scale=3)
-                delete_btn = gr.Button("Delete document", variant="stop", scale=1)
-                reindex_btn = gr.Button("Re-index everything", scale=1)
+            knowledge = knowledge_tab(service)
         with gr.Tab("Adapters"):
-            adapters_md = gr.Markdown("Adapters appear here as soon as they are written to the store.")
-            adapters_df = gr.Dataframe(headers=ADAPTER_HEADERS, label="Adapters you can use", interactive=False)
-            refresh_adapters = gr.Button("Refresh")
-            adapter_files = gr.File(
-                file_count="multiple", label="Upload adapter_config.json + adapter_model.safetensors, or a .zip"
-            )
-            adapter_name = gr.Textbox(label="Name (optional)")
-            with gr.Row():
-                upload_btn = gr.Button("Upload adapter", variant="primary")
-                delete_adapter_btn = gr.Button("Delete the chosen upload", variant="stop")
-            upload_result = gr.Markdown()
-        with gr.Tab("Evaluate") as evaluate_tab:
-            gr.Markdown(EVALUATE_HELP)
-            gr.Markdown(shipped_qa_summary())
-            with gr.Row():
-                eval_file = gr.File(label="QA file (.jsonl), optional", file_types=[".jsonl"], elem_id="eval-file")
-                with gr.Column():
-                    eval_modes = gr.CheckboxGroup(MODES, value=MODES, label="Modes", elem_id="eval-modes")
-                    eval_adapter = gr.Dropdown([], label="Adapter (Fine-tuned, Hybrid)", elem_id="eval-adapter")
-                    eval_limit = gr.Number(0, label="Questions (0 = all)", precision=0, minimum=0, elem_id="eval-limit")
-            with gr.Row():
-                eval_btn = gr.Button("Run scorecard", variant="primary", elem_id="eval-run")
-                eval_stop = gr.Button("Stop", variant="stop", elem_id="eval-stop")
-            eval_status = gr.Markdown(elem_id="eval-status")
-            eval_chart = gr.Image(label="Scorecard", type="filepath", interactive=False, elem_id="eval-chart")
-            eval_report = gr.Markdown(elem_id="eval-report")
+            adapters_view = adapters_tab(service, shared)
+        with gr.Tab("Evaluate") as evaluate:
+            eval_adapter = evaluate_tab(service, adapters_view)
 
-        # -- wiring -------------------------------------------------------------------------------
-        private = {"api_visibility": "private"}
-        status_outputs = [status_md, timer, max_new, adapter, documents, kb_summary]
-        timer.tick(status, inputs=max_new, outputs=status_outputs, **private)
-        demo.load(lambda: service.start().status_line(), outputs=status_md, **private)
+        def status(current_max_new: float, request: gr.Request):
+            # Poll while loading; once ready (or failed) stop polling, fit the max-new-tokens slider to the
+            # model's context window, and fill the per-session lists.
+            if not service.ready:
+                waiting = gr.Slider(), gr.Dropdown(), gr.Dataframe(), gr.skip()
+                return service.status_line(), gr.Timer(active=True), *waiting
+            limit = service.max_new_tokens_limit
+            slider = gr.Slider(maximum=limit, value=min(int(current_max_new), limit))
+            lists = adapter_choices(service, request.session_hash), document_rows(service), knowledge_summary(service)
+            return service.status_line(), gr.Timer(active=False), slider, *lists
 
-        # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.
-        inputs = [message, chatbot, model_history, mode, adapter, system, temperature, top_p, max_new]
-        outputs = [message, chatbot, model_history, sources]
-        shared = {"concurrency_id": "model", "concurrency_limit": 1}
-        events = [
-            message.submit(respond, inputs, outputs, api_name="chat", **shared),
-            send.click(respond, inputs, outputs, **private, **shared),
-        ]
-        stop_btn.click(stop, None, None, cancels=events, queue=False, **private)
-        clear.click(lambda: ([], [], "", []), None, [chatbot, model_history, message, sources], queue=False, **private)
-        compare_event = compare_btn.click(
-            compare, [question, adapter, system, temperature, top_p, max_new], columns, api_name="compare", **shared
-        )
-        stop_btn.click(None, None, None, cancels=[compare_event], **private)
+        status_outputs = [status_md, timer, shared.max_new, shared.adapter, knowledge.documents, knowledge.summary]
+        timer.tick(status, inputs=shared.max_new, outputs=status_outputs, **PRIVATE)
+        demo.load(lambda: service.start().status_line(), outputs=status_md, **PRIVATE)
+        def adapters_for(request: gr.Request):
+            return adapter_table(service, request.session_hash)
 
-        kb_lock = {"concurrency_id": "knowledge", "concurrency_limit": 1, **private}
-        add_btn.click(add_documents, doc_files, [report, documents, kb_summary, doc_files], **kb_lock)
-        delete_btn.click(delete_document, doc_id, [documents, kb_summary, doc_id], **kb_lock)
-        reindex_btn.click(reindex, None, [report, documents, kb_summary], **kb_lock)
+        def eval_choices(current: str | None, request: gr.Request):
+            return adapter_choices(service, request.session_hash, current)
 
-        adapter_outputs = [upload_result, adapters_df, adapters_md, adapter]
-        refresh_adapters.click(adapter_table, None, [adapters_df, adapters_md], **private)
-        upload_btn.click(
-            upload_adapter, [adapter_files, adapter_name, adapter], [*adapter_outputs, adapter_files], **private
-        )
-        delete_adapter_btn.click(delete_adapter, adapter, adapter_outputs, **private)
-        demo.load(adapter_table, None, [adapters_df, adapters_md], **private)
-
-        evaluate_tab.select(evaluation_adapters, eval_adapter, eval_adapter, **private)
-        eval_event = eval_btn.click(
-            run_evaluation, [eval_file, eval_modes, eval_adapter, eval_limit], [eval_status, eval_report, eval_chart],
-            concurrency_id="scorecard", concurrency_limit=1, **private,
-        ).then(adapter_table, None, [adapters_df, adapters_md], **private)
-        eval_stop.click(None, None, None, cancels=[eval_event], **private)
-        demo.load(knowledge_summary, None, kb_summary, **private)
+        demo.load(adapters_for, None, [adapters_view.table, adapters_view.notes], **PRIVATE)
+        demo.load(lambda: knowledge_summary(service), None, knowledge.summary, **PRIVATE)
+        evaluate.select(eval_choices, eval_adapter, eval_adapter, **PRIVATE)
     return demo
 
 

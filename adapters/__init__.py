@@ -1,12 +1,22 @@
-"""LoRA adapters: the store, the registry, pre-flight validation, and hot-swap onto the one base model.
+"""LoRA adapters: the store, the registry, pre-flight validation, and the catalog the answer path resolves from.
 
-The UI needs only `AdapterManager` (see adapters/manager.py) and the errors; everything an
-uploaded adapter goes through before PEFT sees it is in adapters/validate.py and adapters/upload.py.
-Imports `core` only; nothing heavy happens at import time.
+The UI needs `AdapterCatalog` (adapters/catalog.py) and the errors; everything an uploaded adapter
+goes through before it is stored is in adapters/validate.py and adapters/upload.py. Loading an adapter
+onto the model is the engine's job (`core.residency`); this package never imports torch (except
+`adapters.synthetic`, which writes random adapters for tests and benchmarks). Imports `core` only.
 """
 
+from adapters.catalog import AdapterCatalog
 from adapters.errors import AdapterError, AdapterNotAvailable, AdapterRejected
-from adapters.manager import AdapterManager
 from adapters.registry import AdapterInfo, SkippedAdapter
+from adapters.store import DEMO_DIR
 
-__all__ = ["AdapterError", "AdapterInfo", "AdapterManager", "AdapterNotAvailable", "AdapterRejected", "SkippedAdapter"]
+__all__ = [
+    "DEMO_DIR",
+    "AdapterCatalog",
+    "AdapterError",
+    "AdapterInfo",
+    "AdapterNotAvailable",
+    "AdapterRejected",
+    "SkippedAdapter",
+]

@@ -1,8 +1,8 @@
-"""Plugs the adapter manager into the app's service (`core.service.Attachment`)."""
+"""Plugs the adapter catalog into the app's service (`core.service.Attachment`)."""
 
 from __future__ import annotations
 
-from adapters.manager import AdapterManager
+from adapters.catalog import AdapterCatalog
 from core.models import Progress
 from core.service import ExpertService
 
@@ -10,4 +10,5 @@ from core.service import ExpertService
 def attach_adapters(service: ExpertService, progress: Progress) -> None:
     """Adapters"""
     progress(0.0, "Scanning adapters")
-    service.adapters = AdapterManager(service.pipeline.engine, service.settings)
+    engine = service.engine
+    service.attach_adapters(AdapterCatalog(engine.spec, service.settings, unload=engine.unload))

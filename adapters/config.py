@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.errors import AdapterRejected
-from adapters.spec import ModelSpec
+from core.lora import TENSOR_PREFIX, LoraSpec, ModelSpec
 
 MAX_TARGETS = 64
 MAX_TARGET_CHARS = 128
 MAX_ALPHA = 4096.0
-TENSOR_PREFIX = "base_model.model."
+__all__ = ["TENSOR_PREFIX", "AdapterConfig", "check_config", "short_repr"]
 
 # Fields that must be absent, null or empty, and why (each would import or fetch code, add
 # trainable modules, change the architecture, match regexes, or pick a LoRA variant not served).
@@ -90,34 +90,10 @@ class AdapterConfig:
     modules: tuple[str, ...]
     """The live model's linear layers this adapter adapts (resolved by plain string matching)."""
 
-    def expected_tensors(self, spec: ModelSpec) -> dict[str, tuple[int, int]]:
-        """Tensor name -> shape that a complete adapter file holds for this config on `spec`."""
-        shapes: dict[str, tuple[int, int]] = {}
-        for path in self.modules:
-            in_features, out_features = spec.linear[path]
-            shapes[f"{TENSOR_PREFIX}{path}.lora_A.weight"] = (self.r, in_features)  # (r, in)
-            shapes[f"{TENSOR_PREFIX}{path}.lora_B.weight"] = (out_features, self.r)  # (out, r)
-        return shapes
-
-    def lora_config(self) -> Any:
-        """The peft.LoraConfig for serving, built from checked values only (the file's other fields are dropped).
-
-        It lists the selected layers by full path, so PEFT's own matching (suffixes, layer
-        indexes) cannot pick anything else; dropout is off, as generation never trains.
-        """
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.r,
-            lora_alpha=self.lora_alpha,
-            lora_dropout=0.0,
-            use_rslora=self.use_rslora,
-            target_modules=list(self.modules),
-            bias="none",
-            init_lora_weights=False,  # every weight is loaded (completeness is checked), so skip the init
-            inference_mode=True,
-            task_type="CAUSAL_LM",
-        )
+    @property
+    def lora(self) -> LoraSpec:
+        """What the engine loads: the checked rank, scaling and layers (the file's other fields are dropped)."""
+        return LoraSpec(r=self.r, lora_alpha=self.lora_alpha, use_rslora=self.use_rslora, modules=self.modules)
 
 
 def check_config(raw: Mapping[str, Any], spec: ModelSpec, max_rank: int) -> AdapterConfig:

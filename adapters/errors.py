@@ -1,15 +1,15 @@
 """The adapter errors. Each message is one sentence a user can act on.
 
-They subclass core's `UserInputError`, so the answer pipeline and the UI show them like any
+They subclass core's `AdapterUnusable` (a `UserInputError`), so the answer pipeline and the UI show them like any
 other bad input instead of a traceback.
 """
 
 from __future__ import annotations
 
-from core.generation import UserInputError
+from core.errors import AdapterUnusable
 
 
-class AdapterError(UserInputError):
+class AdapterError(AdapterUnusable):
     """An adapter cannot be stored, listed, loaded or used; the message is one sentence."""
 
 

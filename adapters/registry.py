@@ -16,18 +16,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adapters.card import read_card, summarize_card
 from adapters.errors import AdapterRejected
-from adapters.spec import ModelSpec, loosely_same_model
 from adapters.store import UPLOADED, AdapterStore, StoreEntry, is_plain_name, owner_id
-from adapters.validate import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, check_adapter_folder
+from adapters.validate import CONFIG_FILE, WEIGHTS_FILE, check_adapter_folder
+from core.cards import CARD_FILE, AdapterCard, read_card
+from core.lora import AdapterHandle, LoraSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AdapterInfo:
-    """One usable adapter and its card. `key` is what `Engine.stream(adapter=...)` takes."""
+    """One usable adapter: where it is, what it adapts, and its card. `handle` is what the engine loads."""
 
     key: str
     name: str
@@ -35,26 +35,65 @@ class AdapterInfo:
     """'demo', 'trained', 'uploaded' or 'published'."""
     path: Path
     owner: str | None
-    """Digest of the uploading session (uploads only)."""
-    base_model: str | None
-    rank: int
-    lora_alpha: float
+    """Digest of the uploader's identity (uploads only)."""
+    lora: LoraSpec
     target_modules: tuple[str, ...]
-    data_sha256: str | None
-    created_at: str | None
-    eval_score: float | None
-    eval_summary: str | None
-    kb_snapshot: dict[str, Any] | None
-    train_loss: float | None
-    val_loss: float | None
+    lora_alpha: float
     size_bytes: int
+    created_at: str | None
+    """The card's date, else the weights file's modification time."""
+    card: AdapterCard = field(default_factory=AdapterCard, compare=False, repr=False)
     notes: tuple[str, ...] = ()
-    card: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    version: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    max_bytes: int = field(default=0, compare=False, repr=False)
+
+    @property
+    def rank(self) -> int:
+        return self.lora.r
+
+    @property
+    def base_model(self) -> str | None:
+        return self.card.base_model_name
+
+    @property
+    def data_sha256(self) -> str | None:
+        return self.card.data_sha256
+
+    @property
+    def eval_score(self) -> float | None:
+        return self.card.eval_score
+
+    @property
+    def eval_summary(self) -> str | None:
+        return self.card.eval_summary
+
+    @property
+    def kb_snapshot(self) -> dict[str, Any] | None:
+        ref = self.card.kb_snapshot
+        return ref.to_json() if ref else None
+
+    @property
+    def train_loss(self) -> float | None:
+        return self.card.train_loss
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.card.val_loss
 
     @property
     def label(self) -> str:
         """A short display label, e.g. 'support-tone (trained, r=16)'."""
         return f"{self.name} ({self.source}, r={self.rank})"
+
+    @property
+    def handle(self) -> AdapterHandle:
+        ref = self.card.kb_snapshot
+        return AdapterHandle(
+            key=self.key, name=self.name, source=self.source, folder=self.path, weights=self.path / WEIGHTS_FILE,
+            lora=self.lora, max_bytes=self.max_bytes, version=self.version,
+            kb_snapshot=ref.snapshot_id if ref else None, kb_snapshot_date=ref.created_at if ref else None,
+            label=self.label,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,14 +153,14 @@ class AdapterRegistry:
             cached = self._cache.get(entry.key)
             if cached is not None and cached[0] == signature:
                 return cached[1]
-        result = self._check(entry)
+        result = self._check(entry, signature)
         if isinstance(result, SkippedAdapter):
             log.warning("adapter %s skipped: %s", entry.key, result.reason)
         with self._lock:
             self._cache[entry.key] = (signature, result)
         return result
 
-    def _check(self, entry: StoreEntry) -> AdapterInfo | SkippedAdapter:
+    def _check(self, entry: StoreEntry, signature: tuple) -> AdapterInfo | SkippedAdapter:
         if not is_plain_name(entry.name):
             return _skip(entry, "Its folder name has characters other than letters, digits, '-', '_' and '.'.")
         try:
@@ -131,12 +170,12 @@ class AdapterRegistry:
         except OSError as exc:
             return _skip(entry, f"Its files could not be read ({type(exc).__name__}: {exc.strerror or exc}).")
         card, card_problem = read_card(entry.path)
-        summary = summarize_card(card)
+        card = card or AdapterCard()
         notes: list[str] = []
         if card_problem:
             notes.append(f"Its card is ignored: {card_problem}.")
-        claims = [c for c in (checked.config.base_model, summary.base_model) if c]
-        if claims and not any(loosely_same_model(c, self.spec) for c in claims):
+        claims = [c for c in (checked.config.base_model, card.base_model_name) if c]
+        if claims and not any(self.spec.loosely_names(c) for c in claims):
             notes.append(
                 f"It says it was trained for {claims[0][:80]!r}, not the live model, "
                 "but its layer shapes fit this model."
@@ -147,20 +186,15 @@ class AdapterRegistry:
             source=entry.source,
             path=entry.path,
             owner=entry.owner,
-            base_model=summary.base_model or checked.config.base_model,
-            rank=checked.config.r,
-            lora_alpha=checked.config.lora_alpha,
+            lora=checked.config.lora,
             target_modules=checked.config.target_modules,
-            data_sha256=summary.data_sha256,
-            created_at=summary.created_at or _mtime_iso(entry.path / WEIGHTS_FILE),
-            eval_score=summary.eval_score,
-            eval_summary=summary.eval_summary,
-            kb_snapshot=summary.kb_snapshot,
-            train_loss=summary.train_loss,
-            val_loss=summary.val_loss,
+            lora_alpha=checked.config.lora_alpha,
             size_bytes=checked.weights_bytes,
-            notes=tuple(notes),
+            created_at=card.created_at or _mtime_iso(entry.path / WEIGHTS_FILE),
             card=card,
+            notes=tuple(notes),
+            version=signature[1:3],  # config and weights: a new card alone does not reload the adapter
+            max_bytes=self.max_bytes,
         )
 
 

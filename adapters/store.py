@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.errors import AdapterRejected
+from core.files import fsync_dir, fsync_tree
+from core.layout import DataLayout
 
 DEMO, TRAINED, UPLOADED, PUBLISHED = "demo", "trained", "uploaded", "published"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+"""The shipped demo adapters (read only)."""
 SOURCES = (UPLOADED, TRAINED, PUBLISHED, DEMO)
 """Every source, in the order a bare name is resolved when several share it."""
 _FOLDERS = {TRAINED: "trained", UPLOADED: "uploads", PUBLISHED: "published"}
@@ -78,7 +82,7 @@ class AdapterStore:
     """The adapter folders on disk: listing, and atomic upload / publish / delete."""
 
     def __init__(self, data_dir: Path, demo_dir: Path | None = None):
-        self.root = Path(data_dir) / "adapters"
+        self.root = DataLayout(data_dir).adapters
         self.demo_dir = Path(demo_dir) if demo_dir is not None else None
         self._write_lock = threading.Lock()
 
@@ -146,10 +150,10 @@ class AdapterStore:
                     f"You have {MAX_UPLOADS_PER_SESSION} uploaded adapters, the most one session may keep; "
                     "delete one first."
                 )
-            _fsync_tree(staging)
+            fsync_tree(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, target)
 
     def publish(self, entry: StoreEntry) -> StoreEntry:
@@ -162,7 +166,7 @@ class AdapterStore:
                 raise AdapterRejected(f"A published adapter named {entry.name!r} already exists; rename one first.")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(entry.path, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return StoreEntry(f"{PUBLISHED}/{entry.name}", entry.name, PUBLISHED, None, target)
 
     def delete(self, entry: StoreEntry) -> None:
@@ -189,20 +193,3 @@ def _subfolders(folder: Path) -> list[tuple[str, Path]]:
     except OSError:
         return []
     return sorted(items)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -13,9 +13,8 @@ from typing import Any
 
 import torch
 
-from adapters.config import TENSOR_PREFIX
-from adapters.spec import ModelSpec
 from adapters.validate import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+from core.lora import TENSOR_PREFIX, ModelSpec
 
 
 def lora_config_dict(

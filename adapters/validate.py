@@ -3,9 +3,10 @@
 An adapter is `adapter_config.json` + `adapter_model.safetensors`. The config is read as
 plain JSON (duplicate keys refused) and checked by `adapters.config`. The weights file is then
 read header-first with `safetensors.safe_open` (never `torch.load`, never a pickle) and every
-tensor must be the lora_A / lora_B of a targeted layer with the shapes that layer needs; after
-loading, the same check runs once more on the real tensors. Every refusal is an
-`AdapterRejected` whose message is one sentence naming the bad value.
+tensor must be the lora_A / lora_B of a targeted layer with the shapes that layer needs. The engine
+checks the tensors it actually loads once more (`core.residency`). No torch here: the catalog
+validates from file headers. Every refusal is an `AdapterRejected` whose message is one sentence
+naming the bad value.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from adapters.config import AdapterConfig, check_config, short_repr
 from adapters.errors import AdapterRejected
-from adapters.spec import ModelSpec
+from core.cards import CARD_FILE
+from core.lora import ModelSpec
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
-CARD_FILE = "adapter_card.json"
 README_FILE = "README.md"
 ADAPTER_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 OPTIONAL_FILES = (CARD_FILE, README_FILE)
@@ -34,7 +33,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib",
 
 SMALL_FILE_LIMITS = {CONFIG_FILE: 64 * 1024, CARD_FILE: 1024 * 1024, README_FILE: 256 * 1024}
 MAX_HEADER_BYTES = 8 * 1024 * 1024
-FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+FLOAT_DTYPES = ("F32", "F16", "BF16")
 
 
 @dataclass(frozen=True)
@@ -101,45 +100,14 @@ def check_weights_file(path: Path, config: AdapterConfig, spec: ModelSpec, max_b
 
     found: dict[str, tuple[tuple[int, ...], str]] = {}
     try:
-        with safe_open(str(path), framework="pt") as reader:
+        with safe_open(str(path), framework="numpy") as reader:
             for name in reader.keys():
                 tensor = reader.get_slice(name)
                 found[name] = (tuple(tensor.get_shape()), str(tensor.get_dtype()))
     except Exception as exc:  # safetensors raises its own error types for every malformed header
         raise AdapterRejected(f"{WEIGHTS_FILE} is not a valid safetensors file ({short_repr(str(exc), 80)}).") from None
-    _compare(found, config.expected_tensors(spec), config)
+    _compare(found, config.lora.expected_tensors(spec), config)
     return size
-
-
-def load_weights(path: Path, max_bytes: int) -> dict[str, torch.Tensor]:
-    """Read a safetensors file into new CPU tensors (no pickle, no mmap), refusing one over `max_bytes`.
-
-    The file is read into memory and parsed with `safetensors.torch.load`: `load_file` and
-    `safe_open(...).get_tensor` keep ~9 KB of RSS per call alive in safetensors 0.8 (its issue
-    #369), which 200 load/remove cycles turned into a visible leak. Raises AdapterRejected.
-    """
-    from safetensors.torch import load
-
-    with path.open("rb") as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise AdapterRejected(f"{WEIGHTS_FILE} grew past the {max_bytes / 2**20:.0f} MiB limit; refused.")
-    try:
-        return load(data)
-    except Exception as exc:  # safetensors' own error types
-        raise AdapterRejected(f"{WEIGHTS_FILE} could not be read ({str(exc)[:80]}).") from None
-
-
-def check_tensors(tensors: Mapping[str, torch.Tensor], config: AdapterConfig, spec: ModelSpec) -> None:
-    """The decisive check on the tensors actually loaded: names, shapes, float dtype, finite values."""
-    _compare(
-        {name: (tuple(t.shape), _dtype_name(t.dtype)) for name, t in tensors.items()},
-        config.expected_tensors(spec),
-        config,
-    )
-    for name, tensor in tensors.items():
-        if not bool(torch.isfinite(tensor).all()):
-            raise AdapterRejected(f"Tensor {name!r} holds NaN or infinite values.")
 
 
 def _compare(
@@ -163,13 +131,6 @@ def _compare(
         raise AdapterRejected(
             f"{WEIGHTS_FILE} has no tensor {missing[0]!r} ({len(missing)} missing), so it does not fit the live model."
         )
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    for name, value in FLOAT_DTYPES.items():
-        if value == dtype:
-            return name
-    return str(dtype).removeprefix("torch.")
 
 
 def check_adapter_folder(folder: Path, spec: ModelSpec, max_rank: int, max_bytes: int) -> CheckedAdapter:

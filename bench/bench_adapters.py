@@ -4,7 +4,7 @@ On the embedded SmolLM2-135M (loaded through `core.models.load_model` from its s
 cache), with two random LoRA adapters of realistic size (r=16 on every linear layer of the
 decoder, saved in PEFT's format) plus the shipped demo adapter when adapters/demo/ has one:
 
-- switch: entering `engine.use_adapter(key)` for an adapter already resident (what each
+- switch: entering `engine.using(handle)` for an adapter already resident (what each
   generation does), alternating adapters; the baseline is a full reload of the base model.
   Target: switch / reload <= 0.01. A cold load (read, check, inject) is reported too.
 - memory: RSS and the live model's tensor bytes before and after N load/remove cycles
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from adapters.manager import DEMO_DIR, AdapterManager
+from adapters import DEMO_DIR, AdapterCatalog
 from adapters.synthetic import write_random_adapter
 from core.generation import Engine, GenerationParams
 from core.models import load_model
@@ -97,38 +97,45 @@ def run_adapters(
 ) -> None:
     """Switch timing, answers and the memory cycles, with the adapter store in the scratch folder `work`."""
     settings = base_settings.replace(data_dir=work, max_resident_adapters=4)
-    engine = Engine(loaded)
+    engine = Engine(loaded, max_resident_adapters=settings.max_resident_adapters)
     demo = DEMO_DIR if DEMO_DIR.is_dir() else None
-    manager = AdapterManager(engine, settings, demo_dir=demo)
-    targets = [t for t in LLAMA_LINEAR if t in manager.spec.leaf_names()] or ["qkv_proj", "o_proj"]
+    catalog = AdapterCatalog(engine.spec, settings, demo_dir=demo, unload=engine.unload)
+    targets = [t for t in LLAMA_LINEAR if t in catalog.spec.leaf_names()] or ["qkv_proj", "o_proj"]
     keys = []
     for name, seed in (("rand-a", 1), ("rand-b", 2)):
         folder = work / "adapters" / "trained" / name
-        write_random_adapter(folder, manager.spec, targets, r=args.rank, seed=seed, scale=0.05)
+        write_random_adapter(folder, catalog.spec, targets, r=args.rank, seed=seed, scale=0.05)
         keys.append(f"trained/{name}")
     size_mib = (work / "adapters" / "trained" / "rand-a" / "adapter_model.safetensors").stat().st_size / 2**20
     print(f"adapters: r={args.rank} on {', '.join(targets)} ({size_mib:.1f} MiB each)")
-    demos = [i for i in manager.list_adapters(None) if i.source == "demo"]
+    demos = [i for i in catalog.list_adapters(None) if i.source == "demo"]
     for info in demos:
         print(f"demo adapter: {info.key} (r={info.rank}, {', '.join(info.target_modules)})")
     keys += [i.key for i in demos]
-    for problem in manager.problems(None):
+    for problem in catalog.problems(None):
         print(f"skipped {problem.key}: {problem.reason}")
+
+    handles = {key: catalog.resolve_handle(key, None) for key in keys}
+    handles[None] = None
+
+    def load(key: str) -> None:
+        with engine.using(handles[key]):
+            pass
 
     cold = []
     for _ in range(5):
         started = time.perf_counter()
-        manager.load(keys[0])
+        load(keys[0])
         cold.append(time.perf_counter() - started)
-        manager.remove(keys[0])
+        engine.unload(keys[0])
     for key in keys:
-        manager.load(key)
+        load(key)
 
     switches = []
     for i in range(args.switches):
         key = keys[i % len(keys)] if i % 5 else None  # every fifth switch goes back to the bare base
         started = time.perf_counter()
-        with engine.lock, engine.use_adapter(key):
+        with engine.using(handles[key]):
             pass
         switches.append(time.perf_counter() - started)
     switch_ms, reload_ms = median_ms(switches), median_ms(reloads)
@@ -140,22 +147,22 @@ def run_adapters(
 
     greedy = GenerationParams(temperature=0, max_new_tokens=16)
     prompt, _ = engine.build_prompt(settings.system_prompt, [], "What's the Kestrava motto?", greedy.max_new_tokens)
-    outputs = {key: "".join(engine.stream(prompt, greedy, adapter=key)) for key in [None, *keys]}
+    outputs = {key: "".join(engine.stream(prompt, greedy, adapter=handles[key])) for key in [None, *keys]}
     print(f"greedy answers differ per adapter: {len(set(outputs.values())) == len(outputs)}")
     for key, text in outputs.items():
         print(f"  {key or 'base'}: {text.strip()[:70]!r}")
 
-    for key in list(manager.resident):
-        manager.remove(key)
+    for key in list(engine.resident):
+        engine.unload(key)
     for label, keep in (("from the bare model", None), ("beside a resident adapter", keys[1])):
         if keep:
-            manager.load(keep)
+            load(keep)
         settle()
         rss0, tensors0 = rss_mib(), tensor_mib(engine.loaded.model)
         started = time.perf_counter()
         for cycle in range(args.cycles):
-            manager.load(keys[0])
-            manager.remove(keys[0])
+            load(keys[0])
+            engine.unload(keys[0])
             if cycle + 1 == args.cycles // 2:  # a leak keeps growing; allocator slack does not
                 settle()
                 rss_mid = rss_mib()
@@ -169,7 +176,7 @@ def run_adapters(
             f"-> {rss1:.1f} MiB ({rss1 - rss0:+.1f}): {'PASS' if ok else 'FAIL'}"
         )
         if keep:
-            manager.remove(keep)
+            engine.unload(keep)
     print(f"model is bare again: {type(engine.loaded.model).__name__}")
 
 

@@ -46,8 +46,8 @@ from core.terms import terms  # noqa: E402
 from rag import Floors, KnowledgeBase  # noqa: E402
 from rag.chunking import context_text  # noqa: E402
 from rag.embedding import Embedder, get_embedder  # noqa: E402
-from rag.ingest import PreparedDocument, prepare  # noqa: E402
 from rag.keyword_index import KeywordIndex  # noqa: E402
+from rag.preparation import PreparedDocument, prepare  # noqa: E402
 from rag.records import Chunk  # noqa: E402
 from rag.vector_store import IdMappedFaissVectorStore  # noqa: E402
 
@@ -106,7 +106,7 @@ class TimedEmbedder:
 
 def bench_ingestion(root: Path, runs: int, embedder: Embedder) -> Path:
     files = sorted(p for p in SAMPLE_DOCS.iterdir() if p.is_file())
-    chunker = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=embedder)._get_chunker()
+    chunker = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=embedder)._ingestion.chunker
     read, embed, full, chunks = [], [], [], 0
     for run in range(runs):
         read.append(timed(lambda: [prepare(p.name, p.read_bytes(), chunker, 20.0) for p in files])[0])
@@ -158,7 +158,7 @@ def bench_add_vs_rebuild(root: Path, runs: int, target_chunks: int, real: Embedd
     fake = SyntheticEmbedder(real)
     folder = root / "synthetic"
     folder.mkdir()
-    probe = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=fake)._get_chunker()
+    probe = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=fake)._ingestion.chunker
     sample = synthetic_docs(n_docs=40, paragraphs=12, seed=1)
     per_doc = statistics.mean(len(prepare(n, t.encode(), probe, 20.0).chunks) for n, t in sample.items())
     docs = synthetic_docs(n_docs=int(target_chunks / per_doc * 1.03) + 1, paragraphs=12, seed=1)
@@ -181,7 +181,7 @@ def bench_add_vs_rebuild(root: Path, runs: int, target_chunks: int, real: Embedd
         rebuilds.append(timed(kb.reindex)[0])
 
     # The same comparison for the in-memory structures alone, from the stored vectors and terms.
-    state = kb._state
+    state = kb._live.current()
     ids_by_doc: dict[str, list[int]] = {}
     for vid, chunk in state.chunks.items():
         ids_by_doc.setdefault(chunk.doc_id, []).append(vid)
@@ -253,10 +253,10 @@ def synthetic_index(root: Path, n_chunks: int, fake: SyntheticEmbedder) -> tuple
         all_vectors.append(vectors)
         batch.append((d, doc, vectors))
         if len(batch) == 200:
-            kb._commit(batch, [], {})  # the save path of add_files, minus reading and chunking
+            kb._ingestion.commit(batch)  # the save path of add_files, minus reading and chunking
             batch = []
     if batch:
-        kb._commit(batch, [], {})
+        kb._ingestion.commit(batch)
     return kb, np.concatenate(all_vectors)
 
 

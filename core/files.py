@@ -4,13 +4,22 @@
 the target and fsyncs the folder, so a crash at any moment leaves either the old file or the new
 one, both whole. `append_line` adds one record to a log whose last line may have been cut by a
 crash (`read_lines` drops such a tail, and the next append starts on a fresh line).
+
+Folders: `publish_dir` renames a fully written `<name>.tmp` folder into place (fsyncing its files
+first), and `replace_dir` swaps a new folder for an existing one in a single atomic exchange
+(Linux `renameat2(RENAME_EXCHANGE)`), so a reader never sees the folder missing. Every writer of the
+app (index, uploads, adapters, training output, checkpoints, caches, cards, scorecards) goes
+through these functions.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +95,75 @@ def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
         if isinstance(value, dict):
             records.append(value)
     return records
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """fsync every file and folder under `folder` (and `folder` itself)."""
+    for dirpath, _, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(dirpath)
+
+
+def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Make a fully written folder `tmp` durable and rename it to `final`, which must not exist."""
+    tmp, final = Path(tmp), Path(final)
+    fsync_tree(tmp)
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+    return final
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def replace_dir(new: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Put the fully written folder `new` in place of `final` (which may or may not exist).
+
+    With an existing `final`, both are exchanged in one atomic step, so a reader sees the old folder
+    or the new one and never neither; the old one is then deleted. Where the file system cannot
+    exchange, the old folder is renamed aside first (a short moment with no folder). Durable:
+    everything is fsynced before the switch.
+    """
+    new, final = Path(new), Path(final)
+    fsync_tree(new)
+    if not final.exists():
+        os.rename(new, final)
+        fsync_dir(final.parent)
+        return final
+    if _exchange(new, final):
+        fsync_dir(final.parent)
+        shutil.rmtree(new, ignore_errors=True)  # `new` now names the old folder
+        return final
+    old = final.with_name(f".{final.name}.old-{os.getpid()}-{next(_counter)}")
+    os.rename(final, old)
+    os.rename(new, final)
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

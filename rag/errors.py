@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from core.errors import UserInputError
 
-class RagError(Exception):
-    """Base class for every error raised by `rag`."""
+
+class RagError(UserInputError):
+    """Base class for every error raised by `rag`; its message is one sentence for the user."""
 
 
 class IngestError(RagError):

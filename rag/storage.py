@@ -1,16 +1,18 @@
 """The index on disk: immutable per-document segments and snapshots named by a CURRENT pointer.
 
     <data_dir>/index/
-        CURRENT                            one line: "snapshots/<snapshot_id>"
+        CURRENT                            one line: "snapshots/<snapshot_id>" (see rag.manifest)
         snapshots/<snapshot_id>/manifest.json
         segments/<segment_id>/chunks.jsonl one JSON object per chunk (id, position, text, location, ...)
         segments/<segment_id>/vectors.npy  float32 (chunks, dim), rows in chunks.jsonl order
+        .lock                              held (flock) by the one process writing
 
-A save writes the new document's segment and a new snapshot directory, each as `<name>.tmp`,
-fsyncs them, renames them into place, then replaces CURRENT with `os.replace`. A crash at any
-point leaves CURRENT naming the last complete snapshot, whose segments are never modified.
-After a successful save, old snapshots are pruned: a few stay as fallbacks, but never one that
-still holds a deleted document, so deleting a document removes its data from disk.
+A save writes the new document's segment and a new snapshot directory, each as `<name>.tmp`, and
+publishes them with `core.files.publish_dir` (fsync, rename, fsync the parent), then replaces
+CURRENT with `core.files.atomic_write_bytes`. A crash at any point leaves CURRENT naming the last
+complete snapshot, whose segments are never modified. After a successful save, old snapshots are
+pruned: a few stay as fallbacks, but never one that still holds a deleted document, so deleting a
+document removes its data from disk.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorruptError
+from core.files import atomic_write_bytes, publish_dir
+from rag.errors import IndexCorruptError, IndexWriteError
+from rag.manifest import CURRENT, MANIFEST, SNAPSHOTS, Manifest, ManifestError, pointer_line, pointer_target
+from rag.records import Chunk
 
-CURRENT = "CURRENT"
-SNAPSHOTS = "snapshots"
 SEGMENTS = "segments"
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 KEEP_SNAPSHOTS = 3
+_REPAIR = "restore the index folder from a backup, or move it aside and add the documents again"
 
 
 def utc_now() -> str:
@@ -47,26 +49,27 @@ def new_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def chunk_record(vector_id: int, chunk: Chunk, chunk_terms: list[str]) -> dict[str, Any]:
+    """One line of a segment's chunks.jsonl."""
+    return {
+        "id": vector_id,
+        "position": chunk.position,
+        "text": chunk.text,
+        "location": chunk.location,
+        "page": chunk.page,
+        "heading": chunk.heading,
+        "terms": " ".join(chunk_terms),
+    }
+
+
+def record_chunk(record: dict[str, Any]) -> Chunk:
+    """The chunk a chunks.jsonl line holds."""
+    return Chunk(record["text"], record["position"], record["location"], record.get("page"), record.get("heading", ""))
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _publish_dir(tmp: Path, final: Path) -> None:
-    """fsync a fully written `<name>.tmp` directory and rename it to its final name."""
-    _fsync_dir(tmp)
-    os.rename(tmp, final)
-    _fsync_dir(final.parent)
+    """A file inside a `.tmp` folder not yet published (`publish_dir` fsyncs it)."""
+    path.write_bytes(data)
 
 
 class IndexStorage:
@@ -77,12 +80,11 @@ class IndexStorage:
 
     # -- reading ------------------------------------------------------------------------------
     def current_snapshot(self) -> str | None:
-        """The snapshot CURRENT names, or None when nothing was ever saved."""
+        """The snapshot CURRENT names, or None when nothing was ever saved (or CURRENT names no snapshot)."""
         try:
-            pointer = (self.root / CURRENT).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
+            return pointer_target((self.root / CURRENT).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
             return None
-        return Path(pointer).name or None
 
     def snapshot_ids(self) -> list[str]:
         """Complete snapshots on disk, newest first."""
@@ -92,16 +94,18 @@ class IndexStorage:
         names = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".tmp")]
         return sorted(names, reverse=True)
 
-    def read_manifest(self, snapshot_id: str) -> dict[str, Any]:
+    def read_manifest(self, snapshot_id: str) -> Manifest:
         """Raises IndexCorruptError when the snapshot's manifest is missing or unreadable."""
         path = self.root / SNAPSHOTS / snapshot_id / MANIFEST
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict) or manifest.get("snapshot_id") != snapshot_id:
-                raise ValueError("manifest does not describe its own snapshot")
+            manifest = Manifest.parse(path.read_bytes())
+            if manifest.snapshot_id != snapshot_id:
+                raise ManifestError("the manifest does not describe its own snapshot")
             return manifest
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"The index snapshot {snapshot_id} cannot be read ({exc}).") from None
+        except (OSError, ManifestError) as exc:
+            raise IndexCorruptError(
+                f"The index snapshot {snapshot_id} in {self.root} cannot be read ({_reason(exc)}); {_REPAIR}."
+            ) from None
 
     def read_segment(self, segment_id: str) -> tuple[list[dict[str, Any]], np.ndarray]:
         """(chunk records, vectors). Raises IndexCorruptError when files are missing or disagree."""
@@ -111,88 +115,112 @@ class IndexStorage:
                 records = [json.loads(line) for line in f if line.strip()]
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"The index segment {segment_id} cannot be read ({exc}).") from None
+            raise IndexCorruptError(
+                f"The index segment {segment_id} in {self.root} cannot be read ({_reason(exc)}); {_REPAIR}."
+            ) from None
         if vectors.ndim != 2 or len(vectors) != len(records):
             raise IndexCorruptError(
-                f"The index segment {segment_id} has {len(records)} chunks but {len(vectors)} vectors."
+                f"The index segment {segment_id} in {self.root} has {len(records)} chunks but {len(vectors)} "
+                f"vectors; {_REPAIR}."
             )
         return records, np.ascontiguousarray(vectors, dtype=np.float32)
 
     # -- writing ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
-        """Serialize writers across processes (the app and `python -m rag` on the same data dir)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
+        """Serialize writers across processes (the app and `python -m rag` on the same data dir).
+        Raises IndexWriteError when the index folder cannot be written at all."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "a+")  # closed by the `with` below
+        except OSError as exc:
+            raise IndexWriteError(
+                f"The index in {self.root} cannot be written ({_reason(exc)}); check that the data directory "
+                "is writable."
+            ) from exc
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def write_segment(self, segment_id: str, records: list[dict[str, Any]], vectors: np.ndarray) -> None:
-        """Write one immutable segment (tmp, fsync, rename)."""
-        folder = self.root / SEGMENTS
+    def _staging(self, parent: str, name: str) -> Path:
+        """A fresh, empty `<parent>/<name>.tmp` folder (a crash's leftover is removed first)."""
+        folder = self.root / parent
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{segment_id}.tmp"
+        tmp = folder / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+        return tmp
+
+    def write_segment(self, segment_id: str, records: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        """Write one immutable segment (in a `.tmp` folder, published when complete)."""
+        tmp = self._staging(SEGMENTS, segment_id)
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         _write_file(tmp / "chunks.jsonl", lines.encode("utf-8"))
         with open(tmp / "vectors.npy", "wb") as f:
             np.save(f, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        _publish_dir(tmp, folder / segment_id)
+        publish_dir(tmp, self.root / SEGMENTS / segment_id)
 
-    def commit(self, manifest: dict[str, Any]) -> None:
-        """Write `manifest` as a new snapshot and point CURRENT at it. Until the final `os.replace`
-        the previous snapshot stays current; after it, the new one is complete on disk."""
-        snapshot_id = manifest["snapshot_id"]
-        folder = self.root / SNAPSHOTS
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{snapshot_id}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        _write_file(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
-        _publish_dir(tmp, folder / snapshot_id)
-        pointer = self.root / f"{CURRENT}.tmp"
-        _write_file(pointer, f"{SNAPSHOTS}/{snapshot_id}\n".encode())
-        os.replace(pointer, self.root / CURRENT)
-        _fsync_dir(self.root)
+    def commit(self, manifest: Manifest) -> None:
+        """Write `manifest` as a new snapshot and point CURRENT at it. Until CURRENT is replaced the
+        previous snapshot stays current; after it, the new one is complete on disk."""
+        tmp = self._staging(SNAPSHOTS, manifest.snapshot_id)
+        _write_file(tmp / MANIFEST, manifest.dumps())
+        publish_dir(tmp, self.root / SNAPSHOTS / manifest.snapshot_id)
+        atomic_write_bytes(self.root / CURRENT, pointer_line(manifest.snapshot_id).encode())
 
-    def prune(self, keep: int = KEEP_SNAPSHOTS) -> list[dict[str, Any]]:
+    def prune(self, keep: int = KEEP_SNAPSHOTS) -> list[Manifest]:
         """Keep the current snapshot and up to `keep - 1` newer-first older ones as fallbacks, then
         delete every other snapshot, unfinished `.tmp` leftovers, and segments no kept snapshot names.
 
         An older snapshot is kept only if all its documents are still current: once a document is
         deleted or replaced, no fallback may bring it back, so its data goes now. Returns the kept
-        manifests (callers prune stored originals by them)."""
+        manifests (callers prune stored originals by them); empty, deleting nothing, when no
+        snapshot is current. Raises IndexCorruptError when the current one cannot be read (nothing
+        is deleted then)."""
         current = self.current_snapshot()
-        kept: list[dict[str, Any]] = []
-        if current is not None:
-            kept.append(self.read_manifest(current))
-            live = {d["doc_id"] for d in kept[0]["documents"]}
-            for snapshot_id in self.snapshot_ids():
-                if len(kept) >= keep:
-                    break
-                if snapshot_id == current:
-                    continue
-                try:
-                    manifest = self.read_manifest(snapshot_id)
-                except IndexCorruptError:
-                    continue
-                if {d["doc_id"] for d in manifest["documents"]} <= live:
-                    kept.append(manifest)
-        kept_names = {m["snapshot_id"] for m in kept}
+        if current is None:
+            return []
+        kept = [self.read_manifest(current)]
+        live = {d.doc_id for d in kept[0].documents}
+        for snapshot_id in self.snapshot_ids():
+            if len(kept) >= keep:
+                break
+            if snapshot_id == current:
+                continue
+            try:
+                manifest = self.read_manifest(snapshot_id)
+            except IndexCorruptError:
+                continue
+            if {d.doc_id for d in manifest.documents} <= live:
+                kept.append(manifest)
+        kept_names = {m.snapshot_id for m in kept}
         for folder in (self.root / SNAPSHOTS, self.root / SEGMENTS):
             if not folder.is_dir():
                 continue
-            used = kept_names if folder.name == SNAPSHOTS else {d["segment"] for m in kept for d in m["documents"]}
+            used = kept_names if folder.name == SNAPSHOTS else {d.segment for m in kept for d in m.documents}
             for path in folder.iterdir():
                 if path.name not in used:
                     shutil.rmtree(path, ignore_errors=True)
         return kept
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return folder_bytes(self.root)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (0 when it is missing; a file deleted meanwhile counts 0)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(dirpath, name), follow_symlinks=False).st_size
+    return total
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc).rstrip(".") or type(exc).__name__

@@ -1,18 +1,19 @@
 """Originals of uploaded documents, kept so the index can be rebuilt (`reindex`) from them.
 
-    <data_dir>/uploads/<doc_id>/<file name>
+    <data_dir>/uploads/<doc_id>/<file name>        (core.layout.DataLayout.document_uploads)
 
-`doc_id` is derived from the file's SHA-256, so a stored original never changes; it is written to a
-temporary name, fsynced, and renamed into place.
+`doc_id` is derived from the file's SHA-256, so a stored original never changes; it is written
+with `core.files.atomic_write_bytes` (temporary name, fsync, rename, fsync the folder).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import unicodedata
 from pathlib import Path, PurePath
+
+from core.files import atomic_write_bytes
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
@@ -39,14 +40,7 @@ class UploadStore:
         final = self.path(doc_id, name)
         if final.is_file() and final.stat().st_size == len(data):
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        return final
+        return atomic_write_bytes(final, data)
 
     def read(self, doc_id: str, name: str) -> bytes:
         """Raises FileNotFoundError when the original is gone."""

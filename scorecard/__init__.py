@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from core.cards import CardWriteError, record_evaluation
+from core.cards import CardWriteError, Evaluation, record_evaluation
 from core.generation import GenerationParams
 from core.pipeline import Mode
 from core.service import ExpertService
@@ -64,7 +64,7 @@ def runs_folder(data_dir: Path) -> Path:
     return Path(data_dir) / "scorecards"
 
 
-def card_evaluation(card: Scorecard) -> dict[str, Any] | None:
+def card_evaluation(card: Scorecard) -> Evaluation | None:
     """The block written into an adapter's card: headline key-fact recall of the adapter's modes, plus
     every overall figure per mode; None when no adapter mode was run."""
     adapter_modes = [m for m in (Mode.HYBRID.value, Mode.FINETUNED.value) if m in card.modes]
@@ -74,20 +74,20 @@ def card_evaluation(card: Scorecard) -> dict[str, Any] | None:
     headline = card.overall[head][HEADLINE_METRIC]
     parts = [f"{m} {card.overall[m][HEADLINE_METRIC].value:.2f}" for m in card.modes
              if card.overall[m][HEADLINE_METRIC].value is not None]  # fmt: skip
-    return {
-        "score": None if headline.value is None else round(headline.value, 4),
-        "metric": HEADLINE_METRIC,
-        "mode": head,
-        "summary": f"key facts: {' · '.join(parts)} ({card.qa_file}, {headline.n} q)",
-        "qa_file": card.qa_file,
-        "qa_sha256": card.config["qa_sha256"],
-        "questions": card.questions,
-        "model": card.config["model"],
-        "run": card.name,
-        "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "recommendation": card.recommendation.text,
-        "modes": {m: {name: fig.to_json() for name, fig in card.overall[m].items()} for m in card.modes},
-    }
+    return Evaluation(
+        score=None if headline.value is None else round(headline.value, 4),
+        metric=HEADLINE_METRIC,
+        mode=head,
+        summary=f"key facts: {' · '.join(parts)} ({card.qa_file}, {headline.n} q)",
+        qa_file=card.qa_file,
+        qa_sha256=card.config["qa_sha256"],
+        questions=card.questions,
+        model=card.config["model"],
+        run=card.name,
+        date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        recommendation=card.recommendation.text,
+        modes={m: {name: fig.to_json() for name, fig in card.overall[m].items()} for m in card.modes},
+    )
 
 
 def evaluate(
@@ -130,8 +130,8 @@ def evaluate(
             note = "The result was not written into the adapter's card."
         else:
             try:
-                record_evaluation(run.adapter_info.path, evaluation)
-                note = f"Recorded in the card of {run.adapter_info.name}: {evaluation['summary']}."
+                record_evaluation(run.adapter_info.folder, evaluation)
+                note = f"Recorded in the card of {run.adapter_info.name}: {evaluation.summary}."
             except CardWriteError as exc:
                 note = str(exc)
     return ScorecardResult(card, outcome, markdown, note)
@@ -158,8 +158,8 @@ def evaluate_for_session(
     """
     qa_path = Path(qa_upload) if qa_upload else SHIPPED_QA
     uses_adapter = any(Mode.parse(m).uses_adapter for m in modes)
-    info = service.adapters.resolve(adapter, session) if uses_adapter and adapter and service.adapters else None
-    own_adapter = info is not None and info.source == "uploaded"
+    info = service.adapters.resolve_handle(adapter, session) if uses_adapter and adapter and service.adapters else None
+    own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a session its own
     private = qa_upload is not None or own_adapter
     root = runs_folder(service.settings.data_dir)
     out_dir = root / "private" / _owner(session) if private else root / "shared"

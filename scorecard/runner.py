@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from core import evidence, generation, pipeline
+from core.errors import UserInputError
 from core.files import append_line, atomic_write_json, read_lines
-from core.generation import GenerationParams, UserInputError
+from core.generation import GenerationParams
+from core.lora import AdapterHandle
 from core.pipeline import Mode
 from core.service import ExpertService
 from scorecard.metrics import AnswerRecord
@@ -144,13 +146,13 @@ class ScorecardRun:
             service.loaded.context_window
         )
         self.system_prompt = service.settings.system_prompt if system_prompt is None else system_prompt
-        self.adapter_info = None
+        self.adapter_info: AdapterHandle | None = None
         if any(m.uses_adapter for m in self.modes):
             if not adapter:
                 raise ScorecardError("Fine-tuned and Hybrid need an adapter; choose one (or leave those modes out).")
             if service.adapters is None:
                 raise ScorecardError("Adapters are not available in this app right now.")
-            self.adapter_info = service.adapters.resolve(adapter, session)
+            self.adapter_info = service.adapters.resolve_handle(adapter, session)
         if any(m.uses_documents for m in self.modes) and service.knowledge is None:
             raise ScorecardError("RAG and Hybrid need the document index, and it is not loaded.")
         self.config = self._config()
@@ -171,12 +173,12 @@ class ScorecardRun:
             qa_sha256=self.qa.sha256,
             model=self.service.loaded.name,
             adapter=info.key if info else None,
-            adapter_sha256=file_sha256(info.path / "adapter_model.safetensors") if info else None,
+            adapter_sha256=file_sha256(info.weights) if info else None,
             temperature=self.params.temperature,
             top_p=self.params.top_p,
             max_new_tokens=self.params.max_new_tokens,
             system_prompt=self.system_prompt,
-            kb_snapshot=kb.snapshot_id if kb is not None else None,
+            kb_snapshot=kb.snapshot.snapshot_id if kb is not None else None,
             retrieval={
                 "top_k": s.top_k, "dense_k": s.dense_k, "keyword_k": s.keyword_k, "fusion": s.fusion,
                 "embed_model": s.embed_model,

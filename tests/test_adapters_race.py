@@ -14,10 +14,9 @@ from collections import Counter
 import pytest
 import torch
 
-from adapters import AdapterManager
 from adapters.synthetic import write_random_adapter
-from core.generation import Engine, GenerationParams
-from core.models import load_model
+from core.generation import GenerationParams
+from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 GREEDY = GenerationParams(temperature=0, max_new_tokens=4)
@@ -37,16 +36,17 @@ def one_torch_thread():
 @pytest.mark.usefixtures("one_torch_thread")
 def test_concurrent_generations_each_get_their_own_adapter(tiny_settings, tmp_path):
     settings = tiny_settings.replace(data_dir=tmp_path / "data", max_resident_adapters=2)
-    engine = Engine(load_model(settings), max_message_chars=2000)
-    manager = AdapterManager(engine, settings, demo_dir=None)
+    manager = AdapterRig(settings, demo_dir=None)
+    engine = manager.engine
     choices: list[str | None] = [None]
     for seed in (11, 12, 13):
         write_random_adapter(manager.store.root / "trained" / f"s{seed}", manager.spec, TARGETS, r=4, seed=seed)
         choices.append(f"trained/s{seed}")
     prompt = engine.tokenizer("What is the warranty period?")["input_ids"]
+    handles = {choice: manager.handle(choice) for choice in choices}
 
     def run(adapter: str | None) -> str:
-        return "".join(engine.stream(prompt, GREEDY, adapter=adapter))
+        return "".join(engine.stream(prompt, GREEDY, adapter=handles[adapter]))
 
     expected = {choice: run(choice) for choice in choices}  # each alone, one at a time
     assert len(set(expected.values())) == len(choices), "the adapters must answer differently"

@@ -4,7 +4,6 @@ registry (corrupt folders, new folders without a restart), privacy, publishing a
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import weakref
 from pathlib import Path
@@ -13,38 +12,37 @@ import pytest
 import torch
 
 import adapters.registry
-from adapters import AdapterError, AdapterManager, AdapterNotAvailable
+from adapters import AdapterNotAvailable
 from adapters.synthetic import lora_config_dict, random_lora_tensors, write_adapter, write_random_adapter
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE
-from core.generation import Engine, GenerationParams
+from core.errors import AdapterUnusable
+from core.generation import GenerationParams
 from core.models import load_model
+from core.residency import LoraResidency
+from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 GREEDY = GenerationParams(temperature=0, max_new_tokens=8)
 
 
 @pytest.fixture()
-def manager(tiny_settings, tmp_path) -> AdapterManager:
+def manager(tiny_settings, tmp_path) -> AdapterRig:
     # A fresh model per test: adapters change a model in place, so never the session-wide one.
     settings = tiny_settings.replace(data_dir=tmp_path / "data", max_resident_adapters=2)
-    engine = Engine(load_model(settings), max_message_chars=2000)
-    return AdapterManager(engine, settings, demo_dir=tmp_path / "demo")
+    return AdapterRig(settings, demo_dir=tmp_path / "demo")
 
 
-def trained(manager: AdapterManager, name: str, seed: int, card: dict | None = None) -> str:
+def trained(manager: AdapterRig, name: str, seed: int, card: dict | None = None) -> str:
     write_random_adapter(manager.store.root / "trained" / name, manager.spec, TARGETS, r=4, seed=seed, card=card)
     return f"trained/{name}"
 
 
-def answer(manager: AdapterManager, adapter: str | None = None) -> str:
-    ids = manager.engine.tokenizer("Tidal turbines need")["input_ids"]
-    return "".join(manager.engine.stream(ids, GREEDY, adapter=adapter))
+def answer(manager: AdapterRig, adapter: str | None = None, session: str | None = None) -> str:
+    return manager.answer(adapter, session)
 
 
-def logits(manager: AdapterManager) -> torch.Tensor:
-    ids = torch.tensor([manager.engine.tokenizer("Part number KX-4471")["input_ids"]])
-    with manager.engine.lock, manager.use_adapter(None), torch.inference_mode():
-        return manager.engine.loaded.model(input_ids=ids).logits.clone()
+def logits(manager: AdapterRig) -> torch.Tensor:
+    return manager.logits(None)
 
 
 def param_bytes(model: torch.nn.Module) -> int:
@@ -60,8 +58,8 @@ def test_swapping_changes_the_output_and_switching_back_restores_it(manager):
     assert torch.equal(logits(manager), base_logits), "the base must be bit-identical while adapters are loaded"
     assert answer(manager, one) == first and answer(manager, two) == second
     assert manager.resident == [one, two]
-    manager.remove(one)
-    manager.remove(two)
+    manager.engine.unload(one)
+    manager.engine.unload(two)
     assert manager.engine.loaded.model is base_model and type(base_model).__name__ == "Phi3ForCausalLM"
     assert torch.equal(logits(manager), base_logits)
     assert answer(manager) == base_text
@@ -88,12 +86,12 @@ def test_remove_frees_the_adapter_memory(manager):
     lora_weights = [p for n, p in manager.engine.loaded.model.named_parameters() if "lora_B" in n]
     refs = [weakref.ref(p) for p in lora_weights]
     del lora_weights
-    assert manager.remove(two) is True
+    assert manager.engine.unload(two) is True
     gc.collect()
     assert param_bytes(manager.engine.loaded.model) == with_one
     alive = sum(ref() is not None for ref in refs)
     assert alive == len(refs) // 2, "only the remaining adapter's weights may stay alive"
-    assert manager.remove(one) is True and manager.remove(one) is False
+    assert manager.engine.unload(one) is True and manager.engine.unload(one) is False
     gc.collect()
     assert all(ref() is None for ref in refs)
     assert manager.engine.loaded.model is model and param_bytes(model) == bare
@@ -113,8 +111,8 @@ def test_corrupt_store_folders_are_skipped_with_a_reason(manager, caplog):
     wrong = {k: torch.zeros(v.shape[0], 32) if "lora_A" in k else v for k, v in wrong.items()}  # a 32-wide model's
     write_adapter(root / "othermodel", lora_config_dict(TARGETS, r=4), wrong)
     with caplog.at_level(logging.WARNING, logger="adapters.registry"):
-        listed = [i.key for i in manager.list_adapters(None)]
-    reasons = {p.name: p.reason for p in manager.problems(None)}
+        listed = [i.key for i in manager.catalog.list_adapters(None)]
+    reasons = {p.name: p.reason for p in manager.catalog.problems(None)}
     assert listed == [good]
     assert set(reasons) == {"badjson", "noweights", "truncated", "othermodel"}
     assert "not valid JSON" in reasons["badjson"] and "no adapter_model.safetensors" in reasons["noweights"]
@@ -126,20 +124,20 @@ def test_corrupt_store_folders_are_skipped_with_a_reason(manager, caplog):
 
 
 def test_a_new_folder_appears_without_a_restart_and_listing_is_cached(manager, monkeypatch):
-    assert manager.list_adapters(None) == []
+    assert manager.catalog.list_adapters(None) == []
     first = trained(manager, "fresh", seed=1, card={"created_at": "2026-11-02T10:00:00+00:00"})
-    listed = manager.list_adapters(None)
+    listed = manager.catalog.list_adapters(None)
     assert [i.key for i in listed] == [first] and listed[0].created_at == "2026-11-02T10:00:00+00:00"
     calls = []
     real = adapters.registry.check_adapter_folder
     monkeypatch.setattr(adapters.registry, "check_adapter_folder", lambda *a: calls.append(a) or real(*a))
-    manager.list_adapters(None)
+    manager.catalog.list_adapters(None)
     assert calls == [], "an unchanged folder is not re-validated"
     trained(manager, "second", seed=2)
-    assert [i.name for i in manager.list_adapters(None)] == ["fresh", "second"] and len(calls) == 1
+    assert [i.name for i in manager.catalog.list_adapters(None)] == ["fresh", "second"] and len(calls) == 1
     (manager.store.root / "trained" / "fresh" / CONFIG_FILE).write_text("[]")  # replaced in place
-    assert [i.name for i in manager.list_adapters(None)] == ["second"]
-    assert [p.name for p in manager.problems(None)] == ["fresh"]
+    assert [i.name for i in manager.catalog.list_adapters(None)] == ["second"]
+    assert [p.name for p in manager.catalog.problems(None)] == ["fresh"]
 
 
 def test_card_fields_are_listed_and_missing_keys_tolerated(manager):
@@ -156,7 +154,7 @@ def test_card_fields_are_listed_and_missing_keys_tolerated(manager):
     (manager.store.root / "trained" / "odd").mkdir()
     write_random_adapter(manager.store.root / "trained" / "odd", manager.spec, TARGETS, seed=3)
     (manager.store.root / "trained" / "odd" / "adapter_card.json").write_text('{"created_at": 5, "loss": []}')
-    info = {i.name: i for i in manager.list_adapters(None)}
+    info = {i.name: i for i in manager.catalog.list_adapters(None)}
     carded = info["carded"]
     assert (carded.rank, carded.target_modules, carded.eval_score) == (4, tuple(TARGETS), 0.72)
     assert carded.data_sha256 == "ab" * 32 and carded.val_loss == 1.5
@@ -166,61 +164,58 @@ def test_card_fields_are_listed_and_missing_keys_tolerated(manager):
     assert info["odd"].created_at and info["odd"].train_loss is None
 
 
-def test_staleness_note_compares_the_card_snapshot_with_the_live_index(manager):
-    index = manager.settings.data_dir / "index"
+def test_the_card_snapshot_reaches_the_handle_for_the_staleness_note(manager):
+    from core.cards import staleness_note
+
     trained(manager, "old", seed=1, card={"kb_snapshot": {"snapshot_id": "s1", "created_at": "2026-11-01T08:00:00Z"}})
-    trained(manager, "same", seed=2, card={"kb_snapshot": {"snapshot_id": "s2", "created_at": "2026-11-05T08:00:00Z"}})
     trained(manager, "nokb", seed=3, card={"kb_snapshot": None})
-    info = {i.name: i for i in manager.list_adapters(None)}
-    assert manager.staleness_note(info["old"]) is None, "no index yet: nothing to compare with"
-    (index / "snapshots" / "s2").mkdir(parents=True)  # the layout rag writes
-    (index / "snapshots" / "s2" / "manifest.json").write_text(
-        json.dumps({"snapshot_id": "s2", "created_at": "2026-11-05T08:00:00Z"})
-    )
-    (index / "CURRENT").write_text("snapshots/s2\n")
-    assert manager.staleness_note(info["old"]) == (
+    old, nokb = manager.handle("old"), manager.handle("nokb")
+    assert (old.kb_snapshot, old.kb_snapshot_date) == ("s1", "2026-11-01T08:00:00Z") and nokb.kb_snapshot is None
+    assert staleness_note(old.kb_snapshot, old.kb_snapshot_date, None) is None, "no index: nothing to compare"
+    assert staleness_note(old.kb_snapshot, old.kb_snapshot_date, "s2") == (
         "This adapter was trained against the knowledge base of 2026-11-01; "
         "the documents have changed since, so its answers may be stale."
     )
-    assert manager.staleness_note(info["same"]) is None
-    assert manager.staleness_note(info["nokb"]) is None
+    assert staleness_note(old.kb_snapshot, old.kb_snapshot_date, "s1") is None
+    assert staleness_note(old.kb_snapshot, None, "s2").startswith("This adapter was trained against an earlier")
+    assert staleness_note(nokb.kb_snapshot, None, "s2") is None
 
 
-def upload_files(manager: AdapterManager, folder: Path, seed: int) -> list[Path]:
+def upload_files(manager: AdapterRig, folder: Path, seed: int) -> list[Path]:
     write_random_adapter(folder, manager.spec, TARGETS, r=4, seed=seed)
     return [folder / CONFIG_FILE, folder / WEIGHTS_FILE]
 
 
 def test_uploads_are_private_to_their_session_until_published(manager, tmp_path):
-    info = manager.upload(upload_files(manager, tmp_path / "up", seed=7), "alice", name="secret")
+    info = manager.catalog.upload(upload_files(manager, tmp_path / "up", seed=7), "alice", name="secret")
     assert "alice" not in info.key and info.owner is not None
-    mine = answer(manager, manager.resolve("secret", "alice").key)
-    assert [i.key for i in manager.list_adapters("alice")] == [info.key]
-    assert manager.list_adapters("bob") == [] and manager.list_adapters(None) == []
+    mine = answer(manager, "secret", "alice")
+    assert [i.key for i in manager.catalog.list_adapters("alice")] == [info.key]
+    assert manager.catalog.list_adapters("bob") == [] and manager.catalog.list_adapters(None) == []
     for name in ("secret", info.key):
         with pytest.raises(AdapterNotAvailable, match="available to this session"):
-            manager.resolve(name, "bob")
+            manager.catalog.resolve(name, "bob")
     with pytest.raises(AdapterNotAvailable):
         answer(manager, "secret")  # a bare name reaches only public adapters
     with pytest.raises(AdapterNotAvailable, match="available to this session"):
-        manager.delete_upload(info.key, "bob")
+        manager.catalog.delete_upload(info.key, "bob")
 
-    private = manager.settings
-    manager.settings = private.replace(publish_uploads=True)  # the operator shares every upload
-    assert [i.key for i in manager.list_adapters("bob")] == [info.key]
-    assert answer(manager, manager.resolve("secret", "bob").key) == mine
-    manager.settings = private
+    private = manager.catalog.settings
+    manager.catalog.settings = private.replace(publish_uploads=True)  # the operator shares every upload
+    assert [i.key for i in manager.catalog.list_adapters("bob")] == [info.key]
+    assert answer(manager, "secret", "bob") == mine
+    manager.catalog.settings = private
 
-    published = manager.publish("secret", session="alice")
+    published = manager.catalog.publish("secret", session="alice")
     assert published.key == "published/secret" and published.source == "published"
-    assert manager.resolve("secret", "bob").key == "published/secret"
+    assert manager.catalog.resolve("secret", "bob").key == "published/secret"
     assert answer(manager, "secret") == mine
-    assert manager.list_adapters("alice")[0].key == "published/secret"
+    assert manager.catalog.list_adapters("alice")[0].key == "published/secret"
 
 
 def test_demo_adapters_are_listed_for_everyone(manager):
     write_random_adapter(manager.store.demo_dir / "demo-tone", manager.spec, TARGETS, seed=9)
-    listed = manager.list_adapters("anyone")
+    listed = manager.catalog.list_adapters("anyone")
     assert [(i.name, i.source) for i in listed] == [("demo-tone", "demo")]
     assert answer(manager, "demo-tone") != answer(manager)
 
@@ -229,7 +224,7 @@ def test_fast_switch_matches_peft_set_adapter(manager):
     one, two = trained(manager, "one", seed=1), trained(manager, "two", seed=2)
     ours = {key: logits_with(manager, key) for key in (one, two, None)}
     peft_model = manager.engine.loaded.model
-    names = {key: adapter for key, (adapter, _) in manager._resident.items()}
+    names = {key: manager.engine.residency.adapter_name(key) for key in (one, two)}
     ids = torch.tensor([manager.engine.tokenizer("Part number KX-4471")["input_ids"]])
     with manager.engine.lock, torch.inference_mode():
         peft_model.base_model.enable_adapter_layers()  # the last switch (to None) disabled them
@@ -241,10 +236,8 @@ def test_fast_switch_matches_peft_set_adapter(manager):
     assert not torch.equal(ours[one], ours[two])
 
 
-def logits_with(manager: AdapterManager, key: str | None) -> torch.Tensor:
-    ids = torch.tensor([manager.engine.tokenizer("Part number KX-4471")["input_ids"]])
-    with manager.engine.lock, manager.use_adapter(key), torch.inference_mode():
-        return manager.engine.loaded.model(input_ids=ids).logits.clone()
+def logits_with(manager: AdapterRig, key: str | None) -> torch.Tensor:
+    return manager.logits(key)
 
 
 def test_a_resident_adapter_rewritten_on_disk_is_reloaded(manager):
@@ -271,15 +264,15 @@ def test_a_load_that_fails_inside_peft_leaves_the_model_as_it_was(manager, monke
 
         monkeypatch.setattr("peft.set_peft_model_state_dict", broken)
     else:  # PEFT would adapt other layers than the checks selected
-        monkeypatch.setattr(AdapterManager, "_adapted_modules", lambda self, adapter: set())
+        monkeypatch.setattr(LoraResidency, "_adapted_modules", lambda self, adapter: set())
     model_before = manager.engine.loaded.model
-    with pytest.raises(AdapterError, match=r"could not be loaded|PEFT would adapt"):
+    with pytest.raises(AdapterUnusable, match=r"could not be loaded|PEFT would adapt"):
         answer(manager, bad)
     monkeypatch.undo()
     assert manager.engine.loaded.model is model_before
     assert manager.resident == ([keep] if resident_before else [])
     left = {name for module in model_before.modules() for name in getattr(module, "lora_A", {})}
-    assert left == ({manager._resident[keep][0]} if resident_before else set()), "no half-loaded layers remain"
+    assert left == ({manager.engine.residency.adapter_name(keep)} if resident_before else set()), "no half-loaded"
     assert answer(manager) == base_text and torch.equal(logits(manager), base_logits)
     if resident_before:
         assert answer(manager, keep) == kept
@@ -298,7 +291,7 @@ def test_on_a_bf16_base_outputs_match_peft_own_loader_exactly(tiny_settings, tmp
     from peft import PeftModel
 
     settings = tiny_settings.replace(data_dir=tmp_path / "data", dtype="bf16")
-    manager = AdapterManager(Engine(load_model(settings)), settings, demo_dir=None)
+    manager = AdapterRig(settings, demo_dir=None)
     key = trained(manager, "fp32-weights", seed=5)
     reference = PeftModel.from_pretrained(load_model(settings).model, str(manager.store.root / key)).eval()
     ids = torch.tensor([manager.engine.tokenizer("Part number KX-4471")["input_ids"]])

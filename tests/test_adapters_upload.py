@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from adapters import AdapterManager, AdapterRejected
-from adapters.config import TENSOR_PREFIX
+from adapters import AdapterRejected
 from adapters.store import sanitize_name
 from adapters.synthetic import lora_config_dict, random_lora_tensors, write_adapter
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE
-from core.generation import Engine, GenerationParams
+from core.generation import GenerationParams
+from core.lora import TENSOR_PREFIX
 from core.models import load_model
+from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 GREEDY = GenerationParams(temperature=0, max_new_tokens=8)
@@ -29,24 +30,21 @@ SESSION = "session-a"
 
 
 @pytest.fixture(scope="module")
-def manager(tiny_settings, tmp_path_factory) -> AdapterManager:
+def manager(tiny_settings, tmp_path_factory) -> AdapterRig:
     # A model of its own: adapters change a model in place, so never the session-wide one.
-    settings = tiny_settings.replace(data_dir=tmp_path_factory.mktemp("adapter-data"))
-    engine = Engine(load_model(settings), max_message_chars=2000)
-    return AdapterManager(engine, settings, demo_dir=None)
+    return AdapterRig(tiny_settings.replace(data_dir=tmp_path_factory.mktemp("adapter-data")), demo_dir=None)
 
 
 @pytest.fixture(scope="module")
-def base_answer(manager: AdapterManager) -> str:
+def base_answer(manager: AdapterRig) -> str:
     return answer(manager)
 
 
-def answer(manager: AdapterManager, adapter: str | None = None) -> str:
-    ids = manager.engine.tokenizer("Tidal turbines need")["input_ids"]
-    return "".join(manager.engine.stream(ids, GREEDY, adapter=adapter))
+def answer(manager: AdapterRig, adapter: str | None = None, session: str | None = None) -> str:
+    return manager.answer(adapter, session)
 
 
-def adapter_files(folder: Path, manager: AdapterManager, seed: int = 0, **config_changes) -> list[Path]:
+def adapter_files(folder: Path, manager: AdapterRig, seed: int = 0, **config_changes) -> list[Path]:
     config = lora_config_dict(TARGETS, r=4, lora_alpha=8)
     config.update(config_changes)
     write_adapter(folder, config, random_lora_tensors(manager.spec, TARGETS, r=4, seed=seed))
@@ -60,11 +58,11 @@ def make_zip(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> 
     return path
 
 
-def refused(manager: AdapterManager, base_answer: str, files: list[Path], match: str) -> str:
+def refused(manager: AdapterRig, base_answer: str, files: list[Path], match: str) -> str:
     """Upload, expect a one-sentence AdapterRejected, and check nothing changed anywhere."""
     model_before = manager.engine.loaded.model
     with pytest.raises(AdapterRejected, match=match) as caught:
-        manager.upload(files, SESSION, name="attempt")
+        manager.catalog.upload(files, SESSION, name="attempt")
     message = str(caught.value)
     assert "\n" not in message and message.endswith("."), message
     assert manager.engine.loaded.model is model_before
@@ -87,11 +85,11 @@ class _WritesMarker:
 
 
 def test_a_clean_upload_is_accepted_and_changes_the_answer(manager, base_answer, tmp_path):
-    info = manager.upload(adapter_files(tmp_path / "ok", manager), SESSION, name="my adapter!")
+    info = manager.catalog.upload(adapter_files(tmp_path / "ok", manager), SESSION, name="my adapter!")
     assert info.name == "my-adapter" and info.source == "uploaded" and info.rank == 4
-    assert answer(manager, info.key) != base_answer
-    assert manager.remove(info.key) is True
-    manager.delete_upload(info.key, SESSION)
+    assert answer(manager, info.key, SESSION) != base_answer
+    assert manager.engine.unload(info.key) is True
+    manager.catalog.delete_upload(info.key, SESSION)
     assert answer(manager) == base_answer
 
 
@@ -117,7 +115,7 @@ def test_pickle_payloads_are_refused_and_never_unpickled(manager, base_answer, t
     store.mkdir(parents=True)
     (store / CONFIG_FILE).write_bytes(config.read_bytes())
     (store / "adapter_model.bin").write_bytes(payload)
-    assert any("pickle" in p.reason for p in manager.problems(None) if p.name == "pickled")
+    assert any("pickle" in p.reason for p in manager.catalog.problems(None) if p.name == "pickled")
     assert not marker.exists()
     pickle.loads(payload)  # the payload is live: loading it is exactly what must never happen
     assert marker.exists()
@@ -197,12 +195,12 @@ def test_zip_layout_and_size_rules(manager, base_answer, tmp_path):
     (tmp_path / "notzip.zip").write_bytes(b"PK\x03\x04 not really")
     refused(manager, base_answer, [tmp_path / "notzip.zip"], "zip")
 
-    info = manager.upload([make_zip(tmp_path / "folder.zip", [("tone/" + n, d) for n, d in good])], SESSION)
+    info = manager.catalog.upload([make_zip(tmp_path / "folder.zip", [("tone/" + n, d) for n, d in good])], SESSION)
     assert info.name == "tone"
-    manager.delete_upload(info.key, SESSION)
+    manager.catalog.delete_upload(info.key, SESSION)
 
 
-def _tensors_with(manager: AdapterManager, change: str) -> dict[str, torch.Tensor]:
+def _tensors_with(manager: AdapterRig, change: str) -> dict[str, torch.Tensor]:
     tensors = random_lora_tensors(manager.spec, TARGETS, r=4, seed=0)
     name = f"{TENSOR_PREFIX}model.layers.0.self_attn.qkv_proj.lora_A.weight"
     if change == "wrong-in-features":
@@ -283,8 +281,8 @@ def test_broken_json_and_wrong_files_are_refused(manager, base_answer, tmp_path)
 
 def test_oversized_weights_are_refused_before_reading(manager, base_answer, tmp_path):
     config, weights = adapter_files(tmp_path / "src", manager)
-    small = manager.max_bytes
-    manager.max_bytes = weights.stat().st_size - 1
+    small = manager.catalog.max_bytes
+    manager.catalog.max_bytes = weights.stat().st_size - 1
     try:
         refused(manager, base_answer, [config, weights], "limit")
         archive = make_zip(
@@ -292,7 +290,7 @@ def test_oversized_weights_are_refused_before_reading(manager, base_answer, tmp_
         )
         refused(manager, base_answer, [archive], "limit")
     finally:
-        manager.max_bytes = small
+        manager.catalog.max_bytes = small
 
 
 @pytest.mark.parametrize("pattern", [None, "layers"])
@@ -300,9 +298,9 @@ def test_layers_to_transform_selects_the_same_layers_as_peft(manager, base_answe
     tensors = {k: v for k, v in random_lora_tensors(manager.spec, TARGETS, r=4, seed=3).items() if ".layers.1." in k}
     config = lora_config_dict(TARGETS, r=4, layers_to_transform=[1], layers_pattern=pattern)
     folder = write_adapter(tmp_path / "layer1", config, tensors)
-    info = manager.upload([folder / CONFIG_FILE, folder / WEIGHTS_FILE], SESSION, name=f"layer1-{pattern}")
-    assert answer(manager, info.key) != base_answer  # PEFT adapted exactly the checked layers, or it is refused
-    manager.delete_upload(info.key, SESSION)
+    info = manager.catalog.upload([folder / CONFIG_FILE, folder / WEIGHTS_FILE], SESSION, name=f"layer1-{pattern}")
+    assert answer(manager, info.key, SESSION) != base_answer  # PEFT adapted exactly the checked layers, or refused
+    manager.catalog.delete_upload(info.key, SESSION)
     assert manager.resident == [] and answer(manager) == base_answer
     (tmp_path / "both").mkdir()
     config["layers_to_transform"] = [0]  # the weights are for layer 1: a mismatch, refused
@@ -339,12 +337,10 @@ def test_an_adapter_saved_by_peft_round_trips_exactly(manager, base_answer, tmp_
     with torch.inference_mode():
         expected = peft_model.eval()(input_ids=ids).logits
     files = [(n, (tmp_path / "saved" / n).read_bytes()) for n in (CONFIG_FILE, WEIGHTS_FILE, "README.md")]
-    info = manager.upload([make_zip(tmp_path / "peft.zip", [("peft-saved/" + n, d) for n, d in files])], SESSION)
-    with manager.engine.lock, torch.inference_mode():
-        with manager.use_adapter(info.key):
-            ours = manager.engine.loaded.model(input_ids=ids).logits
-        with manager.use_adapter(None):
-            base = manager.engine.loaded.model(input_ids=ids).logits
+    archive = make_zip(tmp_path / "peft.zip", [("peft-saved/" + n, d) for n, d in files])
+    info = manager.catalog.upload([archive], SESSION)
+    ours = manager.logits(info.key, SESSION)
+    base = manager.logits(None)
     assert torch.allclose(ours, expected, atol=1e-6) and not torch.allclose(ours, base, atol=1e-3)
-    manager.delete_upload(info.key, SESSION)
+    manager.catalog.delete_upload(info.key, SESSION)
     assert answer(manager) == base_answer

@@ -124,11 +124,11 @@ def test_rag_with_nothing_relevant_says_so(client):
 
 def test_finetuned_answer_notes_when_the_documents_changed_after_training(client, server, tmp_path):
     from adapters.synthetic import write_random_adapter
-    from core.retrieval import read_index_manifest
+    from rag import read_snapshot
 
     service = server[1]
-    manifest = read_index_manifest(service.settings.data_dir)
-    card = {"kb_snapshot": {"snapshot_id": manifest["snapshot_id"], "created_at": manifest["created_at"]}}
+    snapshot = read_snapshot(service.settings.data_dir)
+    card = {"kb_snapshot": {"snapshot_id": snapshot.snapshot_id, "created_at": snapshot.created_at}}
     folder = service.settings.data_dir / "adapters" / "trained" / "kb-tuned"
     write_random_adapter(folder, service.adapters.spec, ["qkv_proj", "o_proj"], r=4, seed=7, card=card)
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from core.generation import Engine, GenerationParams, UserInputError
-from core.pipeline import AnswerPipeline, Mode
+from core.pipeline import Mode
+from core.service import ExpertService
+from tests.conftest import ask
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
 
@@ -34,29 +36,30 @@ def test_phi3_chat_template_with_system_prompt(engine):
     assert dropped == 0
 
 
-def test_streaming_yields_growing_text(engine):
-    pipeline = AnswerPipeline(engine, "sys")
+def _service(tiny_settings, loaded) -> ExpertService:
+    return ExpertService.over(tiny_settings.replace(system_prompt=""), Engine(loaded))
+
+
+def test_streaming_yields_growing_text(service):
     params = GenerationParams(temperature=1.0, top_p=1.0, max_new_tokens=24)
     torch.manual_seed(0)
-    updates = [u.text for u in pipeline.answer("Hello", params=params)]
+    updates = [u.text for u in ask(service, "Hello", params=params)]
     assert len(updates) >= 3
     for before, after in itertools.pairwise(updates[:-1]):  # the last repeats, marked done
         assert after.startswith(before) and len(after) > len(before)
 
 
-def test_generation_stops_on_phi3_end_token(tiny_loaded):
-    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "<|end|>")), "")
-    final = list(pipeline.answer("Hello", params=GREEDY))[-1]
+def test_generation_stops_on_phi3_end_token(tiny_settings, tiny_loaded):
+    final = ask(_service(tiny_settings, _forced(tiny_loaded, "<|end|>")), "Hello", params=GREEDY)[-1]
     assert final.done and final.tokens == 1 and final.text == ""
 
 
-def test_generation_runs_to_max_new_tokens_without_a_stop_token(tiny_loaded):
-    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "The")), "")
-    final = list(pipeline.answer("Hello", params=GREEDY))[-1]
+def test_generation_runs_to_max_new_tokens_without_a_stop_token(tiny_settings, tiny_loaded):
+    final = ask(_service(tiny_settings, _forced(tiny_loaded, "The")), "Hello", params=GREEDY)[-1]
     assert final.tokens == GREEDY.max_new_tokens and final.text.count("The") == GREEDY.max_new_tokens
 
 
-def test_long_history_is_trimmed_to_fit_the_context(engine):
+def test_long_history_is_trimmed_to_fit_the_context(engine, service):
     history = []
     for i in range(40):
         history += [{"role": "user", "content": f"Question {i} about turbines"},
@@ -67,17 +70,16 @@ def test_long_history_is_trimmed_to_fit_the_context(engine):
     text = engine.tokenizer.decode(ids)
     assert text.rstrip().endswith("Newest question<|end|>\n<|assistant|>")
     assert "Question 39" in text and "Question 0 " not in text
-    pipeline = AnswerPipeline(engine, "sys")
-    final = list(pipeline.answer("Newest question", history, params=GREEDY))[-1]
+    final = ask(service, "Newest question", history=history, params=GREEDY)[-1]
     assert final.done and any("oldest messages" in n for n in final.notes)
 
 
-def test_stop_event_ends_generation_early(tiny_loaded):
-    pipeline = AnswerPipeline(Engine(_forced(tiny_loaded, "The")), "")
+def test_stop_event_ends_generation_early(tiny_settings, tiny_loaded):
+    service = _service(tiny_settings, _forced(tiny_loaded, "The"))
     stop = threading.Event()
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
     seen = 0
-    for update in pipeline.answer("Hello", params=params, stop=stop):
+    for update in service.answer("s", "Hello", [], "Base", params, stop=stop):
         seen = update.tokens
         stop.set()
     assert seen < 10
@@ -106,32 +108,30 @@ def test_closing_the_stream_releases_the_model(engine):
         ("Hi", GenerationParams("hot", 0.9, 10), "must be numbers"),
     ],
 )
-def test_bad_input_gets_one_sentence_and_the_model_keeps_serving(engine, message, params, expected):
-    pipeline = AnswerPipeline(engine, "sys")
+def test_bad_input_gets_one_sentence_and_the_model_keeps_serving(service, message, params, expected):
     with pytest.raises(UserInputError) as err:
-        list(pipeline.answer(message, params=params))
+        ask(service, message, params=params)
     assert expected in str(err.value) and "\n" not in str(err.value)
-    assert list(pipeline.answer("Hi", params=GREEDY))[-1].done
+    assert ask(service, "Hi", params=GREEDY)[-1].done
 
 
-def test_unknown_mode_is_refused(engine):
+def test_unknown_mode_is_refused(service):
     with pytest.raises(UserInputError, match="Unknown mode 'Magic'"):
-        list(AnswerPipeline(engine).answer("Hi", mode="Magic", params=GREEDY))
+        ask(service, "Hi", mode="Magic")
 
 
-def test_modes_not_built_say_so_plainly(engine):
+def test_modes_not_built_say_so_plainly(service):
     for mode in (Mode.RAG, Mode.FINETUNED, Mode.HYBRID):
-        updates = list(AnswerPipeline(engine).answer("Hi", mode=mode, params=GREEDY))
-        assert len(updates) == 1 and " mode needs " in updates[0].text and updates[0].done
+        with pytest.raises(UserInputError, match=" mode needs "):
+            ask(service, "Hi", mode=mode, adapter="demo")
 
 
-def test_concurrent_users_all_get_complete_answers(engine):
-    pipeline = AnswerPipeline(engine, "sys")
+def test_concurrent_users_all_get_complete_answers(service):
     results, errors = {}, []
 
     def user(i: int) -> None:
         try:
-            final = list(pipeline.answer(f"Question {i}", params=GREEDY))[-1]
+            final = ask(service, f"Question {i}", params=GREEDY, session=f"user{i}")[-1]
             results[i] = final.text
         except Exception as exc:  # pragma: no cover - the assertion below reports it
             errors.append(exc)
@@ -143,7 +143,7 @@ def test_concurrent_users_all_get_complete_answers(engine):
         t.join(timeout=60)
     assert not errors and len(results) == 6
     # Greedy decoding under the one-owner lock: the same question alone gives the same text.
-    assert results[3] == list(pipeline.answer("Question 3", params=GREEDY))[-1].text
+    assert results[3] == ask(service, "Question 3", params=GREEDY)[-1].text
 
 
 def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded, monkeypatch):

@@ -1,23 +1,26 @@
-"""The four modes on the pipeline, with a stand-in retriever and adapter hook.
+"""The four modes through the service, with a stand-in retriever and adapter catalog.
 
-The real FAISS/BM25 retriever and PEFT adapters have their own tests; these check what the
-pipeline does with them: numbered sources in the prompt, refusal when nothing is found,
-the adapter chosen per mode, and the stale-adapter note.
+The real FAISS/BM25 retriever and PEFT adapters have their own tests; these check what the answer
+path does with them: numbered sources in the prompt, refusal when nothing is found, the adapter
+resolved once and handed to the engine per mode, and the stale-adapter note.
 """
 
-import contextlib
+from pathlib import Path
 
 import pytest
 
+from core.errors import UserInputError
 from core.generation import GenerationParams
-from core.pipeline import NOTHING_FOUND, AnswerPipeline, Mode
-from core.retrieval import Passage
+from core.lora import AdapterHandle, LoraSpec
+from core.pipeline import NOTHING_FOUND, Mode
+from core.retrieval import Passage, Retriever, Snapshot
+from tests.conftest import ask
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=8)
 
 
 class FakeRetriever:
-    snapshot_id = "snap-1"
+    snapshot = Snapshot("snap-1", "2026-11-05T08:00:00Z")
 
     def __init__(self, passages):
         self.passages = passages
@@ -32,24 +35,45 @@ def _passage(i: int, text: str = "Part KX-4471 is the main bearing seal.") -> Pa
     return Passage(text, f"doc{i}.md", f"section Parts > {i}", 1.0 / i, f"d{i}", f"d{i}-0")
 
 
+class FakeCatalog:
+    """Resolves any name to a handle (its files are never read: the `prompts` fixture keeps the engine
+    on the bare base) and records who asked."""
+
+    def __init__(self, kb_snapshot=None):
+        self.kb_snapshot = kb_snapshot
+        self.calls = []
+
+    def resolve_handle(self, name, session):
+        self.calls.append((name, session))
+        if name == "missing":
+            raise UserInputError("No adapter named 'missing' is available to this session.")
+        lora = LoraSpec(4, 8.0, False, ("model.layers.0.self_attn.o_proj",))
+        return AdapterHandle(f"demo/{name}", name, "demo", Path("/nowhere"), Path("/nowhere/w"), lora, 1,
+                             kb_snapshot=self.kb_snapshot, kb_snapshot_date="2026-11-01T08:00:00Z")  # fmt: skip
+
+
 @pytest.fixture()
 def prompts(engine, monkeypatch):
-    """Records the decoded prompt and the adapter of every generation."""
+    """Records the decoded prompt and the adapter handle of every generation (run on the bare base)."""
     seen = []
     real = engine.stream
 
     def stream(prompt_ids, params, stop=None, adapter=None):
         seen.append((engine.tokenizer.decode(prompt_ids), adapter))
-        return real(prompt_ids, params, stop, adapter)
+        return real(prompt_ids, params, stop, None)
 
     monkeypatch.setattr(engine, "stream", stream)
     return seen
 
 
-def test_rag_puts_numbered_sources_in_the_prompt_and_returns_them(engine, prompts):
+def test_the_stand_ins_fit_the_ports():
+    assert isinstance(FakeRetriever([]), Retriever)
+
+
+def test_rag_puts_numbered_sources_in_the_prompt_and_returns_them(service, prompts):
     retriever = FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")])
-    pipeline = AnswerPipeline(engine, "sys", retriever=retriever)
-    final = list(pipeline.answer("What is KX-4471?", mode=Mode.RAG, params=GREEDY))[-1]
+    service.attach_knowledge(retriever)
+    final = ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)[-1]
     prompt, adapter = prompts[-1]
     assert "[1] doc1.md, section Parts > 1:\nPart KX-4471 is the main bearing seal." in prompt
     assert "[2] doc2.md" in prompt and "Question: What is KX-4471?" in prompt
@@ -58,54 +82,75 @@ def test_rag_puts_numbered_sources_in_the_prompt_and_returns_them(engine, prompt
     assert adapter is None and retriever.queries == ["What is KX-4471?"]
 
 
-def test_rag_with_nothing_relevant_says_so_without_generating(engine, prompts):
-    pipeline = AnswerPipeline(engine, "sys", retriever=FakeRetriever([]))
-    updates = list(pipeline.answer("Who won the 1998 World Cup?", mode=Mode.RAG, params=GREEDY))
+def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
+    service.attach_knowledge(FakeRetriever([]))
+    updates = ask(service, "Who won the 1998 World Cup?", mode=Mode.RAG, params=GREEDY)
     assert [u.text for u in updates] == [NOTHING_FOUND] and not prompts
+    assert updates[0].status == "nothing_found"
 
 
-def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine):
+def test_lowest_ranked_passages_are_dropped_to_fit_the_context(service):
     long_text = "Blade inspections follow the FROST checklist every 500 hours. " * 2
-    retriever = FakeRetriever([_passage(i, long_text) for i in range(1, 6)])
-    pipeline = AnswerPipeline(engine, "sys", retriever=retriever)
-    final = list(pipeline.answer("When are blades inspected?", mode=Mode.RAG, params=GREEDY))[-1]
+    service.attach_knowledge(FakeRetriever([_passage(i, long_text) for i in range(1, 6)]))
+    final = ask(service, "When are blades inspected?", mode=Mode.RAG, params=GREEDY)[-1]
     assert 1 <= len(final.sources) < 5
     assert [p.source for p in final.sources] == [f"doc{i}.md" for i in range(1, len(final.sources) + 1)]
 
 
-def test_base_ignores_retriever_and_adapter(engine, prompts):
-    retriever = FakeRetriever([_passage(1)])
-    pipeline = AnswerPipeline(engine, "sys", retriever=retriever)
-    list(pipeline.answer("Hi", mode=Mode.BASE, params=GREEDY, adapter="demo"))
+def test_base_ignores_retriever_and_adapter(service, prompts):
+    retriever, catalog = FakeRetriever([_passage(1)]), FakeCatalog()
+    service.attach_knowledge(retriever)
+    service.attach_adapters(catalog)
+    ask(service, "Hi", mode=Mode.BASE, params=GREEDY, adapter="demo")
     assert prompts[-1] == (prompts[-1][0], None) and "Sources:" not in prompts[-1][0]
-    assert retriever.queries == []
+    assert retriever.queries == [] and catalog.calls == []
 
 
-def test_finetuned_and_hybrid_pass_the_adapter_and_note_staleness(engine, prompts):
-    active = []
-
-    @contextlib.contextmanager
-    def use_adapter(name):
-        active.append(name)
-        yield
-
-    engine.use_adapter = use_adapter
-    pipeline = AnswerPipeline(engine, "sys", retriever=FakeRetriever([_passage(1)]))
-    note = "demo may be stale."
-    fine = list(pipeline.answer("Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo", adapter_note=note))[-1]
-    hybrid = list(pipeline.answer("Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo", adapter_note=note))[-1]
-    assert active == ["demo", "demo"]
+def test_finetuned_and_hybrid_resolve_the_adapter_once_and_note_staleness(service, prompts):
+    catalog = FakeCatalog(kb_snapshot="snap-0")
+    service.attach_knowledge(FakeRetriever([_passage(1)]))
+    service.attach_adapters(catalog)
+    fine = ask(service, "Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo", session="alice")[-1]
+    hybrid = ask(service, "Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo", session="alice")[-1]
+    assert catalog.calls == [("demo", "alice"), ("demo", "alice")]
+    assert [adapter.key for _, adapter in prompts] == ["demo/demo", "demo/demo"]
     assert "Sources:" not in prompts[0][0] and "Sources:" in prompts[1][0]
-    assert fine.notes == ["demo may be stale."] and hybrid.notes == ["demo may be stale."]
+    stale = "This adapter was trained against the knowledge base of 2026-11-01; the documents have changed since"
+    assert fine.notes[0].startswith(stale) and hybrid.notes[0].startswith(stale)
     assert not fine.sources and hybrid.sources
+    catalog.kb_snapshot = "snap-1"  # trained on the live snapshot: no note
+    assert ask(service, "Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo")[-1].notes == []
 
 
-def test_modes_say_what_they_need(engine):
-    pipeline = AnswerPipeline(engine, "sys")
-    texts = {m: list(pipeline.answer("Hi", mode=m, params=GREEDY))[-1].text for m in Mode if m != Mode.BASE}
+def test_an_adapter_that_cannot_be_resolved_is_one_sentence_before_any_generation(service, prompts):
+    service.attach_adapters(FakeCatalog())
+    with pytest.raises(UserInputError, match="No adapter named 'missing'"):
+        ask(service, "Hi", mode=Mode.FINETUNED, adapter="missing")
+    assert not prompts
+
+
+def test_modes_say_what_they_need(service):
+    texts = {}
+    for m in Mode:
+        if m != Mode.BASE:
+            with pytest.raises(UserInputError) as err:
+                ask(service, "Hi", mode=m, params=GREEDY)
+            texts[m] = str(err.value)
     assert texts[Mode.RAG] == "RAG mode needs a document index, and none is loaded."
     assert texts[Mode.FINETUNED] == "Fine-tuned mode needs an adapter; choose one under Adapters."
     assert "document index" in texts[Mode.HYBRID] and "adapter" in texts[Mode.HYBRID]
+
+
+def test_a_failed_search_reaches_the_user_as_one_sentence(service):
+    class Broken(FakeRetriever):
+        def search(self, query, top_k=None):
+            from rag.errors import IndexMismatchError
+
+            raise IndexMismatchError("The index was built with another embedding model; rebuild it.")
+
+    service.attach_knowledge(Broken([]))
+    with pytest.raises(UserInputError, match="rebuild it"):
+        ask(service, "Hi", mode=Mode.RAG)
 
 
 def test_cited_numbers_are_read_from_the_answer():

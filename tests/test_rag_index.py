@@ -1,8 +1,10 @@
 """The persistent index: one document in or out without a rebuild, crash safety, the embedding
-model guard, re-indexing, thread safety, and first-start seeding."""
+model guard, re-indexing, thread safety, first-start seeding, and the typed manifest (today's
+format opens, unknown fields survive) with `read_snapshot` for readers that load no model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,14 +16,18 @@ import numpy as np
 import pytest
 
 import rag.storage
+from core.retrieval import Retriever, Snapshot
 from rag import (
     DocumentNotFoundError,
+    IndexCorruptError,
     IndexMismatchError,
     IndexWriteError,
     KnowledgeBase,
     ensure_sample_index,
+    read_snapshot,
 )
 from rag.embedding import get_embedder
+from rag.manifest import DocumentEntry, Manifest, ManifestError
 from tests.test_rag_support import one_torch_thread, rag_settings, write_docs
 
 DOCS = {
@@ -72,12 +78,12 @@ def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
     kb = _kb(tmp_path)
     data = tmp_path / "data"
     segments = {p.name: p.stat().st_ino for p in (data / "index" / "segments").iterdir()}
-    vectors = kb._state.vectors  # the in-memory FAISS store, to show it is patched, not rebuilt
+    vectors = kb._live.current().vectors  # the in-memory FAISS store, to show it is patched, not rebuilt
     alpha_ids, snapshot = _ids(kb, "alpha.md"), kb.snapshot_id
 
     (report,) = kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
     assert report.status == "added" and kb.snapshot_id != snapshot
-    assert kb._state.vectors is vectors and len(vectors) == 4
+    assert kb._live.current().vectors is vectors and len(vectors) == 4
     assert _ids(kb, "alpha.md") == alpha_ids  # other documents keep their chunk ids
     after_add = {p.name: p.stat().st_ino for p in (data / "index" / "segments").iterdir()}
     assert {k: after_add[k] for k in segments} == segments and len(after_add) == 4  # old segments untouched
@@ -85,7 +91,7 @@ def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
     bravo = next(d.doc_id for d in kb.list_documents() if d.name == "bravo.md")
     snapshot = kb.snapshot_id
     kb.delete(bravo)
-    assert kb.snapshot_id != snapshot and kb._state.vectors is vectors and len(vectors) == 3
+    assert kb.snapshot_id != snapshot and kb._live.current().vectors is vectors and len(vectors) == 3
     assert [d.name for d in kb.list_documents()] == ["alpha.md", "charlie.md", "delta.md"]
     assert all(p.source != "bravo.md" for p in kb.search("bravo dock harbour batteries", top_k=10))
     assert kb.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
@@ -123,7 +129,7 @@ def _fail_writing_manifest(real_write):
     return write
 
 
-@pytest.mark.parametrize("crash_at", ["segment vectors", "manifest", "CURRENT pointer"])
+@pytest.mark.parametrize("crash_at", ["stored original", "segment vectors", "manifest", "CURRENT pointer"])
 def test_a_crash_mid_save_leaves_the_last_good_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
 ) -> None:
@@ -133,15 +139,13 @@ def test_a_crash_mid_save_leaves_the_last_good_index(
         monkeypatch.setattr(rag.storage.np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
     elif crash_at == "manifest":
         monkeypatch.setattr(rag.storage, "_write_file", _fail_writing_manifest(rag.storage._write_file))
-    else:
-        real_replace = os.replace
+    else:  # the rename that publishes a file written by core.files.atomic_write_bytes
+        real_replace, target = os.replace, "CURRENT" if crash_at == "CURRENT pointer" else "delta.md"
         monkeypatch.setattr(
-            rag.storage.os,
+            os,
             "replace",
             lambda src, dst: (
-                (_ for _ in ()).throw(OSError(5, "I/O error"))
-                if Path(dst).name == "CURRENT"
-                else real_replace(src, dst)
+                (_ for _ in ()).throw(OSError(5, "I/O error")) if Path(dst).name == target else real_replace(src, dst)
             ),
         )
 
@@ -158,7 +162,7 @@ def test_a_crash_mid_save_leaves_the_last_good_index(
     # The next save works and sweeps away what the crash left behind.
     reports = reopened.add_files([tmp_path / "more" / "delta.md"])
     assert reports[0].status == "added"
-    leftovers = [p.name for p in (data / "index").rglob("*.tmp")]
+    leftovers = [p.name for p in data.rglob("*.tmp*")]
     assert leftovers == []
     manifest = _current_manifest(data)
     on_disk = {p.name for p in (data / "index" / "segments").iterdir()}
@@ -283,8 +287,10 @@ def test_the_sample_knowledge_base_is_ingested_on_first_start_only(tmp_path: Pat
     sample = tmp_path / "sample"
     write_docs(sample, {"a.md": "# A\n\nSample one.\n", "b.txt": "Sample two.\n", "notes.json": "{}"})
     settings = rag_settings(tmp_path / "data")
+    assert KnowledgeBase(settings).sample_seeded is False
     kb = ensure_sample_index(settings, sample)
     assert sorted(d.name for d in kb.list_documents()) == ["a.md", "b.txt"]
+    assert kb.sample_seeded and _current_manifest(settings.data_dir)["sample_seeded"] is True
     snapshot = kb.snapshot_id
     assert ensure_sample_index(settings, sample).snapshot_id == snapshot  # second start: nothing to do
     for doc in kb.list_documents():
@@ -341,3 +347,207 @@ def test_keyword_scores_match_bm25s_through_adds_and_deletes() -> None:
 
 def test_the_embedder_is_shared_and_loaded_once() -> None:
     assert get_embedder("all-MiniLM-L6-v2") is get_embedder("sentence-transformers/all-MiniLM-L6-v2")
+
+
+# -- the manifest ---------------------------------------------------------------------------------
+
+TODAYS_MANIFEST = {  # exactly what the index has written since format 1 (key order included)
+    "format": 1,
+    "snapshot_id": "20261130T011355439541-dfada9",
+    "parent_snapshot_id": "20261130T011355341417-a88da6",
+    "created_at": "2026-11-30T01:13:55Z",
+    "embed_model": "all-MiniLM-L6-v2",
+    "dim": 384,
+    "chunk_size": 384,
+    "chunk_overlap": 48,
+    "effective_chunk_size": 224,
+    "keyword_tokenizer": "terms-v1",
+    "next_vector_id": 246,
+    "sample_seeded": True,
+    "documents": [
+        {
+            "doc_id": "568bc0e09ec07a07",
+            "name": "battery_handling_and_charging.md",
+            "sha256": "568bc0e09ec07a07042a685158f77fd65477098c68788ca73d5a36f388ef7794",
+            "chunks": 9,
+            "added_at": "2026-11-30T01:13:54Z",
+            "size_bytes": 2804,
+            "segment": "568bc0e09ec07a07-20261130T011354843452-ce193d",
+            "upload": "uploads/568bc0e09ec07a07/battery_handling_and_charging.md",
+            "note": "",
+        },
+        {
+            "doc_id": "8bd4b8c1b2a6e0f1",
+            "name": "legacy_ko.txt",
+            "sha256": "8bd4b8c1b2a6e0f1aa2b7a4c1e8e0f7c9a3b3d4e5f60718293a4b5c6d7e8f901",
+            "chunks": 1,
+            "added_at": "2026-11-29T08:00:00Z",
+            "size_bytes": 91,
+            "segment": "8bd4b8c1b2a6e0f1-20261129T080000000000-0a1b2c",
+            "upload": "uploads/8bd4b8c1b2a6e0f1/legacy_ko.txt",
+            "note": "decoded from cp949",
+        },
+    ],
+}
+
+
+def test_todays_manifest_reads_typed_and_writes_back_byte_for_byte() -> None:
+    manifest = Manifest.from_json(json.loads(json.dumps(TODAYS_MANIFEST)))
+    assert manifest.snapshot == Snapshot("20261130T011355439541-dfada9", "2026-11-30T01:13:55Z")
+    assert (manifest.dim, manifest.next_vector_id, manifest.sample_seeded) == (384, 246, True)
+    battery, legacy = manifest.documents
+    assert isinstance(battery, DocumentEntry) and battery.chunks == 9 and legacy.note == "decoded from cp949"
+    assert manifest.document("8bd4b8c1b2a6e0f1") is legacy and manifest.document("nope") is None
+    assert manifest.to_json() == TODAYS_MANIFEST
+    assert list(manifest.to_json()) == list(TODAYS_MANIFEST)
+    assert list(manifest.to_json()["documents"][0]) == list(TODAYS_MANIFEST["documents"][0])
+    assert manifest.dumps() == json.dumps(TODAYS_MANIFEST, ensure_ascii=False, indent=1).encode()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        manifest.snapshot_id = "other"  # type: ignore[misc]
+
+
+def test_unknown_fields_survive_and_missing_optional_ones_get_defaults() -> None:
+    newer = json.loads(json.dumps(TODAYS_MANIFEST))
+    newer["retention_days"] = 30
+    newer["documents"][0]["tags"] = ["battery"]
+    manifest = Manifest.from_json(newer)
+    assert manifest.extra == {"retention_days": 30} and manifest.documents[0].extra == {"tags": ["battery"]}
+    assert manifest.to_json() == newer
+    assert dataclasses.replace(manifest, snapshot_id="next").to_json()["retention_days"] == 30
+
+    minimal = {"snapshot_id": "s1", "embed_model": "all-MiniLM-L6-v2", "documents": [
+        {"doc_id": "d", "name": "a.md", "sha256": "d" * 64, "chunks": 2, "segment": "d-1"}
+    ]}  # fmt: skip
+    manifest = Manifest.from_json(minimal)
+    assert (manifest.format, manifest.dim, manifest.created_at, manifest.parent_snapshot_id) == (1, None, "", None)
+    assert (manifest.next_vector_id, manifest.sample_seeded, manifest.keyword_tokenizer) == (0, False, "")
+    doc = manifest.documents[0]
+    assert (doc.note, doc.added_at, doc.size_bytes, doc.upload) == ("", "", 0, "")
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        (lambda m: m.pop("snapshot_id"), "no 'snapshot_id'"),
+        (lambda m: m.pop("documents"), "no list of documents"),
+        (lambda m: m.update(dim="384"), "'dim' in the manifest is not a whole number"),
+        (lambda m: m.update(format=2), "format 2, newer than this version reads"),
+        (lambda m: m["documents"][0].pop("segment"), "no 'segment'"),
+        (lambda m: m["documents"].append("x"), "a document entry is not an object"),
+    ],
+)
+def test_a_manifest_that_cannot_be_trusted_is_refused(change, phrase: str) -> None:
+    broken = json.loads(json.dumps(TODAYS_MANIFEST))
+    change(broken)
+    with pytest.raises(ManifestError, match=phrase):
+        Manifest.from_json(broken)
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        Manifest.parse(b"{ torn")
+
+
+def _rewrite_manifest(data: Path, edit) -> None:
+    """Rewrite the current manifest the way an older (or newer) writer would have left it."""
+    path = data / "index" / (data / "index" / "CURRENT").read_text().strip() / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def test_an_index_in_todays_format_opens_and_keeps_what_it_does_not_know(tmp_path: Path) -> None:
+    _kb(tmp_path)
+    data = tmp_path / "data"
+    written = _current_manifest(data)
+    assert list(written) == list(TODAYS_MANIFEST) and list(written["documents"][0]) == list(
+        TODAYS_MANIFEST["documents"][0]
+    )
+    raw = (data / "index" / (data / "index" / "CURRENT").read_text().strip() / "manifest.json").read_bytes()
+    assert raw == json.dumps(written, ensure_ascii=False, indent=1).encode()  # the bytes today's writer made
+
+    def older_and_newer(m: dict) -> None:  # no counter, no tokenizer version or notes; a newer writer's extra
+        for key in ("next_vector_id", "keyword_tokenizer", "sample_seeded"):
+            m.pop(key)
+        for doc in m["documents"]:
+            doc.pop("note")
+        m["retention_days"] = 30
+
+    _rewrite_manifest(data, older_and_newer)
+    reopened = KnowledgeBase(rag_settings(data)).open()
+    assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
+    assert reopened.search("propellers workshop", fusion="keyword")[0].source == "charlie.md"  # terms rebuilt
+    (report,) = reopened.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies at night.\n"}))
+    assert report.status == "added"
+    assert sorted(reopened._live.current().chunks) == [0, 1, 2, 3]  # the lost counter moved past the loaded ids
+    saved = _current_manifest(data)
+    assert saved["retention_days"] == 30 and saved["next_vector_id"] == 4
+    assert saved["keyword_tokenizer"] == "terms-v1" and all("note" in d for d in saved["documents"])
+
+
+def test_a_manifest_of_a_newer_format_is_not_loaded(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    first = kb.snapshot_id
+    kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+    data = tmp_path / "data"
+    _rewrite_manifest(data, lambda m: m.update(format=2))
+    assert KnowledgeBase(rag_settings(data)).open().snapshot_id == first  # the older snapshot it can read
+    for manifest in (data / "index" / "snapshots").glob("*/manifest.json"):
+        manifest.write_text("[]")
+    with pytest.raises(IndexCorruptError, match=r"^No snapshot of the index in .* can be read .*; restore"):
+        KnowledgeBase(rag_settings(data)).open()
+
+
+def test_the_snapshot_property_says_which_index_answered(tmp_path: Path) -> None:
+    empty = KnowledgeBase(rag_settings(tmp_path / "empty"))
+    assert empty.snapshot == Snapshot("empty", "") and isinstance(empty, Retriever)
+    kb = _kb(tmp_path)
+    data = tmp_path / "data"
+    manifest = _current_manifest(data)
+    assert kb.snapshot == Snapshot(kb.snapshot_id, manifest["created_at"]) == read_snapshot(data)
+    before = kb.snapshot
+    kb.delete(kb.list_documents()[0].doc_id)
+    assert kb.snapshot != before and kb.snapshot.snapshot_id == kb.snapshot_id
+    (data / "index" / "CURRENT").write_text("snapshots/elsewhere\n")  # the property reads memory, not the disk
+    assert kb.snapshot.snapshot_id == kb.snapshot_id
+
+
+def test_read_snapshot_reads_the_disk_without_loading_anything_and_never_raises(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert read_snapshot(data) is None  # no index at all
+    kb = _kb(tmp_path)
+    first = kb.snapshot
+    kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
+    assert read_snapshot(data) == kb.snapshot != first
+    assert read_snapshot(str(data), first.snapshot_id) == first  # a named, older snapshot still on disk
+    assert read_snapshot(data, "20990101T000000000000-abcdef") is None
+    for bad in ("../snapshots/" + first.snapshot_id, "..", "", "a/b", first.snapshot_id + "/.."):
+        assert read_snapshot(data, bad) is None, bad
+
+    index = data / "index"
+    outside = tmp_path / "outside" / "snapshots" / "evil"
+    outside.mkdir(parents=True)
+    (outside / "manifest.json").write_text(json.dumps({"snapshot_id": "evil", "created_at": "x"}))
+    (index / "snapshots" / "evil").symlink_to(outside, target_is_directory=True)
+    pointers = ["../outside/snapshots/evil", "/etc", "snapshots/evil", "segments/x", "snapshots/../../outside"]
+    for pointer in pointers:
+        (index / "CURRENT").write_text(pointer + "\n")
+        assert read_snapshot(data) is None, pointer
+    (index / "CURRENT").write_bytes(b"\xff\xfe\x00garbage")
+    assert read_snapshot(data) is None
+
+    (index / "CURRENT").write_text(f"snapshots/{kb.snapshot_id}\n")
+    path = index / "snapshots" / kb.snapshot_id / "manifest.json"
+    for garbage in ("{ torn", "[]", '"text"', json.dumps({"snapshot_id": "another"}), "[" * 100_000):
+        path.write_text(garbage)
+        assert read_snapshot(data) is None, garbage[:20]
+    path.write_text(json.dumps({"snapshot_id": kb.snapshot_id, "documents": 27}))  # only two fields are read
+    assert read_snapshot(data) == Snapshot(kb.snapshot_id, "")
+    shutil.rmtree(index)
+    index.write_text("not a folder")
+    assert read_snapshot(data) is None
+
+
+def test_a_data_directory_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the data directory should be")
+    kb = KnowledgeBase(rag_settings(tmp_path / "data"))
+    assert kb.list_documents() == [] and kb.search("anything") == []
+    with pytest.raises(IndexWriteError, match=r"^The index in .* cannot be written \(Not a directory\); check"):
+        kb.add_files(write_docs(tmp_path / "in", {"alpha.md": DOCS["alpha.md"]}))

@@ -94,8 +94,8 @@ def test_settings_choose_fusion_and_result_count(corpus_dir: Path) -> None:
 
 
 def test_passages_are_citable(kb: KnowledgeBase) -> None:
-    retriever: Retriever = kb  # the pipeline's contract (checked statically; the protocol is not runtime-checkable)
-    assert isinstance(retriever.snapshot_id, str)
+    assert isinstance(kb, Retriever)  # the pipeline's contract: search(query, top_k) and snapshot
+    assert kb.snapshot.snapshot_id == kb.snapshot_id and kb.snapshot.created_at.endswith("Z")
     (passage, *_) = kb.search("Where is the marmalade index reported?")
     doc = next(d for d in kb.list_documents() if d.doc_id == passage.doc_id)
     assert (passage.source, passage.location) == (doc.name, "page 2") == ("report.pdf", "page 2")

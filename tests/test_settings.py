@@ -1,3 +1,4 @@
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,42 @@ def test_cli_flag_beats_environment_beats_default():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(SettingsError) as err:
-        Settings.load(["--temperature", "9", "--top-p", "0", "--device", "tpu"], env={"EXPERT_PORT": "http"})
-    # A value that does not parse is reported first, alone; fix it and the rest come together.
-    assert "port cannot be 'http'" in str(err.value)
-    with pytest.raises(SettingsError) as err:
-        Settings.load(["--temperature", "9", "--top-p", "0", "--device", "tpu"], env={})
+        Settings.load(
+            ["--temperature", "9", "--top-p", "0", "--device", "tpu", "--top-k", "many"], env={"EXPERT_PORT": "http"}
+        )
+    # Values that do not parse come first, each naming where it came from, then every bad value, in one message.
     message = str(err.value)
-    for name in ("temperature", "top_p", "device"):
+    assert message.startswith("Invalid settings: port cannot be 'http' (expected int, from EXPERT_PORT); ")
+    assert "top_k cannot be 'many' (expected int, from --top-k)" in message
+    for part in ("temperature must be between 0 and 2", "top_p must be in (0, 1]", "device must be 'auto'"):
+        assert part in message
+    assert message.endswith(".")
+
+
+def test_check_and_replace_report_every_problem():
+    settings = Settings.load([], env={})
+    with pytest.raises(SettingsError) as err:
+        settings.replace(temperature=5, port=-1, fusion="max")
+    message = str(err.value)
+    assert message.startswith("Invalid settings: ")
+    for name in ("temperature", "port", "fusion"):
         assert name in message
+    assert settings.replace(top_k=2).top_k == 2 and settings.problems() == []
+
+
+def test_environment_reads_bools_paths_and_ignores_other_variables():
+    env = {"EXPERT_PUBLISH_UPLOADS": "yes", "EXPERT_DATA_DIR": "/srv/data", "EXPERT_NOT_A_SETTING": "x", "HOME": "/"}
+    s = Settings.load([], env=env)
+    assert s.publish_uploads is True and s.data_dir == Path("/srv/data")
+    assert Settings.load(["--no-publish-uploads"], env=env).publish_uploads is False
+    assert Settings.load([], env={"EXPERT_PUBLISH_UPLOADS": "off"}).publish_uploads is False
+
+
+def test_help_lists_every_setting(capsys):
+    with pytest.raises(SystemExit):
+        Settings.load(["--help"], env={})
+    out = capsys.readouterr().out
+    for f in fields(Settings):
+        assert f.metadata.get("help"), f.name
+        assert "--" + f.name.replace("_", "-") in out
+    assert "--no-load-in-4bit" in out

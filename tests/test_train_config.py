@@ -39,9 +39,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(["--config", str(config), "--batch-size", "many", "--lr-scheduler", "step", "--epochs", "0"])
     message = str(caught.value)
+    assert message.startswith("Invalid training settings: unknown setting 'lora_rank' in ")
     for part in (
         "unknown setting 'lora_rank'",
-        "batch_size cannot be 'many' (expected int)",
+        "batch_size cannot be 'many' (expected int, from --batch-size)",
         "data file missing.jsonl does not exist",
         "method must be one of lora, qlora, not 'full'",
         "val_fraction must be in [0, 1), not 1.5",
@@ -69,3 +70,46 @@ def test_shipped_configs_load() -> None:
     root = Path(__file__).resolve().parent.parent
     cfg = load_config(["--config", str(root / "train/configs/demo_smollm2.yaml"), "--data", __file__])
     assert cfg.model == "embedded" and cfg.final_adapter_dir == Path("adapters/demo/smollm2-sample-kb")
+
+
+def test_check_collects_every_problem(tmp_path: Path, data_file: Path) -> None:
+    cfg = TrainConfig(data=data_file)
+    assert cfg.check() is cfg and cfg.problems() == []
+    with pytest.raises(ConfigError) as caught:
+        cfg.replace(lora_r=0, method="full", target_modules=[])
+    message = str(caught.value)
+    assert message.startswith("Invalid training settings: ") and message.endswith(".")
+    for name in ("lora_r", "method", "target_modules"):
+        assert name in message
+
+
+def test_optional_and_list_settings_read_none(tmp_path: Path, data_file: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("target_modules: qkv_proj, o_proj\nsystem_prompt: Be brief.\nadapter_dir: out/a\n")
+    cfg = load_config(["--config", str(config), "--data", str(data_file)])
+    assert cfg.target_modules == ["qkv_proj", "o_proj"] and cfg.system_prompt == "Be brief."
+    assert cfg.final_adapter_dir == Path("out/a")
+    cfg = load_config(
+        ["--config", str(config), "--data", str(data_file), "--target-modules", "none", "--system-prompt", "null"]
+    )
+    assert cfg.target_modules is None and cfg.system_prompt is None
+    cfg = load_config(["--config", str(config), "--data", str(data_file), "--adapter-dir", "none"])
+    assert cfg.final_adapter_dir == Path("data/adapters/trained/my-adapter")
+
+
+def test_unreadable_yaml_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Cannot read the config file .*nope\.yaml"):
+        load_config(["--config", str(tmp_path / "nope.yaml")])
+    config = tmp_path / "c.yaml"
+    config.write_text("a: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"c\.yaml is not valid YAML"):
+        load_config(["--config", str(config)])
+
+
+def test_to_dict_round_trips_through_yaml(tmp_path: Path, data_file: Path) -> None:
+    import yaml
+
+    cfg = TrainConfig(data=data_file, target_modules=["qkv_proj"], system_prompt="S.")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg.to_dict()), encoding="utf-8")
+    assert load_config(["--config", str(config)]) == cfg

@@ -140,10 +140,11 @@ def test_kb_snapshot_explicit_or_absent(tmp_path: Path) -> None:
 
     assert read_kb_snapshot(tmp_path, "auto") is None  # no index yet: training does not need one
     assert read_kb_snapshot(tmp_path, "none") is None
-    assert read_kb_snapshot(tmp_path, "kb-9") == {"snapshot_id": "kb-9", "created_at": None, "source": "explicit"}
+    assert read_kb_snapshot(tmp_path, "kb-9").to_json() == {"snapshot_id": "kb-9", "created_at": None,
+                                                             "source": "explicit"}  # fmt: skip
     write_snapshot(tmp_path, "kb-9", "2026-02-03T00:00:00+00:00")
     explicit = {"snapshot_id": "kb-9", "created_at": "2026-02-03T00:00:00+00:00", "source": "explicit"}
-    assert read_kb_snapshot(tmp_path, "kb-9") == explicit
+    assert read_kb_snapshot(tmp_path, "kb-9").to_json() == explicit
     (tmp_path / "index" / "CURRENT").write_text("../../etc\n", encoding="utf-8")
     assert read_kb_snapshot(tmp_path, "auto") is None  # a pointer outside the index is not followed
 

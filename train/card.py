@@ -1,22 +1,23 @@
-"""The adapter card: what an adapter was trained from, how, and how well (`adapter_card.json`).
+"""The adapter card the training script writes: what an adapter was trained from, how, and how well.
 
-The app shows it next to the adapter and compares its knowledge-base snapshot with the
-live index, so a user sees when an adapter was trained against older documents.
+The schema is `core.cards.AdapterCard` (one typed, versioned card that training writes, the scorecard
+extends with its evaluation, and the adapter registry reads). The app shows it next to the adapter and
+compares its knowledge-base snapshot with the live index, so a user sees when an adapter was trained
+against older documents.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from core.retrieval import read_index_manifest
+from core.cards import AdapterCard, KBSnapshotRef
+from core.cards import write_card as write_card_file
+from rag import read_snapshot
 
-CARD_FILE = "adapter_card.json"
-CARD_FORMAT = "industry-expert-chat/adapter-card@1"
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "safetensors")
 
 
@@ -35,26 +36,21 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def read_kb_snapshot(data_dir: Path, setting: str) -> dict[str, Any] | None:
-    """The knowledge-base snapshot to record, from the RAG index manifest (read without importing rag).
+def read_kb_snapshot(data_dir: Path, setting: str) -> KBSnapshotRef | None:
+    """The knowledge-base snapshot to record (`rag.read_snapshot`, which loads no model).
 
-    `setting` 'auto': `<data_dir>/index/CURRENT` names the current snapshot folder relative to
-    `index/` (the RAG store writes `snapshots/<id>`), whose `manifest.json` holds `snapshot_id`
-    and `created_at`; None when there is no index, no CURRENT, a pointer outside the index, or
-    an unreadable manifest (training does not need an index). 'none': None. Any other value is
-    an explicit snapshot id; its `created_at` is read from `index/snapshots/<id>/` when that
-    snapshot is there, else left None. Never raises.
+    `setting` 'auto': the index's current snapshot; None when there is no readable index (training
+    does not need one). 'none': None. Any other value is an explicit snapshot id; its `created_at` is
+    read from that snapshot when the index still has it. Never raises.
     """
     if setting == "none":
         return None
     if setting == "auto":
-        manifest = read_index_manifest(data_dir)
-        if manifest is None:
-            return None
-        return {"snapshot_id": manifest["snapshot_id"], "created_at": manifest.get("created_at"), "source": "auto"}
-    manifest = read_index_manifest(data_dir, setting) if "/" not in setting else None
-    created = manifest.get("created_at") if manifest and manifest["snapshot_id"] == setting else None
-    return {"snapshot_id": setting, "created_at": created, "source": "explicit"}
+        found = read_snapshot(data_dir)
+        return KBSnapshotRef(found.snapshot_id, found.created_at or None, "auto") if found else None
+    found = read_snapshot(data_dir, setting) if "/" not in setting else None
+    created = found.created_at if found and found.snapshot_id == setting else None
+    return KBSnapshotRef(setting, created or None, "explicit")
 
 
 def build_card(
@@ -66,25 +62,22 @@ def build_card(
     loss: dict[str, Any],
     tokens: dict[str, Any],
     training: dict[str, Any],
-    kb_snapshot: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The card as a JSON-able dict, stamped with the date (ISO UTC) and library versions."""
-    return {
-        "format": CARD_FORMAT,
-        "created_at": utc_now(),
-        "base_model": base,
-        "method": method,
-        "dataset": dataset,
-        "hyperparameters": hyperparameters,
-        "loss": loss,
-        "tokens": tokens,
-        "training": training,
-        "kb_snapshot": kb_snapshot,
-        "versions": library_versions(),
-    }
+    kb_snapshot: KBSnapshotRef | None,
+) -> AdapterCard:
+    """The card, stamped with the date (ISO UTC) and library versions."""
+    return AdapterCard(
+        created_at=utc_now(),
+        base_model=base,
+        method=method,
+        dataset=dataset,
+        hyperparameters=hyperparameters,
+        loss=loss,
+        tokens=tokens,
+        training=training,
+        kb_snapshot=kb_snapshot,
+        versions=library_versions(),
+    )
 
 
-def write_card(folder: Path, card: dict[str, Any]) -> Path:
-    path = Path(folder) / CARD_FILE
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+def write_card(folder: Path, card: AdapterCard) -> Path:
+    return write_card_file(folder, card)

@@ -6,14 +6,18 @@ loss history, token counts, and the settings it was trained with). Only the trai
 (adapter) weights are written: the frozen base is the same on every run, and writing it would
 make each checkpoint as big as the model.
 
-Every process writes into `.step_N.tmp`; the main process renames it to `step_N` only after
-all of them are done, and `trainer_state.json` is written last, so a kill mid-save never
-leaves a directory that looks complete.
+Every process writes into `.step_N.tmp`; after all of them are done the main process writes
+`trainer_state.json` last (atomically), fsyncs the folder's files and renames it to `step_N`
+(`core.files.replace_dir`), so a kill or a power cut mid-save never leaves a directory that
+looks complete. Old checkpoints are renamed aside before they are deleted, so a kill mid-delete
+never leaves a `step_N` with some of its files gone.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -22,9 +26,13 @@ from typing import Any
 
 import torch
 
+from core.files import atomic_write_text, fsync_dir, replace_dir
+
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"  # the name accelerate.save_state gives the first model's weights
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_LEFTOVER = re.compile(r"^\.step_\d+\.(tmp|old-.*)$")
+_counter = itertools.count()
 
 
 class CheckpointError(RuntimeError):
@@ -72,8 +80,21 @@ def latest(output_dir: Path) -> Path | None:
 
 
 def clear(output_dir: Path) -> None:
-    """Delete every checkpoint of `output_dir` (a run that starts over)."""
-    shutil.rmtree(checkpoint_root(output_dir), ignore_errors=True)
+    """Delete every checkpoint of `output_dir` (a run that starts over).
+
+    The folder is renamed aside first, so a kill mid-delete leaves no checkpoint to resume from.
+    """
+    _remove(checkpoint_root(output_dir))
+
+
+def _remove(folder: Path) -> None:
+    """Rename `folder` to a hidden sibling (one atomic, durable step), then delete it."""
+    if not folder.exists():
+        return
+    doomed = folder.with_name(f".{folder.name.lstrip('.')}.old-{os.getpid()}-{next(_counter)}")
+    os.rename(folder, doomed)
+    fsync_dir(folder.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def read_state(folder: Path) -> TrainState:
@@ -111,12 +132,14 @@ def save(accelerator: Any, output_dir: Path, state: TrainState, keep: int) -> Pa
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+        atomic_write_text(staging / STATE_FILE, json.dumps(asdict(state), indent=1))
+        replace_dir(staging, final)  # fsyncs every file first; an existing step_N is swapped out whole
         steps = sorted(int(m.group(1)) for c in root.iterdir() if (m := _STEP_DIR.match(c.name)))
         for old in steps[:-keep]:
-            shutil.rmtree(root / f"step_{old}", ignore_errors=True)
+            _remove(root / f"step_{old}")
+        for child in root.iterdir():  # staging and deleting leftovers of killed runs
+            if _LEFTOVER.match(child.name):
+                shutil.rmtree(child, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 

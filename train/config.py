@@ -1,8 +1,10 @@
 """The training settings: one typed dataclass, filled from a YAML file and then from CLI flags.
 
 Precedence, lowest to highest: the dataclass default, the YAML file given by `--config`, a
-`--field value` flag. `TrainConfig.check()` collects every problem and raises once with all
-of them, so a user fixes a bad configuration in one go.
+`--field value` flag (parsed by the shared `core.config_fields`, as the app's settings are).
+`load_config` and `TrainConfig.check()` collect every problem (unknown keys, values that do not
+parse, values out of range) and raise once with all of them, so a user fixes a bad
+configuration in one go.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core import config_fields
+from core.config_fields import plain, problems_message
+from core.layout import DataLayout
+
 DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
 METHODS = ("lora", "qlora")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -23,6 +29,9 @@ SCHEDULERS = ("cosine", "linear", "constant")
 RESUME_NEUTRAL = frozenset(
     {"adapter_dir", "save_every", "keep_checkpoints", "resume", "log_every", "eval_every", "kb_snapshot"}
 )
+
+
+TITLE = "Invalid training settings"
 
 
 class ConfigError(ValueError):
@@ -144,13 +153,13 @@ class TrainConfig:
     def final_adapter_dir(self) -> Path:
         if self.adapter_dir is not None:
             return Path(self.adapter_dir)
-        return Path(self.data_dir) / "adapters" / "trained" / Path(self.output_dir).name
+        return DataLayout(self.data_dir).trained_adapters / Path(self.output_dir).name
 
     def check(self) -> TrainConfig:
         """Raise ConfigError naming every bad value at once; return self when all are fine."""
         problems = self.problems()
         if problems:
-            raise ConfigError("Invalid training settings: " + "; ".join(problems) + ".")
+            raise ConfigError(problems_message(TITLE, problems))
         return self
 
     def problems(self) -> list[str]:
@@ -199,124 +208,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (paths as strings), in field order."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes).check()
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list):
-        return list(value)
-    return value
-
-
 def build_parser(description: str = "LoRA / QLoRA fine-tuning with Accelerate.") -> argparse.ArgumentParser:
-    """`--config FILE` plus one `--field` flag per setting, each with the field's help text."""
-    parser = argparse.ArgumentParser(prog="python -m train", description=description)
-    parser.add_argument("--config", type=Path, default=None, help="YAML file of settings; flags override it.")
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        text = f.metadata.get("help", "") + f" (default: {_plain(f.default)!r})"
-        if _kind(f) == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            parser.add_argument(flag, dest=f.name, default=None, help=text)
-    return parser
+    """`--config FILE` plus one `--field` flag per setting, each with the field's help text and default."""
+    return config_fields.build_parser(TrainConfig, prog="python -m train", description=description, config_file=True)
 
 
 def load_config(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Defaults, then the `--config` YAML file, then flags; checked.
+    """Defaults, then the `--config` YAML file, then flags (`argv` None: `sys.argv[1:]`); checked.
 
     Raises ConfigError naming every unknown key, unparsable value and bad setting at once,
     or naming the YAML file when it cannot be read or parsed.
     """
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    known = {f.name: f for f in fields(TrainConfig)}
-    if args.config is not None:
-        for key, raw in _read_yaml(args.config).items():
-            if key not in known:
-                problems.append(f"unknown setting {key!r} in {args.config}")
-                continue
-            try:
-                values[key] = _coerce(known[key], raw)
-            except ValueError as exc:
-                problems.append(f"{exc} (in {args.config})")
-    for name, f in known.items():
-        raw = getattr(args, name)
-        if raw is None:
-            continue
-        try:
-            values[name] = _coerce(f, raw)
-        except ValueError as exc:
-            problems.append(str(exc))
-    cfg = TrainConfig(**values)
-    problems += cfg.problems()  # the values that did parse are checked too: one error lists everything
-    if problems:
-        raise ConfigError("Invalid training settings: " + "; ".join(problems) + ".")
-    return cfg
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror or exc}.") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"The config file {path} is not valid YAML: {exc}.") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"The config file {path} must hold a mapping of setting: value, not {type(data).__name__}.")
-    return data
-
-
-def _kind(f: dataclasses.Field) -> str:
-    """The field's type as written, without `| None`: 'int', 'float', 'bool', 'str', 'Path' or 'list[str]'."""
-    text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return text.replace(" | None", "")
-
-
-def _optional(f: dataclasses.Field) -> bool:
-    return isinstance(f.type, str) and f.type.endswith("| None")
-
-
-def _coerce(f: dataclasses.Field, raw: Any) -> Any:
-    """Turn a YAML value or a CLI string into the field's type; raise ValueError naming the field."""
-    kind = _kind(f)
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null") and _optional(f)):
-        if _optional(f):
-            return None
-        raise ValueError(f"{f.name} cannot be empty")
-    try:
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            lowered = str(raw).strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind == "int":
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError(raw)
-            return int(raw)
-        if kind == "float":
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return float(raw)
-        if kind == "Path":
-            return Path(str(raw))
-        if kind == "list[str]":
-            items = raw if isinstance(raw, list) else str(raw).split(",")
-            return [str(item).strip() for item in items if str(item).strip()]
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"{f.name} cannot be {raw!r} (expected {kind})") from None
+    return config_fields.load(
+        TrainConfig, argv, error=ConfigError, title=TITLE, parser=build_parser(), config_file=True
+    )

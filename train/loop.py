@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from core.cards import AdapterCard
 from core.models import ModelLoadError
 from train import checkpoints
 from train.batching import LengthGroupedBatchSampler, PadCollator, split_indices
@@ -303,13 +304,13 @@ def training_function(cfg: TrainConfig) -> TrainResult:
 
         write_atomically(adapter_dir, fill)
         logger.info(
-            f"Adapter written to {adapter_dir} (train loss {card['loss']['train_final']}, "
-            f"validation loss {card['loss']['validation_final']}, "
-            f"{card['tokens']['real_tokens_per_second']} real tokens/s)"
+            f"Adapter written to {adapter_dir} (train loss {card.loss['train_final']}, "
+            f"validation loss {card.loss['validation_final']}, "
+            f"{card.tokens['real_tokens_per_second']} real tokens/s)"
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return TrainResult(adapter_dir, card)
+    return TrainResult(adapter_dir, card.to_json())
 
 
 def _card(
@@ -323,7 +324,7 @@ def _card(
     steps_per_epoch: int,
     accelerator: Accelerator,
     resumed_from: Path | None,
-) -> dict[str, Any]:
+) -> AdapterCard:
     rate = state.real_tokens / max(state.train_seconds, 1e-9)
     train = [[int(step), round(loss, 5)] for step, loss in state.train_history]
     val = [[int(step), round(loss, 5)] for step, loss in state.val_history]

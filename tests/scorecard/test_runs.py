@@ -10,7 +10,7 @@ from adapters.attach import attach_adapters
 from adapters.synthetic import write_random_adapter
 from core.files import append_line
 from core.generation import GenerationParams
-from core.retrieval import Passage
+from core.retrieval import Passage, Snapshot
 from core.service import ExpertService
 from scorecard import ScorecardError, evaluate, evaluate_for_session, load_qa
 from scorecard.runner import ANSWERS_FILE, ScorecardRun
@@ -31,7 +31,7 @@ QA = [
 class Passages:
     """A stand-in retriever: the KX-4471 passage for questions naming it, nothing for the ticker."""
 
-    snapshot_id = "snap-test"
+    snapshot = Snapshot("snap-test", "")
 
     def search(self, query, top_k=None):
         if "ticker" in query:

@@ -1,6 +1,8 @@
 """One file -> a prepared document: validated, read, chunked, with keyword terms (not yet embedded).
 
 Checks run cheapest first (extension, size, emptiness) so a bad file is refused before any parsing.
+`folder_files` lists what `add_folder` takes from a folder. Every refusal is an `IngestError` with
+one sentence that names the file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,29 @@ def check_file(path: Path, max_upload_mb: float) -> None:
         raise IngestError(f"{name} is empty.")
     if size > max_upload_mb * MIB:
         raise IngestError(f"{name} is {size / MIB:.1f} MB, over the {max_upload_mb:g} MB upload limit.")
+
+
+def read_source(source: Path | bytes, max_upload_mb: float) -> bytes:
+    """The bytes of an upload held in memory, or of a file after `check_file`. Raises `IngestError`."""
+    if isinstance(source, bytes):
+        return source
+    check_file(source, max_upload_mb)
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{source.name} could not be read ({exc.strerror}).") from None
+
+
+def folder_files(folder: str | Path, recursive: bool) -> list[Path]:
+    """Every file under `folder` (subfolders too when `recursive`), hidden ones skipped, sorted.
+    Raises `IngestError` when `folder` is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IngestError(f"{folder} is not a folder.")
+    pattern = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p for p in pattern if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def prepare(name: str, data: bytes, chunker: Chunker, max_upload_mb: float) -> PreparedDocument:

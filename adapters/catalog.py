@@ -1,0 +1,160 @@
+"""The adapter catalog: which adapters there are, who may see and use them, uploads, deletes, publishing.
+
+It implements `core.lora.AdapterResolver` for the answer path: `resolve_handle(name, session)` returns a
+checked `AdapterHandle` the engine loads. It never touches the model; when it deletes or replaces
+an adapter's files it asks the engine to unload it (`unload`). No torch here.
+
+Privacy: an upload is visible to, and usable by, only the session that uploaded it, unless the
+operator sets `publish_uploads` or calls `publish`. An upload's key holds a digest of its owner's
+session id, which no other session is ever shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters.errors import AdapterError, AdapterNotAvailable, AdapterRejected
+from adapters.registry import AdapterInfo, AdapterRegistry, SkippedAdapter, visible_to
+from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, owner_id, sanitize_name
+from adapters.upload import stage_upload
+from adapters.validate import CARD_FILE, check_adapter_folder, parse_json_object, read_small_file
+from core.lora import AdapterHandle, ModelSpec
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Unload = Callable[[str], bool]
+"""Asks the engine to take an adapter (by key) off the model; returns whether it was loaded."""
+
+
+def _no_unload(key: str) -> bool:
+    return False
+
+
+class AdapterCatalog:
+    """Lists, validates, stores and resolves adapters for the live model described by `spec`."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        demo_dir: os.PathLike | str | None = DEMO_DIR,
+        unload: Unload = _no_unload,
+    ):
+        """`demo_dir`: the shipped demo adapters (None: no demos). `unload`: the engine's `unload`."""
+        self.settings = settings
+        self.max_bytes = int(settings.adapter_max_mb * 2**20)
+        self.store = AdapterStore(settings.data_dir, None if demo_dir is None else Path(demo_dir))
+        self.registry = AdapterRegistry(self.store, spec, settings.adapter_max_rank, self.max_bytes)
+        self.unload = unload
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.registry.spec
+
+    # -- listing and access ------------------------------------------------------------------
+    def list_adapters(self, session: str | None) -> list[AdapterInfo]:
+        """The adapters this session may use, own uploads first, then trained, published, demo."""
+        usable, _ = self.registry.scan()
+        mine = [i for i in usable if self._visible(i, session)]
+        return sorted(mine, key=lambda i: (SOURCES.index(i.source), i.name, i.key))
+
+    def problems(self, session: str | None) -> list[SkippedAdapter]:
+        """Adapter folders this session could see that are skipped, each with its one-sentence reason."""
+        _, skipped = self.registry.scan()
+        return [s for s in skipped if self._visible(s, session)]
+
+    def resolve(self, name: str, session: str | None) -> AdapterInfo:
+        """The adapter `name` (a key, or a bare name) as seen by `session`.
+
+        A bare name shared by several adapters resolves to the session's own upload first, then
+        trained, published and demo ones. Raises AdapterNotAvailable (one sentence) for an unknown
+        name, a skipped folder, or another session's upload, without saying which.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise AdapterNotAvailable("Choose an adapter first.")
+        usable, skipped = self.registry.scan()
+        visible = [i for i in usable if self._visible(i, session)]
+        for info in visible:
+            if info.key == name:
+                return info
+        named = sorted((i for i in visible if i.name == name), key=lambda i: SOURCES.index(i.source))
+        if named:
+            return named[0]
+        for bad in skipped:
+            if self._visible(bad, session) and name in (bad.key, bad.name):
+                raise AdapterNotAvailable(f"Adapter {bad.name!r} cannot be used: {bad.reason.rstrip('.')}.")
+        raise AdapterNotAvailable(f"No adapter named {name[:80]!r} is available to this session.")
+
+    def resolve_handle(self, name: str, session: str | None) -> AdapterHandle:
+        """`core.lora.AdapterResolver`: what the engine loads for `name` as `session` may use it."""
+        return self.resolve(name, session).handle
+
+    def _visible(self, item: AdapterInfo | SkippedAdapter, session: str | None) -> bool:
+        return visible_to(item, session, self.settings.publish_uploads)
+
+    # -- uploads, publishing, deleting ---------------------------------------------------------
+    def upload(self, files: Sequence[str | os.PathLike], session: str, name: str | None = None) -> AdapterInfo:
+        """Check an uploaded adapter and store it privately for `session`; return its info.
+
+        `files`: the adapter's files (adapter_config.json + adapter_model.safetensors, optionally
+        adapter_card.json / README.md) or one .zip holding them. Raises AdapterRejected with one
+        sentence on any problem; then nothing is written. An upload never touches the model: the
+        engine loads it when it is first used.
+        """
+        if not isinstance(session, str) or not session:
+            raise AdapterRejected("Uploading an adapter needs a browser session; reload the page and try again.")
+        with self.store.staging() as staging:
+            suggested = stage_upload(files, staging, self.max_bytes)
+            final = sanitize_name(name if name and str(name).strip() else (suggested or "adapter"))
+            check_adapter_folder(staging, self.spec, self.settings.adapter_max_rank, self.max_bytes)
+            if (staging / CARD_FILE).exists():
+                parse_json_object(read_small_file(staging / CARD_FILE), CARD_FILE)
+            entry = self.store.commit_upload(staging, session, final)
+        found = self.registry.lookup(entry)
+        if not isinstance(found, AdapterInfo):  # only if the folder changed under us
+            raise AdapterRejected(f"The uploaded adapter could not be stored: {found.reason.rstrip('.')}.")
+        log.info("adapter uploaded: %s", found.key)
+        return found
+
+    def delete_upload(self, name: str, session: str) -> AdapterInfo:
+        """Delete one of `session`'s own uploads (the engine unloads it first); return what was deleted.
+
+        Raises AdapterNotAvailable when `session` does not own an upload of that name.
+        """
+        info = self.resolve(name, session)
+        if info.source != UPLOADED or not session or info.owner != owner_id(session):
+            raise AdapterNotAvailable(f"You can delete only adapters you uploaded; {info.name!r} is not one.")
+        self.unload(info.key)
+        entry = self.store.entry(info.key)
+        if entry is not None:
+            self.store.delete(entry)
+        return info
+
+    def publish(self, name: str, session: str | None = None) -> AdapterInfo:
+        """Operator: make an upload visible to every session by moving it to `published/`.
+
+        `name` is an upload's key, or its bare name among `session`'s uploads (or among all uploads
+        when `session` is None and the name is unique). Raises AdapterNotAvailable or AdapterRejected
+        (one sentence) when there is no such upload or the name is taken.
+        """
+        usable, _ = self.registry.scan()
+        uploads = [i for i in usable if i.source == UPLOADED]
+        if session is not None:
+            uploads = [i for i in uploads if i.owner == owner_id(session)]
+        matches = [i for i in uploads if name in (i.key, i.name)]
+        if len(matches) != 1:
+            count = "No" if not matches else "More than one"
+            raise AdapterNotAvailable(f"{count} uploaded adapter is named {name[:80]!r}; give its key to publish it.")
+        self.unload(matches[0].key)
+        entry = self.store.entry(matches[0].key)
+        if entry is None:
+            raise AdapterNotAvailable(f"The upload {name[:80]!r} is gone.")
+        published = self.store.publish(entry)
+        found = self.registry.lookup(published)
+        if not isinstance(found, AdapterInfo):
+            raise AdapterError(f"The published adapter is not usable: {found.reason.rstrip('.')}.")
+        return found

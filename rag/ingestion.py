@@ -1,0 +1,264 @@
+"""Ingestion: files in, snapshots out. Prepares and embeds a batch of files, saves it (in commits
+of at most 64 MiB) as new snapshots, patches the in-memory index to match, deletes documents,
+re-indexes everything from the stored originals, and prunes old snapshots after each save.
+
+The slow part of a write (reading, chunking, embedding) runs outside every lock. A save holds
+`LiveIndex.write_lock` (one writer per process) and `IndexStorage.write_lock` (one across
+processes); only the patch of the in-memory index holds `LiveIndex.lock`, which searches share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core.layout import DataLayout
+from core.settings import Settings
+from core.terms import TOKENIZER_VERSION
+from rag.chunking import Chunker, effective_chunk_size
+from rag.embedding import IndexEmbedder
+from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError, IngestError
+from rag.manifest import FORMAT_VERSION, DocumentEntry
+from rag.memory_index import LiveIndex, MemoryIndex, NewDocument
+from rag.preparation import PreparedDocument, prepare, read_source
+from rag.records import FileReport, Progress
+from rag.storage import IndexStorage, chunk_record, new_id, utc_now
+from rag.uploads import UploadStore
+
+log = logging.getLogger(__name__)
+
+COMMIT_BYTES = 64 * 1024 * 1024
+
+Prepared = tuple[int, PreparedDocument, np.ndarray]
+"""(position in the caller's batch, the prepared document, its vectors)."""
+
+
+class Ingestion:
+    """Every write to one knowledge base. Thread-safe; see the module docstring for the locking."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: IndexStorage,
+        uploads: UploadStore,
+        live: LiveIndex,
+        embedding: IndexEmbedder,
+    ):
+        self.settings = settings
+        self._data_dir = DataLayout(settings.data_dir).root
+        self._storage = storage
+        self._uploads = uploads
+        self._live = live
+        self._embedding = embedding
+        self._chunker: Chunker | None = None
+
+    @property
+    def chunker(self) -> Chunker:
+        """Splits text in the embedding model's tokens; chunk_size is capped to what the model reads."""
+        if self._chunker is None:
+            embedder = self._embedding.model
+            size = effective_chunk_size(self.settings.chunk_size, embedder.max_tokens)
+            if size < self.settings.chunk_size:
+                log.warning(
+                    "chunk_size %d is more than %s reads at once (%d tokens); chunks will be %d tokens.",
+                    self.settings.chunk_size, embedder.name, embedder.max_tokens, size,
+                )  # fmt: skip
+            self._chunker = Chunker(size, self.settings.chunk_overlap, embedder.tokenize)
+        return self._chunker
+
+    # -- adding and deleting ----------------------------------------------------------------------
+    def add(
+        self, items: Sequence[tuple[str, Path | bytes]], progress: Progress, seed: bool = False
+    ) -> list[FileReport]:
+        """Prepare, embed and save (name, file or bytes) pairs; one report per item, in order. A bad
+        file gets an error report and changes nothing. `seed` also records in the manifest that the
+        shipped sample documents were ingested. Raises RagError for problems of the index itself."""
+        embedder = self._embedding.checked(self._live.current().manifest.dim)
+        limit = self.settings.max_upload_mb
+        reports: dict[int, FileReport] = {}
+        pending: list[Prepared] = []
+        total = max(len(items), 1)
+        for i, (name, source) in enumerate(items):
+            progress(0.95 * i / total, f"Reading {name}")
+            try:
+                doc = prepare(name, read_source(source, limit), self.chunker, limit)
+                progress(0.95 * (i + 0.3) / total, f"Embedding {len(doc.chunks)} chunks of {name}")
+                pending.append((i, doc, embedder.encode(doc.contexts)))
+            except IngestError as exc:
+                reports[i] = FileReport(name, False, str(exc), "error")
+            except Exception as exc:  # a reader bug must not sink the whole batch
+                log.exception("ingesting %s failed", name)
+                reports[i] = FileReport(name, False, f"{name} could not be read ({type(exc).__name__}).", "error")
+            if sum(len(d.data) for _, d, _ in pending) > COMMIT_BYTES:  # bound the memory a big folder takes
+                progress(0.95 * (i + 0.9) / total, "Saving the index")
+                reports.update(self.commit(pending))
+                pending = []
+        progress(0.95, "Saving the index")
+        reports.update(self.commit(pending, seed=seed))
+        ordered = [reports[i] for i in sorted(reports)]
+        progress(1.0, summary(ordered))
+        return ordered
+
+    def delete(self, doc_id: str) -> None:
+        """Remove one document without a rebuild. Raises DocumentNotFoundError for an unknown id."""
+        if self._live.current().manifest.document(doc_id) is None:
+            raise DocumentNotFoundError(f"No document with id {doc_id!r} is in the index.")
+        self.commit([], [doc_id])
+
+    def commit(
+        self, prepared: list[Prepared], delete_ids: Iterable[str] = (), seed: bool = False
+    ) -> dict[int, FileReport]:
+        """Save one snapshot with `prepared` added and `delete_ids` removed (a document whose bytes are
+        already in the index stays as it is; one with the same name is replaced), then patch memory.
+        Returns a report per prepared document, by its batch position. Nothing is written when
+        there is nothing to change. Raises IndexWriteError when the disk refuses the save."""
+        delete_ids = list(delete_ids)
+        if not prepared and not delete_ids and not seed:
+            return {}
+        with self._live.write_lock, self._storage.write_lock():
+            if self._live.reload_if_saved_elsewhere():  # e.g. `python -m rag ingest` meanwhile
+                log.info("Another process saved the index in %s; reloaded it before this save.", self._storage.root)
+            try:
+                reports = self._save(self._live.current(), prepared, delete_ids, seed)
+            except OSError as exc:
+                raise write_error(self._storage.root, exc) from exc
+            self._prune()
+            return reports
+
+    # -- rebuilding -------------------------------------------------------------------------------
+    def reindex(self, progress: Progress) -> list[FileReport]:
+        """Re-chunk and re-embed every document from its stored original with the current settings,
+        then swap the new index in as one save. A document whose original is missing or no longer
+        readable is dropped and reported. Raises IndexCorruptError when the stored index cannot be read."""
+        with self._live.write_lock, self._storage.write_lock():
+            pointer = self._storage.current_snapshot()
+            old = self._storage.read_manifest(pointer) if pointer else self._live.empty
+            self._chunker = None
+            kept = {"snapshot_id": old.snapshot_id, "sample_seeded": old.sample_seeded}
+            fresh = MemoryIndex(dataclasses.replace(self._live.empty, **kept), disk_pointer=pointer)
+            reports: list[FileReport | None] = []
+            prepared: list[Prepared] = []
+            dates: dict[str, str] = {}
+            for n, doc in enumerate(old.documents):
+                progress(0.9 * n / max(len(old.documents), 1), f"Re-indexing {doc.name}")
+                try:
+                    data = self._uploads.read(doc.doc_id, doc.name)
+                    ready = prepare(doc.name, data, self.chunker, float("inf"))
+                    prepared.append((len(reports), ready, self._embedding.model.encode(ready.contexts)))
+                    dates[ready.doc_id] = doc.added_at
+                    reports.append(None)
+                except (OSError, IngestError) as exc:
+                    reason = str(exc) if isinstance(exc, IngestError) else "its stored original is missing."
+                    reports.append(FileReport(doc.name, False, f"{doc.name} was dropped: {reason}", "error"))
+            progress(0.92, "Saving the index")
+            try:
+                done = self._save(fresh, prepared, [], False, added_at=dates)
+            except OSError as exc:
+                raise write_error(self._storage.root, exc) from exc
+            self._live.swap(fresh)
+            self._embedding.trust()  # the rebuilt index has the embedder's dimension
+            self._prune()
+        for i, report in done.items():
+            reports[i] = FileReport(report.name, True, f"Re-indexed {chunk_count(report.chunks)}.", "added",
+                                    report.chunks, report.doc_id)  # fmt: skip
+        progress(1.0, summary(reports))
+        return [r for r in reports if r is not None]
+
+    # -- saving -----------------------------------------------------------------------------------
+    def _save(
+        self,
+        index: MemoryIndex,
+        prepared: list[Prepared],
+        delete_ids: list[str],
+        seed: bool,
+        added_at: dict[str, str] | None = None,
+    ) -> dict[int, FileReport]:
+        """Write segments, originals and the new snapshot, then apply the change to `index` in memory.
+        `added_at` keeps the original dates of re-indexed documents (and forces a save)."""
+        manifest = index.manifest
+        documents = manifest.documents
+        by_sha = {d.sha256: d for d in documents}
+        reports: dict[int, FileReport] = {}
+        removals = set(delete_ids)
+        additions: list[NewDocument] = []
+        next_id = manifest.next_vector_id
+        for i, doc, vectors in prepared:
+            known = by_sha.get(doc.sha256)
+            if known is not None and known.doc_id not in removals:
+                same = "" if known.name == doc.name else f" as {known.name}"
+                message = f"{doc.name} is already in the index{same}, unchanged."
+                reports[i] = FileReport(doc.name, True, message, "unchanged", known.chunks, known.doc_id)
+                continue
+            same_name = [d.doc_id for d in documents if d.name == doc.name and d.doc_id not in removals]
+            removals.update(same_name)
+            ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
+            next_id += len(doc.chunks)
+            segment = f"{doc.doc_id}-{new_id()}"
+            records = [chunk_record(int(v), c, t) for v, c, t in zip(ids, doc.chunks, doc.terms, strict=True)]
+            upload = self._uploads.save(doc.doc_id, doc.name, doc.data)
+            self._storage.write_segment(segment, records, vectors)
+            entry = DocumentEntry(
+                doc_id=doc.doc_id,
+                name=doc.name,
+                sha256=doc.sha256,
+                chunks=len(doc.chunks),
+                segment=segment,
+                added_at=(added_at or {}).get(doc.doc_id) or utc_now(),
+                size_bytes=len(doc.data),
+                upload=upload.relative_to(self._data_dir).as_posix(),
+                note=doc.note,
+            )
+            additions.append(NewDocument(entry, records, vectors, doc.terms))
+            by_sha[doc.sha256] = entry
+            verb = "Replaced the earlier version with" if same_name else "Added"
+            note = f" ({doc.note})" if doc.note else ""
+            reports[i] = FileReport(doc.name, True, f"{verb} {chunk_count(len(doc.chunks))}{note}.",
+                                    "replaced" if same_name else "added", len(doc.chunks), doc.doc_id)  # fmt: skip
+        if not additions and not removals and not seed and added_at is None:
+            return reports
+        changes = {
+            "documents": tuple(d for d in documents if d.doc_id not in removals) + tuple(a.entry for a in additions),
+            "format": FORMAT_VERSION,
+            "parent_snapshot_id": manifest.snapshot_id,
+            "snapshot_id": new_id(),
+            "created_at": utc_now(),
+            "next_vector_id": next_id,
+            "keyword_tokenizer": TOKENIZER_VERSION,
+            "chunk_size": self.settings.chunk_size,
+            "chunk_overlap": self.settings.chunk_overlap,
+            "sample_seeded": manifest.sample_seeded or seed,
+        }
+        if additions or added_at is not None:
+            changes.update(dim=self._embedding.model.dim, effective_chunk_size=self.chunker.chunk_size)
+        saved = dataclasses.replace(manifest, **changes)
+        self._storage.commit(saved)
+        with self._live.lock:  # the disk now has it: make memory match
+            index.apply(saved, removals, additions)
+        return reports
+
+    def _prune(self) -> None:
+        try:
+            kept = self._storage.prune()
+            if kept:
+                self._uploads.prune({d.doc_id for m in kept for d in m.documents})
+        except (OSError, IndexCorruptError):
+            log.exception("pruning old snapshots failed (the index itself is saved)")
+
+
+def write_error(index_dir: Path, exc: OSError) -> IndexWriteError:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return IndexWriteError(f"The index in {index_dir} could not be saved ({reason}); the previous version is kept.")
+
+
+def summary(reports: Iterable[FileReport | None]) -> str:
+    done = [r for r in reports if r is not None]
+    failed = sum(1 for r in done if not r.ok)
+    return f"Done: {len(done) - failed} of {len(done)} files in the index" + (f", {failed} refused." if failed else ".")
+
+
+def chunk_count(n: int) -> str:
+    return f"{n} chunk" if n == 1 else f"{n} chunks"

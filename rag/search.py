@@ -1,0 +1,82 @@
+"""Search: a query in, cited passages out.
+
+Embeds the query (unless the fusion is keyword-only), measures its background similarity to
+everyday sentences for the relevance floor (`rag.fusion`), takes dense candidates from FAISS and
+keyword candidates from BM25 in the loaded `MemoryIndex`, fuses them, and builds
+`core.retrieval.Passage`s. Embedding runs outside the lock; only the lookups hold `LiveIndex.lock`,
+so searches proceed while a writer prepares its documents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.retrieval import Passage
+from core.settings import Settings
+from core.terms import terms
+from rag.embedding import IndexEmbedder
+from rag.fusion import BACKGROUND_TEXTS, Floors, fuse
+from rag.memory_index import LiveIndex
+
+MAX_QUERY_CHARS = 2000
+
+
+class Searcher:
+    """Searches one knowledge base's live index. Thread-safe."""
+
+    def __init__(self, settings: Settings, live: LiveIndex, embedding: IndexEmbedder, floors: Floors):
+        self.settings = settings
+        self.floors = floors
+        self._live = live
+        self._embedding = embedding
+        self._background: np.ndarray | None = None  # (len(BACKGROUND_TEXTS), dim), see rag.fusion
+
+    def search(self, query: str, top_k: int | None = None, fusion: str | None = None) -> list[Passage]:
+        """The most relevant passages for `query`, best first; empty when nothing clears the
+        relevance floor, when the query is blank, or when the index is empty. `fusion` overrides
+        `settings.fusion` ('rrf', 'dense' or 'keyword'). Raises IndexMismatchError when the
+        embedding model does not fit the index."""
+        mode = fusion or self.settings.fusion
+        query = (query or "").strip()[:MAX_QUERY_CHARS]
+        index = self._live.current()
+        if not query or not index.chunks:
+            return []
+        vector = self._embedding.checked(index.manifest.dim).encode([query])[0] if mode != "keyword" else None
+        return self.search_with_vector(query, vector, top_k, fusion)
+
+    def search_with_vector(
+        self, query: str, vector: np.ndarray | None, top_k: int | None = None, fusion: str | None = None
+    ) -> list[Passage]:
+        """`search` for a caller that has already embedded the query with the index's embedder
+        (`vector` of shape (dim,), unit length; None is allowed for fusion 'keyword')."""
+        mode = fusion or self.settings.fusion
+        top_k = top_k or self.settings.top_k
+        query = (query or "").strip()[:MAX_QUERY_CHARS]
+        index = self._live.current()
+        if not query or not index.chunks:
+            return []
+        background = 0.0
+        if mode != "keyword":
+            if vector is None:
+                raise ValueError(f"fusion {mode!r} needs the query vector")
+            if self._background is None:
+                self._background = self._embedding.checked(index.manifest.dim).encode(list(BACKGROUND_TEXTS))
+            background = float((self._background @ vector).max())
+        query_terms = terms(query) if mode != "dense" else []
+        with self._live.lock:
+            index = self._live.current()  # a rebuild may have swapped it meanwhile
+            if not index.chunks:
+                return []
+            dense = index.vectors.search(vector, self.settings.dense_k) if mode != "keyword" else []
+            keyword = index.keywords.search(query_terms, self.settings.keyword_k) if query_terms else []
+            ranked = fuse(dense, keyword, mode, top_k, self.floors, background)
+            out = []
+            for vector_id, score in ranked:
+                chunk = index.chunks[vector_id]
+                out.append(Passage(chunk.text, index.names[chunk.doc_id], chunk.location, float(score), chunk.doc_id,
+                                   f"{chunk.doc_id}:{chunk.position}"))  # fmt: skip
+            return out
+
+    def forget_background(self) -> None:
+        """Drop the cached background vectors (after a rebuild); they are embedded again on next use."""
+        self._background = None
