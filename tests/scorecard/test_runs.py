@@ -14,7 +14,7 @@ from core.retrieval import Passage, Snapshot
 from core.service import ExpertService
 from scorecard import ScorecardError, evaluate, evaluate_for_session, load_qa
 from scorecard.runner import ANSWERS_FILE, ScorecardRun
-from tests.tiny import build_tiny_phi3
+from tests.conftest import build_tiny_phi3
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 PARAMS = GenerationParams(0.0, 1.0, 6)

@@ -11,54 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.config import TrainConfig
+from tests.conftest import tiny_config, write_data
 from train.loop import main, training_function
-
-FACTS = [
-    ("What is the warranty period?", "The warranty period is two years."),
-    ("Which part is KX-4471?", "Part number KX-4471 is the main bearing seal."),
-    ("How often are blade inspections?", "Tidal turbines need blade inspections every 500 hours of operation."),
-    ("When is maintenance in Split?", "Održavanje se obavlja svaki četvrtak u Splitu."),
-]
-
-
-def write_data(path: Path, count: int = 24) -> Path:
-    rows = []
-    for i in range(count):
-        question, answer = FACTS[i % len(FACTS)]
-        rows.append(
-            {
-                "messages": [
-                    {"role": "user", "content": question + " fox" * (i % 5)},
-                    {"role": "assistant", "content": answer},
-                ]
-            }
-        )
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
-
-
-def tiny_config(tiny_model_dir: Path, folder: Path, **changes) -> TrainConfig:
-    """A quick run on the tiny Phi-3: 10 steps of 4 conversations, validation every 5 steps."""
-    folder.mkdir(parents=True, exist_ok=True)
-    values = dict(
-        data=write_data(folder / "data.jsonl"),
-        model=str(tiny_model_dir),
-        data_dir=folder / "appdata",
-        dtype="fp32",
-        output_dir=folder / "run",
-        batch_size=4,
-        learning_rate=5e-3,
-        lora_dropout=0.0,
-        warmup_ratio=0.0,
-        max_steps=10,
-        val_fraction=0.2,
-        log_every=2,
-        eval_every=5,
-        save_every=0,
-    )
-    values.update(changes)
-    return TrainConfig(**values).check()
 
 
 def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:

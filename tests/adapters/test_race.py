@@ -12,7 +12,6 @@ import threading
 from collections import Counter
 
 import pytest
-import torch
 
 from adapters.synthetic import write_random_adapter
 from core.generation import GenerationParams
@@ -23,17 +22,9 @@ GREEDY = GenerationParams(temperature=0, max_new_tokens=4)
 THREADS, PER_THREAD = 8, 50
 
 
-@pytest.fixture()
-def one_torch_thread():
-    # Generations are serialized by the engine's lock anyway; one intra-op thread keeps a tiny
-    # model's kernels from spinning against the other jobs on a shared 2-core machine (5-10x faster).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.usefixtures("single_torch_thread")
 def test_concurrent_generations_each_get_their_own_adapter(tiny_settings, tmp_path):
     settings = tiny_settings.replace(data_dir=tmp_path / "data", max_resident_adapters=2)
     manager = AdapterRig(settings, demo_dir=None)

@@ -4,7 +4,6 @@ nothing, legacy encodings decode to the right characters, and chunking never bre
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,12 @@ from rag.decoding import decode_text
 from rag.embedding import get_embedder
 from rag.errors import IngestError
 from rag.records import Section
-from tests.test_rag_support import FORMAT_DOCS, MULTILINGUAL_DOCS, make_pdf, one_torch_thread, rag_settings, write_docs
+from tests.conftest import FORMAT_DOCS, MULTILINGUAL_DOCS, REPO, make_pdf, rag_settings, write_docs
 
-SAMPLE_DOCS = Path(__file__).resolve().parent.parent / "sample_kb" / "docs"
+SAMPLE_DOCS = REPO / "sample_kb" / "docs"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _index_files(data_dir: Path) -> dict[str, float]:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from rag import (
 )
 from rag.embedding import get_embedder
 from rag.manifest import DocumentEntry, Manifest, ManifestError
-from tests.test_rag_support import one_torch_thread, rag_settings, write_docs
+from tests.conftest import rag_settings, write_docs
 
 DOCS = {
     "alpha.md": "# Alpha\n\nThe alpha drone carries the turquoise payload over the bay.\n",
@@ -37,10 +36,7 @@ DOCS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _kb(tmp_path: Path, docs: dict[str, str] = DOCS, **changes: object) -> KnowledgeBase:

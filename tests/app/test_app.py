@@ -2,21 +2,13 @@
 
 import itertools
 import shutil
-import socket
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.tiny import build_tiny_phi3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.conftest import build_tiny_phi3, free_port
 
 KB_DOCS = {
     "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
@@ -42,7 +34,7 @@ def server(tiny_settings, tmp_path_factory):
     assert service.knowledge is not None and service.adapters is not None, service.status_line()
     demo = app.build_demo(service)
     demo.queue(default_concurrency_limit=4)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", service
     demo.close()

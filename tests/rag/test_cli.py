@@ -5,23 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.cli import main
-from tests.test_rag_support import FORMAT_DOCS, one_torch_thread, write_docs
+from tests.conftest import FORMAT_DOCS, REPO, write_docs
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
+@pytest.mark.slow
 def test_the_cli_ingests_a_folder_lists_searches_and_deletes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

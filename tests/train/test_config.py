@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from train.config import ConfigError, TrainConfig, build_parser, load_config
 
 
@@ -67,7 +68,7 @@ def test_every_setting_has_help_and_a_flag() -> None:
 
 
 def test_shipped_configs_load() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     cfg = load_config(["--config", str(root / "train/configs/demo_smollm2.yaml"), "--data", __file__])
     assert cfg.model == "embedded" and cfg.final_adapter_dir == Path("adapters/demo/smollm2-sample-kb")
 

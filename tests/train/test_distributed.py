@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.test_train_loop import tiny_config
+from tests.conftest import REPO as ROOT
+from tests.conftest import tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
+@pytest.mark.slow
 def test_torchrun_two_processes_share_the_work_and_write_one_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_model_dir, tmp_path, max_steps=3, save_every=2, eval_every=0, log_every=1)
     config = tmp_path / "c.yaml"

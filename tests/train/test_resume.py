@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from safetensors.torch import load_file
 
-from tests.test_train_loop import tiny_config
+from tests.conftest import REPO as ROOT
+from tests.conftest import tiny_config
 from train.loop import main, training_function
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Runs the real CLI, but SIGKILLs the process when it is about to write the checkpoint of step 6:
 # steps 5 and 6 are trained and lost, the newest complete checkpoint is step 4.
@@ -41,6 +41,7 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tiny_model_dir: Path, tmp_path: Path) -> None:
     settings = dict(max_steps=9, save_every=2, keep_checkpoints=2, eval_every=0)
     reference = training_function(tiny_config(tiny_model_dir, tmp_path / "a", **settings))
@@ -69,6 +70,7 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tiny_model
         assert (ours[name] - theirs[name]).abs().max() < 1e-5, name
 
 
+@pytest.mark.slow
 def test_changed_settings_are_named_when_resuming(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     cfg = tiny_config(tiny_model_dir, tmp_path, max_steps=3, save_every=1, eval_every=0)
     training_function(cfg)

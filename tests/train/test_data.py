@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import build_tokenizer
+from tests.conftest import build_tokenizer
 from train.batching import LengthGroupedBatchSampler, PadCollator, padding_fraction, split_indices
 from train.formats import DataFormatError, read_dataset
 from train.masking import IGNORE_INDEX, Example, encode

@@ -3,28 +3,22 @@ dense search ranks second comes first with keywords fused in, and off-topic ques
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.retrieval import Retriever
 from rag import Floors, KnowledgeBase
-from tests.test_rag_support import (
+from tests.conftest import (
     ENGLISH_DOCS,
     FORMAT_DOCS,
     MULTILINGUAL_DOCS,
     MULTILINGUAL_QUESTIONS,
-    one_torch_thread,
     rag_settings,
     write_docs,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_train_loop import tiny_config
+from tests.conftest import tiny_config
 from train.loop import training_function
 from train.modeling import add_lora, load_base
 
