@@ -21,13 +21,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py: threads of one process share 2 cores
-REPO = Path(__file__).resolve().parent.parent  # where `python -m rag`, `-m train`, `-m scorecard` run from
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest
 import torch
 
 from core.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent  # where `python -m rag`, `-m train`, `-m scorecard` run from
 
 # -- the tiny model -----------------------------------------------------------------------------------
 PHI3_CHAT_TEMPLATE = (
