@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.errors import AdapterRejected
-from core.files import fsync_dir, fsync_tree
+from core.files import fsync_dir, publish_dir
 from core.layout import DataLayout
 
 DEMO, TRAINED, UPLOADED, PUBLISHED = "demo", "trained", "uploaded", "published"
@@ -150,10 +150,8 @@ class AdapterStore:
                     f"You have {MAX_UPLOADS_PER_SESSION} uploaded adapters, the most one session may keep; "
                     "delete one first."
                 )
-            fsync_tree(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staging, target)
-            fsync_dir(target.parent)
+            publish_dir(staging, target)
         return StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, target)
 
     def publish(self, entry: StoreEntry) -> StoreEntry:
