@@ -66,8 +66,21 @@ def adapter_catalog(service: ExpertService) -> AdapterCatalog | None:
 
 
 # -- formatting ---------------------------------------------------------------------------------
+UNSUPPORTED_MARK = " ⚠️ *(not in the sources)*"
+
+
 def format_answer(update: AnswerUpdate) -> str:
-    text = update.text
+    """The model's answer as the chat shows it: unsupported sentences marked, the evidence quoted, the
+    sources listed, notes last. Source numbers the answer invents are not shown."""
+    text = update.display_text()
+    for sentence in update.unsupported if update.done else []:
+        shown = update.display_text(sentence)
+        if shown and shown in text:
+            text = text.replace(shown, shown + UNSUPPORTED_MARK, 1)
+    if update.evidence:
+        title = "Evidence" if update.evidence_supports else "What the sources say"
+        quotes = [f"> [{q.source}] “{q.text}” — {q.file}, {q.location}" for q in update.evidence]
+        text += f"\n\n**{title}:**\n" + "\n".join(quotes)
     if update.sources:
         cited = set(update.cited)
         refs = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from core.errors import UserInputError
@@ -53,6 +53,9 @@ class GenerationParams:
     temperature: float = 0.7
     top_p: float = 0.9
     max_new_tokens: int = 256
+    no_repeat_ngram: int = 0
+    """Forbid repeating any n-gram of the answer itself (0 = off). Unlike transformers' own
+    `no_repeat_ngram_size`, the prompt does not count, so copying a source sentence stays possible."""
 
     def check(self, context_window: int) -> GenerationParams:
         """Raise UserInputError naming the bad value; return self when all are usable."""
@@ -71,7 +74,7 @@ class GenerationParams:
             raise UserInputError(
                 f"Max new tokens must be a whole number from 1 to {limit} (got {self.max_new_tokens})."
             )
-        return GenerationParams(temperature, top_p, max_new)
+        return GenerationParams(temperature, top_p, max_new, int(self.no_repeat_ngram or 0))
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.temperature == 0:
@@ -86,6 +89,28 @@ class GenerationParams:
 
 
 Message = dict[str, str]
+
+
+class _NoRepeatInAnswer(LogitsProcessor):
+    """Bans the token that would repeat an n-gram already in the generated part (not the prompt)."""
+
+    def __init__(self, n: int, prompt_length: int):
+        self.n, self.start = n, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.start :].tolist()
+            if len(generated) < self.n:
+                continue
+            prefix = tuple(generated[-(self.n - 1) :]) if self.n > 1 else ()
+            banned = {
+                generated[i + self.n - 1]
+                for i in range(len(generated) - self.n + 1)
+                if tuple(generated[i : i + self.n - 1]) == prefix
+            }
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
 
 
 class _StopOnEvent(StoppingCriteria):
@@ -286,10 +311,12 @@ class Engine:
         self, prompt_ids: list[int], params: GenerationParams, stop: threading.Event, streamer: _TokenQueue
     ) -> None:
         input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
+        processors = [_NoRepeatInAnswer(params.no_repeat_ngram, len(prompt_ids))] if params.no_repeat_ngram else []
         self.loaded.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
             streamer=streamer,
+            logits_processor=LogitsProcessorList(processors),
             stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
             eos_token_id=self.loaded.stop_token_ids,
             pad_token_id=self.tokenizer.pad_token_id or self.loaded.stop_token_ids[0],

@@ -1,9 +1,16 @@
 """The four-mode answer pipeline: Base, RAG, Fine-tuned and Hybrid.
 
 `AnswerPipeline.answer` takes an `AnswerRequest` the service already resolved (mode, checked
-message and settings, adapter handle, retriever), builds the prompt for the mode, and yields
-`AnswerUpdate`s whose text grows as tokens stream in. RAG puts the retrieved passages, numbered,
-into the user turn with an instruction to cite them; Fine-tuned runs the adapter; Hybrid does both.
+message and settings, adapter handle, retriever, the history this mode may see), builds the prompt
+for the mode, and yields `AnswerUpdate`s whose text grows as tokens stream in.
+
+RAG and Hybrid are built for small models (`PromptStyle`): the few source sentences that match the
+question best (`core.evidence`), numbered by the passage they come from, between the question stated
+before and after; an instruction to answer in one sentence, in the question's language, citing the
+number; greedy decoding with a repetition guard and an answer-length budget. When the answer is done,
+every answer sentence is judged against the source sentences: the update carries the one to three
+sentences that support it (its evidence), the answer sentences nothing supports, and the sources it
+cites because its content is supported by them (a printed "[n]" alone proves nothing).
 """
 
 from __future__ import annotations
@@ -12,13 +19,17 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from core.errors import UserInputError
+from core.evidence import Evidence, SentenceSupport, SourceSentences
 from core.generation import Engine, GenerationParams, Message
+from core.language import detect_language, language_name
 from core.lora import AdapterHandle
 from core.retrieval import Passage, Retriever
+
+CITATION = re.compile(r"\[(\d+)\]")
 
 
 class Mode(str, Enum):
@@ -44,12 +55,26 @@ class Mode(str, Enum):
             raise UserInputError(f"Unknown mode {value!r}; choose one of {names}.") from None
 
 
+@dataclass(frozen=True)
+class Quote:
+    """A source sentence shown under an answer: its passage number, text, file and place in the file."""
+
+    source: int
+    text: str
+    file: str
+    location: str
+
+
 @dataclass
 class AnswerUpdate:
-    """The answer so far. `text` is cumulative; `notes` are short remarks shown with it;
-    `sources` are the passages the prompt carried, numbered from 1 as the model saw them.
-    `status` says where the text came from: "answer" (the model) or "nothing_found" (RAG found no
-    relevant passage and declined without asking the model)."""
+    """The answer so far. `text` is the model's own text, cumulative; `notes` are short remarks shown
+    with it; `sources` are the passages retrieved, numbered from 1 as the model saw them. `status` says
+    where the text came from: "answer" (the model) or "nothing_found" (RAG found no relevant passage
+    and declined without asking the model).
+
+    Set on the final update of RAG and Hybrid answers: `support` (each answer sentence judged against
+    the source sentences), `evidence` (the source sentences that support the answer, or, when nothing
+    does, the ones the model was shown), `evidence_supports` (which of the two)."""
 
     text: str
     mode: Mode
@@ -60,16 +85,38 @@ class AnswerUpdate:
     tokens: int = 0
     first_token_s: float | None = None
     elapsed_s: float = 0.0
+    support: list[SentenceSupport] = field(default_factory=list)
+    evidence: list[Quote] = field(default_factory=list)
+    evidence_supports: bool = False
 
     @property
     def cited(self) -> list[int]:
-        """Source numbers the answer cites as [n], in order of first appearance."""
+        """Sources the answer cites: those whose sentences support its content, in order of first use."""
         seen: list[int] = []
-        for match in re.finditer(r"\[(\d+)\]", self.text):
+        for judged in self.support:
+            if judged.supported and judged.source is not None and judged.source not in seen:
+                seen.append(judged.source)
+        return seen
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Answer sentences that no retrieved sentence supports."""
+        return [s.sentence for s in self.support if s.judged and not s.supported]
+
+    @property
+    def printed_citations(self) -> list[int]:
+        """The "[n]" numbers the model wrote that name a retrieved source, in order (not proof of support)."""
+        seen: list[int] = []
+        for match in CITATION.finditer(self.text):
             number = int(match.group(1))
             if 1 <= number <= len(self.sources) and number not in seen:
                 seen.append(number)
         return seen
+
+    def display_text(self, text: str | None = None) -> str:
+        """The model's text (or a piece of it) with "[n]" markers that name no retrieved source removed."""
+        text = self.text if text is None else text
+        return CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(self.sources) else "", text)
 
 
 RAG_INSTRUCTION = (
@@ -82,15 +129,75 @@ NOTHING_FOUND = (
 )
 
 
-def rag_message(question: str, passages: Sequence[Passage]) -> str:
-    """The user turn for RAG: instruction, numbered sources, then the question."""
+def rag_message(question: str, passages: Sequence[Passage], earlier: Sequence[str] = ()) -> str:
+    """The user turn with whole passages: instruction, numbered sources, then the question."""
     blocks = [f"[{i}] {p.source}, {p.location}:\n{p.text.strip()}" for i, p in enumerate(passages, 1)]
-    return f"{RAG_INSTRUCTION}\n\nSources:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    return (f"{RAG_INSTRUCTION}\n\n" + _earlier(earlier) + "Sources:\n" + "\n\n".join(blocks)
+            + f"\n\nQuestion: {question}")  # fmt: skip
+
+
+def grounded_message(question: str, evidence: Sequence[Evidence], earlier: Sequence[str] = ()) -> str:
+    """The user turn for small models: the question, the few matching source sentences numbered by their
+    passage, the question again, and a one-sentence answer instruction in the question's language."""
+    language = detect_language(question)
+    in_language = "" if language == "en" else f" in {language_name(language)}"
+    lines = [f"Question: {question}", "", "Sources:"]
+    lines += [f"[{e.source}] {e.text}" for e in evidence]
+    instruction = f"Answer in one short sentence{in_language}, using the sources, and cite the source number like [1]."
+    lines += ["", f"Question: {question}", instruction]
+    return _earlier(earlier) + "\n".join(lines)
+
+
+def _earlier(questions: Sequence[str]) -> str:
+    if not questions:
+        return ""
+    return "Earlier questions in this conversation: " + " | ".join(q.strip()[:300] for q in questions[-3:]) + "\n\n"
+
+
+def attach_evidence(update: AnswerUpdate, sentences: SourceSentences, shown: Sequence[Evidence]) -> None:
+    """Judge the answer against the source sentences and choose the evidence to quote under it: the
+    sentences that support it, or, when nothing it says is supported, the ones the model was shown."""
+    update.support = sentences.judge(update.text)
+    quotes: list[Quote] = []
+    for judged in update.support:
+        if judged.supported and judged.evidence and all(q.text != judged.evidence for q in quotes):
+            quotes.append(_quote(update, judged.source, judged.evidence))
+    update.evidence_supports = bool(quotes)
+    if not quotes:
+        quotes = [_quote(update, e.source, e.text) for e in shown]
+    update.evidence = quotes[:3]
+
+
+def _quote(update: AnswerUpdate, source: int | None, text: str) -> Quote:
+    passage = update.sources[source - 1] if source and 1 <= source <= len(update.sources) else None
+    return Quote(source or 0, text, passage.source if passage else "?", passage.location if passage else "")
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How RAG and Hybrid build their prompt and decode (from `Settings`)."""
+
+    context: str = "sentences"  # or "chunks"
+    evidence_sentences: int = 3
+    max_new_tokens: int = 64
+    no_repeat_ngram: int = 4
+
+    @classmethod
+    def from_settings(cls, settings: object) -> PromptStyle:
+        return cls(
+            context=getattr(settings, "rag_context", cls.context),
+            evidence_sentences=getattr(settings, "evidence_sentences", cls.evidence_sentences),
+            max_new_tokens=getattr(settings, "grounded_max_new_tokens", cls.max_new_tokens),
+            no_repeat_ngram=getattr(settings, "no_repeat_ngram", cls.no_repeat_ngram),
+        )
 
 
 @dataclass(frozen=True)
 class AnswerRequest:
-    """One request, understood once by the service: nothing in it is looked up again."""
+    """One request, understood once by the service: nothing in it is looked up again.
+
+    `history` holds the earlier turns this mode may see; `earlier_questions` the conversation's earlier
+    questions, which RAG and Hybrid see instead of answers (their own or another mode's)."""
 
     message: str
     mode: Mode
@@ -100,13 +207,15 @@ class AnswerRequest:
     adapter: AdapterHandle | None = None
     retriever: Retriever | None = None
     notes: tuple[str, ...] = ()
+    earlier_questions: tuple[str, ...] = ()
 
 
 class AnswerPipeline:
     """Answers resolved requests on the one engine."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, style: PromptStyle | None = None):
         self.engine = engine
+        self.style = style or PromptStyle()
 
     def answer(self, request: AnswerRequest, stop: threading.Event | None = None) -> Iterator[AnswerUpdate]:
         """Stream the answer to `request`.
@@ -117,16 +226,22 @@ class AnswerPipeline:
         """
         mode = request.mode
         notes = list(request.notes)
+        params = request.params
         passages: list[Passage] = []
+        sentences: SourceSentences | None = None
         if request.retriever is not None:
             passages = request.retriever.search(request.message)
             if not passages:
                 yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes, status="nothing_found")
                 return
-        params = request.params
-        prompt_ids, dropped, passages = self._fit(
-            request.system_prompt, request.history, request.message, passages, params.max_new_tokens
-        )
+            sentences = SourceSentences([p.text for p in passages], getattr(request.retriever, "encode", None))
+            params = replace(
+                params,
+                temperature=0.0,
+                max_new_tokens=min(params.max_new_tokens, self.style.max_new_tokens),
+                no_repeat_ngram=self.style.no_repeat_ngram,
+            )
+        prompt_ids, dropped, passages, shown = self._fit(request, passages, sentences, params.max_new_tokens)
         if dropped:
             notes.append(f"Dropped the {dropped} oldest messages to fit the context window.")
 
@@ -141,25 +256,39 @@ class AnswerPipeline:
                 update.first_token_s = time.perf_counter() - started
             update.elapsed_s = time.perf_counter() - started
             yield update
+        if sentences is not None:
+            attach_evidence(update, sentences, shown)
         update.done = True
         update.elapsed_s = time.perf_counter() - started
         yield update
 
     def _fit(
-        self, system: str, history: Sequence[Message], message: str, passages: list[Passage], max_new_tokens: int
-    ) -> tuple[list[int], int, list[Passage]]:
-        """Build the prompt; with passages, drop the lowest-ranked ones until it fits."""
+        self, request: AnswerRequest, passages: list[Passage], sentences: SourceSentences | None, max_new_tokens: int
+    ) -> tuple[list[int], int, list[Passage], list[Evidence]]:
+        """Build the prompt; drop the lowest-ranked passages (or evidence sentences) until it fits."""
+        message, earlier = request.message, request.earlier_questions
+        evidence: list[Evidence] = []
+        if sentences is not None and self.style.context == "sentences":
+            evidence = sentences.select(message, self.style.evidence_sentences)
         while True:
-            user = rag_message(message, passages) if passages else message
+            if evidence:
+                user = grounded_message(message, evidence, earlier)
+            elif passages:
+                user = rag_message(message, passages, earlier)
+            else:
+                user = message
             try:
-                ids, dropped = self.engine.build_prompt(system, history, user, max_new_tokens)
-                return ids, dropped, passages
+                ids, dropped = self.engine.build_prompt(request.system_prompt, request.history, user, max_new_tokens)
+                return ids, dropped, passages, evidence
             except UserInputError:
-                if len(passages) > 1:
+                if len(evidence) > 1:
+                    evidence = evidence[:-1]
+                    continue
+                if not evidence and len(passages) > 1:
                     passages = passages[:-1]
                     continue
                 if passages:
-                    self.engine.build_prompt(system, (), message, max_new_tokens)  # the question alone too long?
+                    self.engine.build_prompt(request.system_prompt, (), message, max_new_tokens)  # the question alone?
                     raise UserInputError(
                         "The retrieved passage does not fit this model's context window with your question; "
                         "lower max new tokens or the chunk size."

@@ -8,7 +8,7 @@ swapped for a distributed one without touching the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -41,4 +41,13 @@ class Retriever(Protocol):
     @property
     def snapshot(self) -> Snapshot:
         """The index contents searched now (read from memory, never from disk per call)."""
+        ...
+
+
+class SentenceEncoder(Protocol):
+    """What a retriever may also offer: its embedding model, to match sentences to questions and answers
+    (`core.evidence`). Without it, evidence is matched on key terms alone."""
+
+    def encode(self, texts: list[str]) -> Any:
+        """Unit-length embeddings, one row per text (a numpy array)."""
         ...

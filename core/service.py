@@ -23,7 +23,7 @@ from core.errors import UserInputError
 from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
 from core.lora import AdapterResolver
 from core.models import LoadedModel, ModelLoadError, Progress, load_model
-from core.pipeline import AnswerPipeline, AnswerRequest, AnswerUpdate, Mode
+from core.pipeline import AnswerPipeline, AnswerRequest, AnswerUpdate, Mode, PromptStyle
 from core.retrieval import Retriever
 from core.settings import Settings
 
@@ -33,6 +33,20 @@ log = logging.getLogger(__name__)
 Attachment = Callable[["ExpertService", Progress], None]
 """Runs once after the model is loaded to add a part (`attach_knowledge`, `attach_adapters`). If it
 raises, the error becomes a warning on the status line and the chat keeps working without that part."""
+
+
+def history_for(mode: Mode, history: Sequence[Message]) -> tuple[tuple[Message, ...], tuple[str, ...]]:
+    """What a mode may see of a conversation: (turns, earlier questions).
+
+    A mode never sees answers another mode wrote: a message tagged with a "mode" key (the chat tags
+    every exchange) is kept only for that mode; untagged history (an API caller's) is kept as it is.
+    RAG and Hybrid see no earlier answers at all, only the earlier questions, so an invented answer
+    cannot pass itself off as a source."""
+    turns = [m for m in history if isinstance(m, dict) and m.get("role") in ("user", "assistant") and m.get("content")]
+    if mode.uses_documents:
+        return (), tuple(str(m["content"]) for m in turns if m["role"] == "user")
+    own = tuple(m for m in turns if m.get("mode") in (None, mode.value))
+    return own, ()
 
 
 class ExpertService:
@@ -58,7 +72,8 @@ class ExpertService:
         """A ready service over an engine loaded elsewhere (tests, benchmarks, another host program);
         attach parts with `attach_knowledge` / `attach_adapters`."""
         service = cls(settings)
-        service.loaded, service.engine, service.pipeline = engine.loaded, engine, AnswerPipeline(engine)
+        service.loaded, service.engine = engine.loaded, engine
+        service.pipeline = AnswerPipeline(engine, PromptStyle.from_settings(settings))
         service._loader = threading.current_thread()  # nothing to load
         service._report(1.0, "Ready.")
         service._ready.set()
@@ -91,7 +106,7 @@ class ExpertService:
                 max_message_chars=self.settings.max_message_chars,
                 max_resident_adapters=self.settings.max_resident_adapters,
             )
-            self.pipeline = AnswerPipeline(self.engine)
+            self.pipeline = AnswerPipeline(self.engine, PromptStyle.from_settings(self.settings))
         except ModelLoadError as exc:
             self.error = str(exc)
             log.error("model load failed: %s", exc)
@@ -179,15 +194,17 @@ class ExpertService:
             if note:
                 notes.append(note)
         system = self.settings.system_prompt if system_prompt is None else system_prompt
+        turns, earlier = history_for(mode, history or ())
         return AnswerRequest(
             message=message,
             mode=mode,
             params=params,
             system_prompt=system,
-            history=tuple(history or ()),
+            history=turns,
             adapter=handle,
             retriever=self.knowledge if mode.uses_documents else None,
             notes=tuple(notes),
+            earlier_questions=earlier,
         )
 
     def answer(

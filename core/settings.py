@@ -65,6 +65,24 @@ class Settings:
     top_p: float = field(default=0.9, metadata=_help("Default nucleus sampling top-p, in (0, 1]."))
     max_new_tokens: int = field(default=256, metadata=_help("Default cap on generated tokens."))
     max_message_chars: int = field(default=8000, metadata=_help("Longest user message accepted, in characters."))
+    # -- answers from documents (RAG, Hybrid) ----------------------------------------------------
+    rag_context: str = field(
+        default="sentences",
+        metadata=_help(
+            "What RAG and Hybrid put in the prompt: 'sentences' (the few source sentences that match the question "
+            "best; suits small models) or 'chunks' (the whole retrieved passages)."
+        ),
+    )
+    evidence_sentences: int = field(
+        default=3, metadata=_help("Source sentences in the prompt when rag_context is 'sentences'.")
+    )
+    grounded_max_new_tokens: int = field(
+        default=64, metadata=_help("Answer-length budget of RAG and Hybrid answers, in tokens.")
+    )
+    no_repeat_ngram: int = field(
+        default=4,
+        metadata=_help("RAG and Hybrid: never repeat an n-gram of the answer itself (0 turns the guard off)."),
+    )
     # -- retrieval (rag/) ------------------------------------------------------------------
     embed_model: str = field(
         default="all-MiniLM-L6-v2",
@@ -131,6 +149,13 @@ class Settings:
         for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.rag_context not in ("sentences", "chunks"):
+            problems.append(f"rag_context must be 'sentences' or 'chunks', not {self.rag_context!r}")
+        for name in ("evidence_sentences", "grounded_max_new_tokens"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.no_repeat_ngram < 0:
+            problems.append(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
         if self.fusion not in ("rrf", "dense", "keyword"):
             problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
         for name in ("max_upload_mb", "adapter_max_mb"):

@@ -137,13 +137,21 @@ class KnowledgeBase:
         return reports
 
     # -- reading ----------------------------------------------------------------------------------
-    def search(self, query: str, top_k: int | None = None, fusion: str | None = None) -> list[Passage]:
+    def search(
+        self, query: str, top_k: int | None = None, fusion: str | None = None, floors: Floors | None = None
+    ) -> list[Passage]:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor (see `rag.fusion`), when the query is blank, or when the index is empty.
 
-        `fusion` overrides `settings.fusion` ('rrf', 'dense' or 'keyword') for this call.
-        Raises IndexMismatchError when the embedding model does not fit the index."""
-        return self._searcher.search(query, top_k, fusion)
+        `fusion` overrides `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance
+        floor for this call (`Floors.off()` ranks every candidate). Raises IndexMismatchError when the
+        embedding model does not fit the index."""
+        return self._searcher.search(query, top_k, fusion, floors)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length embeddings of `texts` with the index's model (for matching sentences to questions
+        and answers; see `core.evidence`)."""
+        return self.embedder.encode(list(texts))
 
     def search_with_vector(
         self, query: str, vector: np.ndarray | None, top_k: int | None = None, fusion: str | None = None

@@ -31,21 +31,28 @@ class Searcher:
         self._embedding = embedding
         self._background: np.ndarray | None = None  # (len(BACKGROUND_TEXTS), dim), see rag.fusion
 
-    def search(self, query: str, top_k: int | None = None, fusion: str | None = None) -> list[Passage]:
+    def search(
+        self, query: str, top_k: int | None = None, fusion: str | None = None, floors: Floors | None = None
+    ) -> list[Passage]:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor, when the query is blank, or when the index is empty. `fusion` overrides
-        `settings.fusion` ('rrf', 'dense' or 'keyword'). Raises IndexMismatchError when the
-        embedding model does not fit the index."""
+        `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance floor for this call.
+        Raises IndexMismatchError when the embedding model does not fit the index."""
         mode = fusion or self.settings.fusion
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         index = self._live.current()
         if not query or not index.chunks:
             return []
         vector = self._embedding.checked(index.manifest.dim).encode([query])[0] if mode != "keyword" else None
-        return self.search_with_vector(query, vector, top_k, fusion)
+        return self.search_with_vector(query, vector, top_k, fusion, floors)
 
     def search_with_vector(
-        self, query: str, vector: np.ndarray | None, top_k: int | None = None, fusion: str | None = None
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        top_k: int | None = None,
+        fusion: str | None = None,
+        floors: Floors | None = None,
     ) -> list[Passage]:
         """`search` for a caller that has already embedded the query with the index's embedder
         (`vector` of shape (dim,), unit length; None is allowed for fusion 'keyword')."""
@@ -69,7 +76,7 @@ class Searcher:
                 return []
             dense = index.vectors.search(vector, self.settings.dense_k) if mode != "keyword" else []
             keyword = index.keywords.search(query_terms, self.settings.keyword_k) if query_terms else []
-            ranked = fuse(dense, keyword, mode, top_k, self.floors, background)
+            ranked = fuse(dense, keyword, mode, top_k, floors or self.floors, background)
             out = []
             for vector_id, score in ranked:
                 chunk = index.chunks[vector_id]

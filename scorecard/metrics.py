@@ -10,9 +10,11 @@ the sources footer and the notes the UI adds are never part of it. Per answer:
 - declined: the pipeline refused to guess, or the text says it does not know (`core.evidence`);
   right for a no-answer question, wrong ("wrongly declined") for an answerable one with no key;
 - for answers built on retrieved passages (RAG, Hybrid): the 1-based rank of the first passage from
-  the question's source document (hit@1, hit@k, reciprocal rank), whether the answer cites a
-  passage of that document as [n], and grounding: the share of its sentences a retrieved passage
-  supports (`core.evidence.grounding`);
+  the question's source document (hit@1, hit@k, reciprocal rank); whether the answer cites that
+  document, meaning its content is supported by one of that document's sentences (`core.evidence`;
+  a printed "[n]" alone does not count); grounding: the share of its sentences a source sentence
+  supports (the pipeline's own judgement, the one the chat shows); and, reported apart and never
+  blended with the answer's figures, whether the source sentences quoted under the answer hold the keys;
 - latency (the whole answer call: retrieval, prompt, generation) and tokens per second of generation.
 """
 
@@ -96,6 +98,10 @@ class AnswerRecord:
     generation_s: float = 0.0
     total_s: float = 0.0
     first_token_s: float | None = None
+    evidence: list[str] = field(default_factory=list)  # source sentences quoted under the answer
+    evidence_supports: bool = False  # whether they support the answer (else: what the sources say)
+    judged: int | None = None  # answer sentences the pipeline judged; None for answers recorded before it did
+    supported: int | None = None  # of those, supported by a source sentence
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> AnswerRecord:
@@ -123,6 +129,7 @@ class Scored:
     rank: int | None  # 1-based rank of the first passage from the right document; 0 = not retrieved
     cited_right: bool | None
     grounding: float | None
+    evidence_keys_all: bool | None  # every key found in the quoted evidence (never blended with keys_all)
     total_s: float
     tokens: int
     generation_s: float
@@ -143,18 +150,23 @@ def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
         declined_wrongly = declined and not keys_any
     else:
         declined_right = declined
-    rank = cited_right = ground = None
+    rank = cited_right = ground = evidence_all = None
     if uses_documents and record.status in ("answer", "nothing_found"):
         if item.answerable and item.source:
             names = [s.get("source") for s in record.sources]
             rank = next((i for i, name in enumerate(names, 1) if name == item.source), 0)
             cited_right = any(1 <= n <= len(names) and names[n - 1] == item.source for n in record.cited)
+            evidence_all = all(keys_found(" ".join(record.evidence), item.keys)) if record.evidence else False
         if text and not declined:
-            ground = grounding(text, [s.get("text", "") for s in record.sources])
+            if record.judged is not None:  # the pipeline's own judgement, the one the chat showed
+                ground = record.supported / record.judged if record.judged else None
+            else:
+                ground = grounding(text, [s.get("text", "") for s in record.sources])
     return Scored(
         item=item, mode=record.mode, keys_all=keys_all, keys_any=keys_any, keys_share=keys_share, f1=f1,
         rouge_l=rl, declined=declined, declined_right=declined_right, declined_wrongly=declined_wrongly, rank=rank,
-        cited_right=cited_right, grounding=ground, total_s=record.total_s, tokens=record.tokens,
+        cited_right=cited_right, grounding=ground, evidence_keys_all=evidence_all, total_s=record.total_s,
+        tokens=record.tokens,
         generation_s=record.generation_s, error=record.status == "error",
     )  # fmt: skip
 
@@ -225,6 +237,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("cited_right_source", "right source cited", lambda rows, k: _mean(r.cited_right for r in rows),
                documents_only=True),
     MetricSpec("grounding", "grounding", lambda rows, k: _mean(r.grounding for r in rows), documents_only=True),
+    MetricSpec("evidence_key_facts_all", "key facts in the quoted evidence",
+               lambda rows, k: _mean(r.evidence_keys_all for r in rows), documents_only=True),
     MetricSpec("errors", "refused by the app", lambda rows, k: _mean(r.error for r in rows), chart=False,
                higher_is_better=False),
     MetricSpec("latency_p50_s", "latency p50 (s)", _latency(50), chart=False, higher_is_better=False),

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import evidence, generation, pipeline
+from core import evidence, generation, language, pipeline
+from core import service as service_module
 from core.errors import UserInputError
 from core.files import append_line, atomic_write_json, read_lines
 from core.generation import GenerationParams
@@ -52,7 +53,7 @@ class ScorecardError(UserInputError):
 def _answer_path_fingerprint() -> str:
     """Digest of the modules that shape an answer's text, so a code change starts a fresh run."""
     digest = hashlib.sha256()
-    for module in (pipeline, generation, evidence):
+    for module in (pipeline, generation, evidence, language, service_module):
         digest.update(inspect.getsource(module).encode("utf-8"))
     return digest.hexdigest()[:16]
 
@@ -72,6 +73,7 @@ class RunConfig:
     system_prompt: str
     kb_snapshot: str | None
     retrieval: dict[str, Any]
+    grounded: dict[str, Any] = field(default_factory=dict)
     answer_path: str = field(default_factory=_answer_path_fingerprint)
 
     def digest(self) -> str:
@@ -183,6 +185,10 @@ class ScorecardRun:
                 "top_k": s.top_k, "dense_k": s.dense_k, "keyword_k": s.keyword_k, "fusion": s.fusion,
                 "embed_model": s.embed_model,
             },
+            grounded={
+                "rag_context": s.rag_context, "evidence_sentences": s.evidence_sentences,
+                "grounded_max_new_tokens": s.grounded_max_new_tokens, "no_repeat_ngram": s.no_repeat_ngram,
+            },
         )
 
     # -- stored answers ---------------------------------------------------------------------------
@@ -282,4 +288,8 @@ class ScorecardRun:
             generation_s=update.elapsed_s,
             total_s=total_s,
             first_token_s=update.first_token_s,
+            evidence=[q.text for q in update.evidence],
+            evidence_supports=update.evidence_supports,
+            judged=sum(1 for s in update.support if s.judged) if update.sources and update.status == "answer" else None,
+            supported=sum(1 for s in update.support if s.supported) if update.sources else None,
         )

@@ -63,6 +63,26 @@ class TrainConfig:
             "so the adapter learns under the prompt it will be served with. None leaves the data as it is."
         ),
     )
+    retrieval_augmented: bool = field(
+        default=False,
+        metadata=_help(
+            "Build each example from the live document index (retrieval-augmented fine-tuning): the question, "
+            "the source sentences the app's RAG prompt would show (the right one always among them, or, in a "
+            "share of examples, only distractors), and the answer citing the right source number or saying the "
+            "documents do not say. Needs a 'source' file name on every record and an index in data_dir."
+        ),
+    )
+    raft_distractor_share: float = field(
+        default=0.2, metadata=_help("Share of retrieval-augmented examples shown only distractor sentences.")
+    )
+    raft_plain_share: float = field(
+        default=0.5,
+        metadata=_help("Share of questions also kept as a plain example without sources (for the Fine-tuned mode)."),
+    )
+    raft_exclude: Path | None = field(
+        default=None,
+        metadata=_help("A QA JSONL file whose questions are left out of training (e.g. a development set)."),
+    )
     max_seq_len: int = field(
         default=512, metadata=_help("Longest tokenized conversation; longer ones are cut at the end.")
     )
@@ -178,6 +198,9 @@ class TrainConfig:
         one_of("method", METHODS)
         one_of("dtype", DTYPES)
         one_of("lr_scheduler", SCHEDULERS)
+        for name in ("raft_distractor_share", "raft_plain_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must be between 0 and 1, not {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val_fraction must be in [0, 1), not {self.val_fraction}")
         if not 0 <= self.lora_dropout < 1:

@@ -57,6 +57,7 @@ class DataInfo:
     train_examples: int
     val_examples: int
     dropped_too_long: int
+    retrieval_augmented: dict[str, Any] | None = None
 
 
 @dataclass
@@ -74,6 +75,9 @@ def get_dataloaders(
     rejects, and naming the file when no example keeps an assistant token within max_seq_len.
     """
     dataset = read_dataset(Path(cfg.data), cfg.data_format, cfg.system_prompt)
+    raft_stats = None
+    if cfg.retrieval_augmented:
+        dataset, raft_stats = retrieval_augmented(cfg, dataset)
     train_ids, val_ids = split_indices(len(dataset.conversations), cfg.val_fraction, cfg.seed)
 
     def tokenize(indices: list[int]) -> tuple[list, int]:
@@ -115,8 +119,26 @@ def get_dataloaders(
         train_examples=len(train),
         val_examples=len(val),
         dropped_too_long=dropped_train + dropped_val,
+        retrieval_augmented=raft_stats.to_json() if raft_stats else None,
     )
     return train_dl, val_dl, sampler, info
+
+
+def retrieval_augmented(cfg: TrainConfig, dataset: Any) -> tuple[Any, Any]:
+    """The dataset rebuilt from the live index in `cfg.data_dir` (`train.raft`). Raises DataFormatError
+    (one sentence) when there is no index to build from."""
+    from core.settings import Settings
+    from rag import KnowledgeBase
+    from train.raft import augment
+
+    kb = KnowledgeBase(Settings(data_dir=Path(cfg.data_dir), device="cpu")).open()
+    if not kb.list_documents():
+        raise DataFormatError(
+            f"Retrieval-augmented training needs the document index in {cfg.data_dir}, and it is empty; "
+            "add documents first (python -m rag ingest <folder> --data-dir ...)."
+        )
+    return augment(dataset, kb.settings, kb, cfg.raft_distractor_share, cfg.raft_plain_share, cfg.seed,
+                   Path(cfg.raft_exclude) if cfg.raft_exclude else None)  # fmt: skip
 
 
 @torch.no_grad()

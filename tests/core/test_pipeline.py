@@ -70,16 +70,70 @@ def test_the_stand_ins_fit_the_ports():
     assert isinstance(FakeRetriever([]), Retriever)
 
 
-def test_rag_puts_numbered_sources_in_the_prompt_and_returns_them(service, prompts):
-    retriever = FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")])
+def test_rag_shows_the_matching_source_sentences_between_the_question_twice(service, prompts):
+    chunk = "# Parts\n\nThe fox is quick. Part KX-4471 is the main bearing seal. The dog is lazy and brown."
+    retriever = FakeRetriever([_passage(1, chunk), _passage(2, "Seals are replaced every 500 hours.")])
     service.attach_knowledge(retriever)
     final = ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)[-1]
     prompt, adapter = prompts[-1]
-    assert "[1] doc1.md, section Parts > 1:\nPart KX-4471 is the main bearing seal." in prompt
-    assert "[2] doc2.md" in prompt and "Question: What is KX-4471?" in prompt
-    assert "cite the sources" in prompt
+    user = prompt.split("<|user|>\n")[1]
+    assert user.startswith("Question: What is KX-4471?\n\nSources:\n[1] Part KX-4471 is the main bearing seal.\n")
+    assert "\nQuestion: What is KX-4471?\nAnswer in one short sentence, using the sources" in user
+    assert "The dog is lazy" not in user and "[2] Seals are replaced every 500 hours." in user
     assert [p.source for p in final.sources] == ["doc1.md", "doc2.md"]
     assert adapter is None and retriever.queries == ["What is KX-4471?"]
+
+
+def test_rag_with_whole_chunks_when_set(engine, tiny_settings, prompts):
+    from core.service import ExpertService
+
+    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
+    service.attach_knowledge(FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")]))
+    ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)
+    prompt = prompts[-1][0]
+    assert "[1] doc1.md, section Parts > 1:\nPart KX-4471 is the main bearing seal." in prompt
+    assert "[2] doc2.md" in prompt and "cite the sources" in prompt
+
+
+def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(service, engine, monkeypatch):
+    seen = []
+    real = engine.stream
+
+    def stream(prompt_ids, params, stop=None, adapter=None):
+        seen.append((engine.tokenizer.decode(prompt_ids), params))
+        return real(prompt_ids, params, stop, adapter)
+
+    monkeypatch.setattr(engine, "stream", stream)
+    service.attach_knowledge(FakeRetriever([_passage(1, "정비 일정은 매달 첫째 주 월요일입니다.")]))
+    ask(service, "정비는 언제입니까?", mode=Mode.RAG, params=GenerationParams(1.2, 0.5, 120))
+    prompt, params = seen[-1]
+    assert (params.temperature, params.max_new_tokens, params.no_repeat_ngram) == (0.0, 64, 4)
+    assert "Answer in one short sentence in Korean" in prompt
+
+
+def test_the_repetition_guard_counts_only_the_answer(tiny_loaded):
+    """A model forced to say "The" forever, behind a 2-gram guard: the answer says "The The" (the prompt
+    is full of "The The", which does not count) and then may not repeat that pair."""
+    import copy
+
+    import torch
+
+    from core.generation import Engine
+
+    loaded = copy.copy(tiny_loaded)
+    loaded.model = copy.deepcopy(tiny_loaded.model)
+    vocab, hidden = loaded.model.lm_head.weight.shape
+    head = torch.nn.Linear(hidden, vocab, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[loaded.tokenizer.convert_tokens_to_ids("The")] = 10.0
+    loaded.model.lm_head = head
+    engine = Engine(loaded)
+    ids = engine.build_prompt("", [], "The The The The", 8)[0]
+    free = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8)))
+    guarded = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8, no_repeat_ngram=2)))
+    assert free.count("The") == 8 and guarded.count("The") == 2
 
 
 def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
@@ -89,7 +143,10 @@ def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
     assert updates[0].status == "nothing_found"
 
 
-def test_lowest_ranked_passages_are_dropped_to_fit_the_context(service):
+def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine, tiny_settings):
+    from core.service import ExpertService
+
+    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
     long_text = "Blade inspections follow the FROST checklist every 500 hours. " * 2
     service.attach_knowledge(FakeRetriever([_passage(i, long_text) for i in range(1, 6)]))
     final = ask(service, "When are blades inspected?", mode=Mode.RAG, params=GREEDY)[-1]
@@ -153,8 +210,55 @@ def test_a_failed_search_reaches_the_user_as_one_sentence(service):
         ask(service, "Hi", mode=Mode.RAG)
 
 
-def test_cited_numbers_are_read_from_the_answer():
-    from core.pipeline import AnswerUpdate
+def test_a_source_counts_as_cited_when_it_supports_the_answer_not_when_its_number_is_printed():
+    from core.evidence import SourceSentences
+    from core.pipeline import AnswerUpdate, attach_evidence
 
-    update = AnswerUpdate("Seal KX-4471 [2] lasts 500 h [1][2] [9].", Mode.RAG, sources=[_passage(1), _passage(2)])
-    assert update.cited == [2, 1]
+    sources = [_passage(1, "Seals are replaced every 500 hours."), _passage(2)]
+    update = AnswerUpdate("Part KX-4471 is the main bearing seal [1]. It costs 90 euros [9].", Mode.RAG,
+                          sources=sources)  # fmt: skip
+    attach_evidence(update, SourceSentences([p.text for p in sources]), [])
+    assert update.printed_citations == [1]
+    assert update.cited == [2], "supported by source 2, whatever the model printed"
+    assert update.unsupported == ["It costs 90 euros [9]."]
+    assert [q.text for q in update.evidence] == ["Part KX-4471 is the main bearing seal."]
+    assert update.evidence[0].file == "doc2.md" and update.evidence_supports
+    assert update.display_text() == "Part KX-4471 is the main bearing seal [1]. It costs 90 euros ."
+
+
+def test_when_nothing_is_supported_the_evidence_shows_what_the_sources_say():
+    from core.evidence import Evidence, SourceSentences
+    from core.pipeline import AnswerUpdate, attach_evidence
+
+    sources = [_passage(1)]
+    update = AnswerUpdate("Bananas are yellow and long.", Mode.RAG, sources=sources)
+    shown = [Evidence(1, "Part KX-4471 is the main bearing seal.", 1.0)]
+    attach_evidence(update, SourceSentences([p.text for p in sources]), shown)
+    assert not update.evidence_supports and update.cited == []
+    assert [(q.source, q.text) for q in update.evidence] == [(1, "Part KX-4471 is the main bearing seal.")]
+
+
+def test_each_mode_sees_only_its_own_answers_and_rag_only_the_questions():
+    from core.service import history_for
+
+    history = [
+        {"role": "user", "content": "q1", "mode": "Base"}, {"role": "assistant", "content": "a1", "mode": "Base"},
+        {"role": "user", "content": "q2", "mode": "RAG"}, {"role": "assistant", "content": "a2", "mode": "RAG"},
+        {"role": "user", "content": "q3"}, {"role": "assistant", "content": "a3"},
+    ]  # fmt: skip
+    base, _ = history_for(Mode.BASE, history)
+    fine, _ = history_for(Mode.FINETUNED, history)
+    rag, earlier = history_for(Mode.RAG, history)
+    assert [m["content"] for m in base] == ["q1", "a1", "q3", "a3"]
+    assert [m["content"] for m in fine] == ["q3", "a3"]
+    assert rag == () and earlier == ("q1", "q2", "q3")
+
+
+def test_rag_prompt_carries_the_earlier_questions_not_the_answers(service, prompts):
+    service.attach_knowledge(FakeRetriever([_passage(1)]))
+    history = [{"role": "user", "content": "Which seal is it?"},
+               {"role": "assistant", "content": "An invented answer."}]  # fmt: skip
+    ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY, history=history)
+    prompt = prompts[-1][0]
+    assert "Earlier questions in this conversation: Which seal is it?" in prompt
+    assert "An invented answer" not in prompt

@@ -1,0 +1,74 @@
+"""The evidence matcher: which source sentences a question needs and which ones an answer rests on."""
+
+import numpy as np
+
+from core.evidence import SourceSentences, candidates, grounding, is_decline, select_evidence, split_sentences
+
+CHUNK = """## Payload classes
+
+| Pod | Class | Hold time |
+|---|---|---|
+| CP-3 | R | 14 h |
+| CP-5A | F | 9 h |
+
+The CP-3 holds PB-5 bricks. It weighs 2.1 kg empty."""
+KOREAN = "강서 정비동은 매주 월요일에 점검합니다. 변경 요청은 목요일 17:00까지 보내야 합니다."
+
+
+def test_table_rows_become_sentences_that_name_their_columns():
+    texts = [c.text for c in candidates([CHUNK])]
+    assert "Pod: CP-3; Class: R; Hold time: 14 h" in texts and "Pod: CP-5A; Class: F; Hold time: 9 h" in texts
+    assert "The CP-3 holds PB-5 bricks." in texts and not any("---" in t for t in texts)
+
+
+def test_sentences_split_in_every_script():
+    assert split_sentences("It is 2.5 kg. Next one! 세 번째입니다。次です。\n- item") == [
+        "It is 2.5 kg.", "Next one!", "세 번째입니다。", "次です。", "item"
+    ]  # fmt: skip
+
+
+def test_the_best_matching_sentences_are_chosen_at_most_two_per_passage():
+    chosen = select_evidence("What is the hold time of the CP-3?", [CHUNK, KOREAN], k=3)
+    assert chosen[0].text == "Pod: CP-3; Class: R; Hold time: 14 h" and chosen[0].source == 1
+    assert sum(1 for e in chosen if e.source == 1) <= 2
+    korean = select_evidence("변경 요청은 언제까지 보내야 합니까?", [CHUNK, KOREAN], k=1)
+    assert korean[0].source == 2 and "목요일 17:00" in korean[0].text
+
+
+def test_an_encoder_adds_meaning_to_the_key_terms():
+    calls = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        about_filling = [("brick" in t.lower() or "filled" in t.lower()) for t in texts]
+        vectors = np.array([[1.0, 0.0] if hit else [0.0, 1.0] for hit in about_filling])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    sources = SourceSentences([CHUNK], encode)
+    assert sources.select("What is it filled with?", k=1)[0].text == "The CP-3 holds PB-5 bricks."
+    assert sources.select("Anything else?", k=1) and calls[0] > 1 and all(n == 1 for n in calls[1:])
+
+
+def test_support_needs_the_terms_and_every_number():
+    sources = SourceSentences([CHUNK])
+    answers = ("The CP-3 holds 14 h [1].", "The CP-3 holds 20 h.", "Bananas grow fast.", "Yes.")
+    ok, wrong_number, unrelated, short = (sources.support(s) for s in answers)
+    assert ok.supported and ok.source == 1 and ok.evidence == "Pod: CP-3; Class: R; Hold time: 14 h"
+    assert not wrong_number.supported and wrong_number.judged
+    assert not unrelated.supported and not short.judged
+    assert grounding("The CP-3 holds 14 h. Bananas grow fast.", [CHUNK]) == 0.5
+    assert grounding("Yes.", [CHUNK]) is None
+
+
+def test_declines_in_every_language():
+    declines = [
+        "The documents do not say.",
+        "문서에 나와 있지 않습니다.",
+        "資料には記載されていません。",
+        "文档中没有提到。",
+        "Dokumenti to ne navode.",
+        "Баримт бичигт энэ талаар дурдаагүй байна.",
+    ]
+    for text in declines:
+        assert is_decline(text), text
+    assert not is_decline("The CP-3 holds 14 h.")
