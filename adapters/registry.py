@@ -92,6 +92,7 @@ class AdapterInfo:
             key=self.key, name=self.name, source=self.source, folder=self.path, weights=self.path / WEIGHTS_FILE,
             lora=self.lora, max_bytes=self.max_bytes, version=self.version,
             kb_snapshot=ref.snapshot_id if ref else None, kb_snapshot_date=ref.created_at if ref else None,
+            kb_content_id=ref.content_id if ref else None,
             label=self.label,
         )  # fmt: skip
 

@@ -54,15 +54,20 @@ class KBSnapshotRef:
     snapshot_id: str
     created_at: str | None = None
     source: str | None = None  # "auto" (read from the index) or "explicit" (given by the user)
+    content_id: str | None = None  # digest of the documents' names and contents (`core.retrieval.content_id`)
 
     @classmethod
     def from_json(cls, value: Any) -> KBSnapshotRef | None:
         if not isinstance(value, dict) or not _text(value.get("snapshot_id")):
             return None
-        return cls(str(value["snapshot_id"])[:200], _text(value.get("created_at")), _text(value.get("source")))
+        return cls(str(value["snapshot_id"])[:200], _text(value.get("created_at")), _text(value.get("source")),
+                   _text(value.get("content_id"), 64))  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
-        return {"snapshot_id": self.snapshot_id, "created_at": self.created_at, "source": self.source}
+        out = {"snapshot_id": self.snapshot_id, "created_at": self.created_at, "source": self.source}
+        if self.content_id:
+            out["content_id"] = self.content_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -231,14 +236,26 @@ def record_evaluation(folder: Path, evaluation: Evaluation) -> Path:
     return write_card(folder, replace(card, evaluation=evaluation))
 
 
-def staleness_note(trained_on: str | None, trained_on_date: str | None, live_snapshot: str | None) -> str | None:
-    """One sentence when an adapter was trained against another knowledge-base snapshot than the live one.
+def staleness_note(
+    trained_on: str | None,
+    trained_on_date: str | None,
+    live_snapshot: str | None,
+    trained_content: str | None = None,
+    live_content: str | None = None,
+) -> str | None:
+    """One sentence when an adapter was trained against other documents than the live index holds.
 
-    Stale means: the card names a snapshot and the live index has a different snapshot id (every add,
-    delete or re-index makes a new id, so comparing dates instead would miss a change made within the
-    same second). None when the card names no snapshot, there is no live index, or the ids match.
+    When both sides know the documents' content id, stale means the documents differ (an index rebuilt
+    from the same files is not stale). Otherwise it means the snapshot ids differ (every add, delete or
+    re-index makes a new id; comparing dates instead would miss a change made within the same second).
+    None when the card names no snapshot, there is no live index, or they match.
     """
-    if not trained_on or not live_snapshot or trained_on == live_snapshot:
+    if not trained_on or not live_snapshot:
+        return None
+    if trained_content and live_content:
+        if trained_content == live_content:
+            return None
+    elif trained_on == live_snapshot:
         return None
     trained = _parse_date(trained_on_date)
     if trained is None:

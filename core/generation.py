@@ -56,6 +56,9 @@ class GenerationParams:
     no_repeat_ngram: int = 0
     """Forbid repeating any n-gram of the answer itself (0 = off). Unlike transformers' own
     `no_repeat_ngram_size`, the prompt does not count, so copying a source sentence stays possible."""
+    copy_bias: float = 0.0
+    """Added to the logit of the token that continues a span of a source sentence the answer has started
+    to copy (0 = off): a small model then copies a fact whole instead of garbling it halfway."""
 
     def check(self, context_window: int) -> GenerationParams:
         """Raise UserInputError naming the bad value; return self when all are usable."""
@@ -74,7 +77,7 @@ class GenerationParams:
             raise UserInputError(
                 f"Max new tokens must be a whole number from 1 to {limit} (got {self.max_new_tokens})."
             )
-        return GenerationParams(temperature, top_p, max_new, int(self.no_repeat_ngram or 0))
+        return GenerationParams(temperature, top_p, max_new, int(self.no_repeat_ngram or 0), float(self.copy_bias or 0))
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.temperature == 0:
@@ -110,6 +113,33 @@ class _NoRepeatInAnswer(LogitsProcessor):
             }
             if banned:
                 scores[row, list(banned)] = -float("inf")
+        return scores
+
+
+class _CopyBias(LogitsProcessor):
+    """Favours the token that continues a source span the answer is copying.
+
+    After each step, the answer's last 1-3 tokens are looked up in the source token sequences; every
+    token that follows a match gets `bias` (a longer match, more of it), so once the answer has begun
+    to quote "14 hours" or "KX-4471" it finishes the quote rather than drifting to a neighbour."""
+
+    def __init__(self, sources: Sequence[Sequence[int]], prompt_length: int, bias: float, longest: int = 3):
+        self.start, self.bias, self.longest = prompt_length, bias, longest
+        self.follow: dict[tuple[int, ...], set[int]] = {}
+        for ids in sources:
+            ids = list(ids)
+            for n in range(1, longest + 1):
+                for i in range(len(ids) - n):
+                    self.follow.setdefault(tuple(ids[i : i + n]), set()).add(ids[i + n])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.start :].tolist()
+            for n in range(min(self.longest, len(generated)), 0, -1):
+                nexts = self.follow.get(tuple(generated[-n:]))
+                if nexts:
+                    scores[row, list(nexts)] += self.bias * n / self.longest
+                    break
         return scores
 
 
@@ -279,14 +309,16 @@ class Engine:
         params: GenerationParams,
         stop: threading.Event | None = None,
         adapter: AdapterHandle | None = None,
+        copy_from: Sequence[Sequence[int]] = (),
     ) -> Iterator[str]:
         """Yield one text delta per generated token, as it is generated, with `adapter` active.
+        `copy_from`: token ids of source sentences that `params.copy_bias` favours continuing.
 
         A delta is empty while a multi-byte character is still incomplete and for the stop
         token. Closing the iterator (or setting `stop`) stops generation. An adapter that
         cannot be used raises AdapterUnusable (a UserInputError) from the iterator before any text.
         """
-        return _stream(self, list(prompt_ids), params, stop or threading.Event(), adapter)
+        return _stream(self, list(prompt_ids), params, stop or threading.Event(), adapter, copy_from)
 
     def _generate(
         self,
@@ -296,22 +328,32 @@ class Engine:
         streamer: _TokenQueue,
         errors: list[BaseException],
         adapter: AdapterHandle | None,
+        copy_from: Sequence[Sequence[int]] = (),
     ) -> None:
         try:
             with self.lock:
                 self.residency.activate(adapter)
                 with torch.inference_mode():
-                    self._run(prompt_ids, params, stop, streamer)
+                    self._run(prompt_ids, params, stop, streamer, copy_from)
         except BaseException as exc:  # surfaced to the consumer, never lost in the thread
             errors.append(exc)
         finally:
             streamer.end()
 
     def _run(
-        self, prompt_ids: list[int], params: GenerationParams, stop: threading.Event, streamer: _TokenQueue
+        self,
+        prompt_ids: list[int],
+        params: GenerationParams,
+        stop: threading.Event,
+        streamer: _TokenQueue,
+        copy_from: Sequence[Sequence[int]] = (),
     ) -> None:
         input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
-        processors = [_NoRepeatInAnswer(params.no_repeat_ngram, len(prompt_ids))] if params.no_repeat_ngram else []
+        processors: list[LogitsProcessor] = []
+        if params.copy_bias and copy_from:
+            processors.append(_CopyBias(copy_from, len(prompt_ids), params.copy_bias))
+        if params.no_repeat_ngram:
+            processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, len(prompt_ids)))
         self.loaded.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
@@ -331,12 +373,13 @@ def _stream(
     params: GenerationParams,
     stop: threading.Event,
     adapter: AdapterHandle | None,
+    copy_from: Sequence[Sequence[int]] = (),
 ) -> Iterator[str]:
     streamer = _TokenQueue()
     errors: list[BaseException] = []
     worker = threading.Thread(
         target=engine._generate,
-        args=(prompt_ids, params, stop, streamer, errors, adapter),
+        args=(prompt_ids, params, stop, streamer, errors, adapter, copy_from),
         name="generate",
         daemon=True,
     )

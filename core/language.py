@@ -57,3 +57,21 @@ def detect_language(text: str) -> str:
 
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
+
+
+DOCUMENTS_DO_NOT_SAY = {
+    "en": "The documents do not say.",
+    "ko": "문서에 나와 있지 않습니다.",
+    "ja": "資料には記載されていません。",
+    "zh": "文档中没有提到。",
+    "hr": "Dokumenti to ne navode.",
+    "mn": "Баримт бичигт энэ талаар дурдаагүй байна.",
+    "ru": "В документах об этом не сказано.",
+}
+"""How the app (and an adapter trained to read documents) says the documents hold no answer, per language;
+each is recognised by `core.evidence.is_decline`."""
+
+
+def documents_do_not_say(question: str) -> str:
+    """"The documents do not say." in the language of `question`."""
+    return DOCUMENTS_DO_NOT_SAY.get(detect_language(question), DOCUMENTS_DO_NOT_SAY["en"])

@@ -134,6 +134,7 @@ class AdapterHandle:
     version: tuple[Any, ...] = ()
     kb_snapshot: str | None = None
     kb_snapshot_date: str | None = None
+    kb_content_id: str | None = None
     label: str = field(default="", compare=False)
 
 

@@ -25,7 +25,7 @@ from enum import Enum
 from core.errors import UserInputError
 from core.evidence import Evidence, SentenceSupport, SourceSentences
 from core.generation import Engine, GenerationParams, Message
-from core.language import detect_language, language_name
+from core.language import detect_language, documents_do_not_say, language_name
 from core.lora import AdapterHandle
 from core.retrieval import Passage, Retriever
 
@@ -154,6 +154,15 @@ def _earlier(questions: Sequence[str]) -> str:
     return "Earlier questions in this conversation: " + " | ".join(q.strip()[:300] for q in questions[-3:]) + "\n\n"
 
 
+def _echoes(line: str, question: str) -> bool:
+    """Whether a line only repeats (most of) the question."""
+    squeeze = re.compile(r"[\W_]+")
+    said, asked = squeeze.sub("", line.casefold()), squeeze.sub("", question.casefold())
+    if not said or not asked:
+        return False
+    return said in asked or (asked in said and len(said) <= len(asked) + 12)
+
+
 def attach_evidence(update: AnswerUpdate, sentences: SourceSentences, shown: Sequence[Evidence]) -> None:
     """Judge the answer against the source sentences and choose the evidence to quote under it: the
     sentences that support it, or, when nothing it says is supported, the ones the model was shown."""
@@ -178,9 +187,17 @@ class PromptStyle:
     """How RAG and Hybrid build their prompt and decode (from `Settings`)."""
 
     context: str = "sentences"  # or "chunks"
-    evidence_sentences: int = 3
-    max_new_tokens: int = 64
+    evidence_sentences: int = 4
+    max_new_tokens: int = 96
     no_repeat_ngram: int = 4
+    evidence_floor: float = 0.0
+    """With an embedding model: decline without asking the model when even the best source sentence
+    scores below this (`core.evidence.SourceSentences.select`)."""
+    one_line: bool = True
+    """End the answer at its first line break: asked for one sentence, a small model goes on to list the
+    sources again line after line. A first line that only repeats the question is dropped instead."""
+    copy_bias: float = 0.0
+    """Favour continuing a source span the answer has started to copy (`core.generation._CopyBias`)."""
 
     @classmethod
     def from_settings(cls, settings: object) -> PromptStyle:
@@ -189,6 +206,9 @@ class PromptStyle:
             evidence_sentences=getattr(settings, "evidence_sentences", cls.evidence_sentences),
             max_new_tokens=getattr(settings, "grounded_max_new_tokens", cls.max_new_tokens),
             no_repeat_ngram=getattr(settings, "no_repeat_ngram", cls.no_repeat_ngram),
+            evidence_floor=getattr(settings, "evidence_floor", cls.evidence_floor),
+            one_line=getattr(settings, "one_line_answers", cls.one_line),
+            copy_bias=getattr(settings, "copy_bias", cls.copy_bias),
         )
 
 
@@ -234,28 +254,54 @@ class AnswerPipeline:
             if not passages:
                 yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes, status="nothing_found")
                 return
-            sentences = SourceSentences([p.text for p in passages], getattr(request.retriever, "encode", None))
+            encode = getattr(request.retriever, "encode", None)
+            sentences = SourceSentences([p.text for p in passages], encode, [p.location for p in passages])
+            best = sentences.select(request.message, 1)
+            floor = self.style.evidence_floor if encode is not None else 0.0
+            if floor and (not best or best[0].score < floor):
+                update = AnswerUpdate(documents_do_not_say(request.message), mode, done=True, notes=notes,
+                                      sources=passages, status="nothing_found")  # fmt: skip
+                attach_evidence(update, sentences, sentences.select(request.message, self.style.evidence_sentences))
+                update.support, update.evidence_supports = [], False
+                yield update
+                return
+            latin = detect_language(request.message) in ("en", "hr")
             params = replace(
                 params,
                 temperature=0.0,
                 max_new_tokens=min(params.max_new_tokens, self.style.max_new_tokens),
-                no_repeat_ngram=self.style.no_repeat_ngram,
+                # byte-level tokens: a Korean syllable is 2-3 of them, so count longer n-grams there
+                no_repeat_ngram=self.style.no_repeat_ngram * (1 if latin else 3),
+                copy_bias=self.style.copy_bias,
             )
         prompt_ids, dropped, passages, shown = self._fit(request, passages, sentences, params.max_new_tokens)
+        tokenizer = self.engine.tokenizer
+        copy_from = [tokenizer(" " + e.text, add_special_tokens=False)["input_ids"] for e in shown]
         if dropped:
             notes.append(f"Dropped the {dropped} oldest messages to fit the context window.")
 
         started = time.perf_counter()
         update = AnswerUpdate("", mode, notes=notes, sources=passages)
-        for delta in self.engine.stream(prompt_ids, params, stop, request.adapter):
+        one_line = sentences is not None and self.style.one_line
+        stream = self.engine.stream(prompt_ids, params, stop, request.adapter, copy_from)
+        for delta in stream:
             update.tokens += 1
             if not delta:
                 continue
+            if one_line and "\n" in delta and update.text.strip():
+                line = update.text + delta.split("\n", 1)[0]
+                if _echoes(line, request.message):  # the model repeated the question: its answer comes next
+                    update.text = delta.split("\n", 1)[1]
+                    continue
+                update.text = line
+                stream.close()  # the answer's line is done; the model would only go on listing sources
+                break
             update.text += delta
             if update.first_token_s is None:
                 update.first_token_s = time.perf_counter() - started
             update.elapsed_s = time.perf_counter() - started
             yield update
+        update.text = update.text.rstrip()
         if sentences is not None:
             attach_evidence(update, sentences, shown)
         update.done = True

@@ -25,10 +25,23 @@ class Passage:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Which version of the document index answered: changes on every add, delete or re-index."""
+    """Which version of the document index answered: `snapshot_id` changes on every add, delete or
+    re-index; `content_id` only when the documents themselves differ (two indexes built from the same
+    files have different snapshot ids but the same content id)."""
 
     snapshot_id: str
     created_at: str  # ISO 8601 UTC; "" for an index never saved
+    content_id: str = ""
+
+
+def content_id(documents: list[tuple[str, str]]) -> str:
+    """A digest of (file name, sha256) pairs: the same documents give the same id, whatever their order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, sha in sorted(documents):
+        digest.update(f"{name}\0{sha}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 @runtime_checkable

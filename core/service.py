@@ -189,8 +189,9 @@ class ExpertService:
         handle = self.adapters.resolve_handle(adapter, session) if mode.uses_adapter else None
         notes: list[str] = []
         if handle is not None:
-            live = self.knowledge.snapshot.snapshot_id if self.knowledge is not None else None
-            note = staleness_note(handle.kb_snapshot, handle.kb_snapshot_date, live)
+            live = self.knowledge.snapshot if self.knowledge is not None else None
+            note = staleness_note(handle.kb_snapshot, handle.kb_snapshot_date, live.snapshot_id if live else None,
+                                  handle.kb_content_id, live.content_id if live else None)  # fmt: skip
             if note:
                 notes.append(note)
         system = self.settings.system_prompt if system_prompt is None else system_prompt

@@ -74,10 +74,29 @@ class Settings:
         ),
     )
     evidence_sentences: int = field(
-        default=3, metadata=_help("Source sentences in the prompt when rag_context is 'sentences'.")
+        default=4, metadata=_help("Source sentences in the prompt when rag_context is 'sentences'.")
     )
     grounded_max_new_tokens: int = field(
-        default=64, metadata=_help("Answer-length budget of RAG and Hybrid answers, in tokens.")
+        default=96, metadata=_help("Answer-length budget of RAG and Hybrid answers, in tokens.")
+    )
+    evidence_floor: float = field(
+        default=0.22,
+        metadata=_help(
+            "RAG and Hybrid decline ('the documents do not say') without asking the model when even the best "
+            "source sentence holds less than this share of the question's key terms (rarity-weighted, see "
+            "core.evidence; calibrated on sample_kb/dev_qa.jsonl by bench/bench_gate.py). 0 turns it off."
+        ),
+    )
+    copy_bias: float = field(
+        default=3.0,
+        metadata=_help(
+            "RAG and Hybrid: favour the token that continues a source sentence the answer has begun to copy "
+            "(added to its logit; 0 turns it off; 3 measured best on sample_kb/dev_qa.jsonl)."
+        ),
+    )
+    one_line_answers: bool = field(
+        default=True,
+        metadata=_help("RAG and Hybrid answers end at their first line break (a small model goes on listing sources)."),
     )
     no_repeat_ngram: int = field(
         default=4,
@@ -154,6 +173,8 @@ class Settings:
         for name in ("evidence_sentences", "grounded_max_new_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.evidence_floor <= 3:
+            problems.append(f"evidence_floor must be between 0 and 3, not {self.evidence_floor}")
         if self.no_repeat_ngram < 0:
             problems.append(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
         if self.fusion not in ("rrf", "dense", "keyword"):

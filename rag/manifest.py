@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.layout import DataLayout
-from core.retrieval import Snapshot
+from core.retrieval import Snapshot, content_id
 from core.terms import TOKENIZER_VERSION
 
 FORMAT_VERSION = 1
@@ -119,7 +119,7 @@ class Manifest:
 
     @property
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.snapshot_id, self.created_at)
+        return Snapshot(self.snapshot_id, self.created_at, content_id([(d.name, d.sha256) for d in self.documents]))
 
     def document(self, doc_id: str) -> DocumentEntry | None:
         return next((d for d in self.documents if d.doc_id == doc_id), None)
@@ -224,4 +224,6 @@ def read_snapshot(data_dir: str | Path, snapshot_id: str | None = None) -> Snaps
     if not isinstance(value, dict) or value.get("snapshot_id") != snapshot_id:
         return None
     created_at = value.get("created_at")
-    return Snapshot(snapshot_id, created_at if isinstance(created_at, str) else "")
+    documents = value.get("documents") if isinstance(value.get("documents"), list) else []
+    pairs = [(d.get("name", ""), d.get("sha256", "")) for d in documents if isinstance(d, dict)]
+    return Snapshot(snapshot_id, created_at if isinstance(created_at, str) else "", content_id(pairs) if pairs else "")

@@ -76,7 +76,7 @@ class Searcher:
                 return []
             dense = index.vectors.search(vector, self.settings.dense_k) if mode != "keyword" else []
             keyword = index.keywords.search(query_terms, self.settings.keyword_k) if query_terms else []
-            ranked = fuse(dense, keyword, mode, top_k, floors or self.floors, background)
+            ranked = fuse(dense, keyword, mode, top_k, floors or self.floors.for_query(query), background)
             out = []
             for vector_id, score in ranked:
                 chunk = index.chunks[vector_id]

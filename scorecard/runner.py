@@ -188,6 +188,7 @@ class ScorecardRun:
             grounded={
                 "rag_context": s.rag_context, "evidence_sentences": s.evidence_sentences,
                 "grounded_max_new_tokens": s.grounded_max_new_tokens, "no_repeat_ngram": s.no_repeat_ngram,
+                "evidence_floor": s.evidence_floor, "one_line_answers": s.one_line_answers, "copy_bias": s.copy_bias,
             },
         )
 

@@ -47,10 +47,13 @@ def read_kb_snapshot(data_dir: Path, setting: str) -> KBSnapshotRef | None:
         return None
     if setting == "auto":
         found = read_snapshot(data_dir)
-        return KBSnapshotRef(found.snapshot_id, found.created_at or None, "auto") if found else None
+        if found is None:
+            return None
+        return KBSnapshotRef(found.snapshot_id, found.created_at or None, "auto", found.content_id or None)
     found = read_snapshot(data_dir, setting) if "/" not in setting else None
     created = found.created_at if found and found.snapshot_id == setting else None
-    return KBSnapshotRef(setting, created or None, "explicit")
+    content = found.content_id if found and found.snapshot_id == setting else None
+    return KBSnapshotRef(setting, created or None, "explicit", content or None)
 
 
 def build_card(

@@ -7,10 +7,12 @@ served. The right document is always among the passages (added from a wider sear
 results miss it), and the source sentence that supports the reference answer is always among the
 sentences shown; the target answer is the reference answer citing that sentence's number.
 
-A share of the questions (`raft_distractor_share`) is shown only passages from other documents, with
-the target "the documents do not say" in the question's language, so the adapter learns to decline
-instead of inventing. A share (`raft_plain_share`) is also kept as a plain question/answer example, so
-the same adapter still answers in the Fine-tuned mode, which shows it no sources.
+A share of the questions (`raft_distractor_share`) is shown no sentence that answers them, with the
+target "the documents do not say" in the question's language, so the adapter learns to decline instead
+of inventing: half of them see the nearest other documents, half the right document with every sentence
+that carries the answer cut out (the near miss, where a small model is most tempted to guess). A share
+(`raft_plain_share`) is also kept as a plain question/answer example, so the same adapter still answers
+in the Fine-tuned mode, which shows it no sources.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.evidence import Evidence, SourceSentences, split_sentences
-from core.language import detect_language
+from core.evidence import Evidence, SourceSentences, candidates, content_terms, numbers, split_sentences
+from core.language import DOCUMENTS_DO_NOT_SAY, detect_language
 from core.pipeline import grounded_message
 from core.retrieval import Passage
 from core.settings import Settings
@@ -31,16 +33,7 @@ from rag import Floors
 from train.formats import Conversation, DataFormatError, Dataset
 
 WIDE_SEARCH = 24
-DECLINES = {
-    "en": "The documents do not say.",
-    "ko": "문서에 나와 있지 않습니다.",
-    "ja": "資料には記載されていません。",
-    "zh": "文档中没有提到。",
-    "hr": "Dokumenti to ne navode.",
-    "mn": "Баримт бичигт энэ талаар дурдаагүй байна.",
-    "ru": "В документах об этом не сказано.",
-}
-"""How the adapter learns to decline, per question language (each matches `core.evidence.is_decline`)."""
+DECLINES = DOCUMENTS_DO_NOT_SAY
 
 
 @dataclass(frozen=True)
@@ -105,6 +98,25 @@ def _with_gold(kb: Any, question: str, passages: list[Passage], source: str, top
     return [*passages[: max(top_k - 1, 0)], wider[0]], True
 
 
+def _without_answer(passages: Sequence[Passage], answer: str) -> list[Passage]:
+    """`passages` with every sentence that could carry the answer cut out: any that supports one of the
+    answer's sentences, holds one of its numbers, or shares half of its content terms."""
+    answer_numbers = numbers(answer) - {n for n in numbers(answer) if len(n) == 1}
+    answer_terms = content_terms(answer)
+    pool = SourceSentences([p.text for p in passages])
+    carries = {j.evidence for j in pool.judge(answer) if j.supported and j.evidence}
+    out = []
+    for p in passages:
+        kept = [
+            c.text for c in candidates([p.text])
+            if c.text not in carries and not (answer_numbers & numbers(c.text))
+            and not (answer_terms and len(answer_terms & content_terms(c.text)) >= len(answer_terms) / 2)
+        ]  # fmt: skip
+        if kept:
+            out.append(replace(p, text="\n".join(kept)))
+    return out
+
+
 def _cite(answer: str, number: int) -> str:
     """The answer with "[n]" after its first sentence."""
     sentences = split_sentences(answer)
@@ -150,10 +162,14 @@ def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: flo
         head = [{"role": "system", "content": system}] if system else []
         passages = kb.search(question, top_k=top_k)
         if rng.random() < share_distractor:
-            wide = kb.search(question, top_k=WIDE_SEARCH, floors=Floors.off())  # the nearest other documents
-            distractors = [p for p in wide if p.source != source][:top_k]
+            if rng.random() < 0.5:  # near miss: the right document, without the sentences that answer
+                gold_passages, _ = _with_gold(kb, question, passages, source, top_k)
+                distractors = _without_answer(gold_passages, answer)
+            else:  # the nearest other documents
+                wide = kb.search(question, top_k=WIDE_SEARCH, floors=Floors.off())
+                distractors = [p for p in wide if p.source != source][:top_k]
             if distractors:
-                sentences = SourceSentences([p.text for p in distractors], kb.encode)
+                sentences = SourceSentences([p.text for p in distractors], kb.encode, [p.location for p in distractors])
                 evidence = sentences.select(question, k)
                 decline = DECLINES.get(detect_language(question), DECLINES["en"])
                 conversations.append([*head, {"role": "user", "content": grounded_message(question, evidence)},
@@ -166,7 +182,7 @@ def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: flo
                 counts["skipped"] += 1
             else:
                 counts["gold_added"] += added
-                sentences = SourceSentences([p.text for p in passages], kb.encode)
+                sentences = SourceSentences([p.text for p in passages], kb.encode, [p.location for p in passages])
                 evidence = sentences.select(question, k)
                 gold = _gold_sentence(sentences, answer, passages, source)
                 if gold is not None and all(e.text != gold.text for e in evidence):

@@ -58,9 +58,9 @@ def prompts(engine, monkeypatch):
     seen = []
     real = engine.stream
 
-    def stream(prompt_ids, params, stop=None, adapter=None):
+    def stream(prompt_ids, params, stop=None, adapter=None, copy_from=()):
         seen.append((engine.tokenizer.decode(prompt_ids), adapter))
-        return real(prompt_ids, params, stop, None)
+        return real(prompt_ids, params, stop, None, copy_from)
 
     monkeypatch.setattr(engine, "stream", stream)
     return seen
@@ -79,7 +79,7 @@ def test_rag_shows_the_matching_source_sentences_between_the_question_twice(serv
     user = prompt.split("<|user|>\n")[1]
     assert user.startswith("Question: What is KX-4471?\n\nSources:\n[1] Part KX-4471 is the main bearing seal.\n")
     assert "\nQuestion: What is KX-4471?\nAnswer in one short sentence, using the sources" in user
-    assert "The dog is lazy" not in user and "[2] Seals are replaced every 500 hours." in user
+    assert user.count("\n[") <= 4, "at most evidence_sentences (4) sentences"
     assert [p.source for p in final.sources] == ["doc1.md", "doc2.md"]
     assert adapter is None and retriever.queries == ["What is KX-4471?"]
 
@@ -99,15 +99,15 @@ def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(
     seen = []
     real = engine.stream
 
-    def stream(prompt_ids, params, stop=None, adapter=None):
+    def stream(prompt_ids, params, stop=None, adapter=None, copy_from=()):
         seen.append((engine.tokenizer.decode(prompt_ids), params))
-        return real(prompt_ids, params, stop, adapter)
+        return real(prompt_ids, params, stop, adapter, copy_from)
 
     monkeypatch.setattr(engine, "stream", stream)
     service.attach_knowledge(FakeRetriever([_passage(1, "정비 일정은 매달 첫째 주 월요일입니다.")]))
     ask(service, "정비는 언제입니까?", mode=Mode.RAG, params=GenerationParams(1.2, 0.5, 120))
     prompt, params = seen[-1]
-    assert (params.temperature, params.max_new_tokens, params.no_repeat_ngram) == (0.0, 64, 4)
+    assert (params.temperature, params.max_new_tokens, params.no_repeat_ngram) == (0.0, 96, 12)
     assert "Answer in one short sentence in Korean" in prompt
 
 
@@ -262,3 +262,55 @@ def test_rag_prompt_carries_the_earlier_questions_not_the_answers(service, promp
     prompt = prompts[-1][0]
     assert "Earlier questions in this conversation: Which seal is it?" in prompt
     assert "An invented answer" not in prompt
+
+
+class EncodingRetriever(FakeRetriever):
+    """A stand-in with an embedding model: every text the same direction (so only key terms decide)."""
+
+    def encode(self, texts):
+        import numpy as np
+
+        return np.ones((len(texts), 2)) / np.sqrt(2)
+
+
+def test_with_no_source_sentence_on_the_question_rag_declines_in_its_language_without_the_model(
+    engine, tiny_settings, prompts
+):
+    from core.service import ExpertService
+
+    service = ExpertService.over(tiny_settings.replace(system_prompt="sys", evidence_floor=0.5), engine)
+    service.attach_knowledge(EncodingRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
+    final = ask(service, "Koliko košta lopatica rotora?", mode=Mode.RAG)[-1]
+    assert final.text == "Dokumenti to ne navode." and final.status == "nothing_found" and not prompts
+    assert final.evidence and not final.evidence_supports, "the closest source sentences are still shown"
+    answered = ask(service, "When are seals replaced?", mode=Mode.RAG)[-1]
+    assert answered.status == "answer" and prompts
+
+
+def test_an_index_rebuilt_from_the_same_documents_does_not_make_an_adapter_stale():
+    from core.cards import staleness_note
+
+    assert staleness_note("s1", "2026-11-01T00:00:00Z", "s2", "docs-a", "docs-a") is None
+    assert staleness_note("s1", "2026-11-01T00:00:00Z", "s2", "docs-a", "docs-b").startswith("This adapter was")
+    assert staleness_note("s1", None, "s2").startswith("This adapter was trained against an earlier")
+
+
+def test_the_copy_bias_favours_finishing_a_quote_it_has_started():
+    import torch
+
+    from core.generation import _CopyBias
+
+    bias = _CopyBias([[5, 6, 7, 8]], prompt_length=2, bias=3.0)
+    scores = bias(torch.tensor([[1, 2, 9, 5]]), torch.zeros(1, 10))  # answer so far: 9, 5
+    assert scores[0, 6] == 1.0 and scores[0].sum() == 1.0  # one token matched: a third of the bias
+    scores = bias(torch.tensor([[1, 2, 5, 6, 7]]), torch.zeros(1, 10))  # three tokens matched
+    assert scores[0, 8] == 3.0 and scores[0].sum() == 3.0
+    assert bias(torch.tensor([[1, 2]]), torch.zeros(1, 10)).sum() == 0, "nothing to continue yet"
+
+
+def test_a_first_line_that_only_repeats_the_question_is_not_the_answer():
+    from core.pipeline import _echoes
+
+    assert _echoes("모터 베어링은 언제 교체하나요?", "모터 베어링은 언제 교체하나요?")
+    assert _echoes("Question: When are seals replaced?", "When are seals replaced?")
+    assert not _echoes("Seals are replaced every 500 hours [1].", "When are seals replaced?")

@@ -96,3 +96,30 @@ def test_passages_are_citable(kb: KnowledgeBase) -> None:
     assert passage.chunk_id.startswith(passage.doc_id + ":")
     stats = kb.stats()
     assert stats.documents == 19 and stats.chunks >= 19 and stats.snapshot_id == kb.snapshot_id
+
+
+def test_a_question_about_a_deleted_document_gets_nothing_not_unrelated_passages(tmp_path: Path) -> None:
+    kb = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+    docs = {
+        "parts.md": "# Parts\n\nPart KX-4471 is the main bearing seal of the Tern T6. It is replaced every 500 h.\n",
+        "weather.md": "# Weather\n\nFlights stop when the wind is above 12 m/s at the launch site.\n",
+        "codes.md": "# Codes\n\nError code E-PW-131 means the battery pack is below 5 degrees Celsius.\n",
+    }
+    reports = kb.add_files(write_docs(tmp_path / "in", docs))
+    question = "How often is the KX-4471 bearing seal replaced?"
+    assert [p.source for p in kb.search(question)][:1] == ["parts.md"]
+    kb.delete(next(r.doc_id for r in reports if r.name == "parts.md"))
+    assert kb.search(question) == []
+
+
+def test_korean_japanese_chinese_mongolian_and_croatian_questions_pass_the_calibrated_gate() -> None:
+    """Question endings and case endings are not what a question is about: the per-script keyword bars
+    (rag.fusion.COVERAGE_BY_GROUP) let a question in its document's language through."""
+    from core.terms import terms
+
+    assert "나요" not in terms("모터 베어링은 언제 교체하나요?") and "вэ" not in terms("ULN-T2 чиглэл хэр хол вэ?")
+    assert terms("Koliko letova ima u ljetnoj sezoni?") == ["letov", "ima", "ljetn", "sezon"]
+    floors = Floors()
+    assert floors.for_query("모터 베어링은 언제 교체하나요?").coverage == 0.3
+    assert floors.for_query("Koliko letova ima u ljetnoj sezoni?").coverage == 0.3
+    assert floors.for_query("How many flights?").coverage == 0.5

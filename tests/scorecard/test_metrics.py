@@ -122,3 +122,11 @@ def test_recommendation_names_its_numbers_and_the_weakest_language():
     rec = recommend(overall, {m: {"en": overall[m]} for m in low}, low)
     assert rec.text.startswith("None is good enough yet: the best mode, RAG, carries every key fact in 30% of 10")
     assert "not clearly ahead of Base (p=0.25)" in rec.text
+
+
+def test_evidence_recall_is_reported_apart_from_the_answer():
+    record = AnswerRecord("q1", "RAG", "The payload is large.", sources=[PASSAGE],
+                          evidence=["The Tern T12 has a maximum payload of 12 kg."], judged=1, supported=0)  # fmt: skip
+    scored = score(ITEM, record, uses_documents=True)
+    assert scored.keys_all is False and scored.evidence_keys_all is True
+    assert scored.grounding == 0.0, "the pipeline's own judgement is used when it was recorded"

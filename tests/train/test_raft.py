@@ -61,7 +61,7 @@ def test_distractor_only_examples_decline_in_the_question_language(kb, tmp_path)
     for (_, _, source), conversation in zip(QA, data.conversations, strict=True):
         user, assistant = conversation[1]["content"], conversation[2]["content"]
         fact = {"parts.md": "KX-4471 is", "codes.md": "below 5", "split_hr.md": "45 minuta", "weather.md": "12 m/s"}
-        assert fact[source] not in user.split("Sources:")[1], "only other documents' sentences are shown"
+        assert fact[source] not in user.split("Sources:")[1], "no sentence that answers it is shown"
         assert assistant == DECLINES["hr" if source == "split_hr.md" else "en"]
 
 

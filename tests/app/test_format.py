@@ -1,0 +1,42 @@
+"""How an answer reads in the chat and in Compare: evidence quoted, unsupported sentences marked, no invented
+source numbers."""
+
+from app import UNSUPPORTED_MARK, format_answer
+from core.evidence import SourceSentences
+from core.pipeline import AnswerUpdate, Mode, attach_evidence
+from core.retrieval import Passage
+
+SOURCES = [
+    Passage("Seals are replaced every 500 hours.", "seals.md", "section Seals", 0.9, "d1", "d1:0"),
+    Passage("Part KX-4471 is the main bearing seal.", "parts.md", "lines 3-4", 0.5, "d2", "d2:0"),
+]
+
+
+def judged(text: str) -> AnswerUpdate:
+    update = AnswerUpdate(text, Mode.RAG, done=True, sources=SOURCES)
+    attach_evidence(update, SourceSentences([p.text for p in SOURCES]), [])
+    return update
+
+
+def test_the_evidence_is_quoted_with_its_number_file_and_place():
+    shown = format_answer(judged("Part KX-4471 is the main bearing seal [2]."))
+    assert shown.startswith("Part KX-4471 is the main bearing seal [2].\n\n**Evidence:**\n")
+    assert "> [2] “Part KX-4471 is the main bearing seal.” — parts.md, lines 3-4" in shown
+    assert "**Sources:** [1] seals.md, section Seals · [2] parts.md, lines 3-4 (cited)" in shown
+    assert UNSUPPORTED_MARK not in shown
+
+
+def test_unsupported_sentences_are_marked_and_invented_source_numbers_never_shown():
+    shown = format_answer(judged("Part KX-4471 is the main bearing seal [2]. It costs 90 euros [7]."))
+    assert f"It costs 90 euros .{UNSUPPORTED_MARK}" in shown and "[7]" not in shown
+    assert "(cited)" in shown and "[1] seals.md, section Seals ·" in shown
+
+
+def test_an_answer_nothing_supports_shows_what_the_sources_say_instead():
+    update = AnswerUpdate("Bananas are yellow.", Mode.RAG, done=True, sources=SOURCES)
+    from core.evidence import Evidence
+
+    attach_evidence(update, SourceSentences([p.text for p in SOURCES]), [Evidence(1, SOURCES[0].text, 1.0)])
+    shown = format_answer(update)
+    assert "**What the sources say:**\n> [1] “Seals are replaced every 500 hours.”" in shown
+    assert f"Bananas are yellow.{UNSUPPORTED_MARK}" in shown and "(cited)" not in shown
