@@ -119,7 +119,8 @@ class Manifest:
 
     @property
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.snapshot_id, self.created_at, content_id([(d.name, d.sha256) for d in self.documents]))
+        pairs = [(d.name, d.sha256) for d in self.documents]
+        return Snapshot(self.snapshot_id, self.created_at, content_id(pairs) if pairs else "")
 
     def document(self, doc_id: str) -> DocumentEntry | None:
         return next((d for d in self.documents if d.doc_id == doc_id), None)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import rag.storage
-from core.retrieval import Retriever, Snapshot
+from core.retrieval import Retriever, Snapshot, content_id
+from core.terms import TOKENIZER_VERSION
 from rag import (
     DocumentNotFoundError,
     IndexCorruptError,
@@ -389,7 +390,8 @@ TODAYS_MANIFEST = {  # exactly what the index has written since format 1 (key or
 
 def test_todays_manifest_reads_typed_and_writes_back_byte_for_byte() -> None:
     manifest = Manifest.from_json(json.loads(json.dumps(TODAYS_MANIFEST)))
-    assert manifest.snapshot == Snapshot("20261130T011355439541-dfada9", "2026-11-30T01:13:55Z")
+    pairs = [(d["name"], d["sha256"]) for d in TODAYS_MANIFEST["documents"]]
+    assert manifest.snapshot == Snapshot("20261130T011355439541-dfada9", "2026-11-30T01:13:55Z", content_id(pairs))
     assert (manifest.dim, manifest.next_vector_id, manifest.sample_seeded) == (384, 246, True)
     battery, legacy = manifest.documents
     assert isinstance(battery, DocumentEntry) and battery.chunks == 9 and legacy.note == "decoded from cp949"
@@ -475,7 +477,7 @@ def test_an_index_in_todays_format_opens_and_keeps_what_it_does_not_know(tmp_pat
     assert sorted(reopened._live.current().chunks) == [0, 1, 2, 3]  # the lost counter moved past the loaded ids
     saved = _current_manifest(data)
     assert saved["retention_days"] == 30 and saved["next_vector_id"] == 4
-    assert saved["keyword_tokenizer"] == "terms-v1" and all("note" in d for d in saved["documents"])
+    assert saved["keyword_tokenizer"] == TOKENIZER_VERSION and all("note" in d for d in saved["documents"])
 
 
 def test_a_manifest_of_a_newer_format_is_not_loaded(tmp_path: Path) -> None:
@@ -497,7 +499,8 @@ def test_the_snapshot_property_says_which_index_answered(tmp_path: Path) -> None
     kb = _kb(tmp_path)
     data = tmp_path / "data"
     manifest = _current_manifest(data)
-    assert kb.snapshot == Snapshot(kb.snapshot_id, manifest["created_at"]) == read_snapshot(data)
+    pairs = [(d["name"], d["sha256"]) for d in manifest["documents"]]
+    assert kb.snapshot == Snapshot(kb.snapshot_id, manifest["created_at"], content_id(pairs)) == read_snapshot(data)
     before = kb.snapshot
     kb.delete(kb.list_documents()[0].doc_id)
     assert kb.snapshot != before and kb.snapshot.snapshot_id == kb.snapshot_id
