@@ -177,6 +177,7 @@ class SentenceSupport:
     source: int | None  # passage number (from 1) of the best supporting sentence
     evidence: str | None  # that sentence
     coverage: float  # share of the answer sentence's content terms found in it
+    sources: tuple[int, ...] = ()  # every passage with a sentence that supports it
 
 
 class SourceSentences:
@@ -190,6 +191,7 @@ class SourceSentences:
         self._terms = [content_terms(c.text) for c in self.pool]
         self._context_terms = [t | content_terms(c.heading) for t, c in zip(self._terms, self.pool, strict=True)]
         self._numbers = [numbers(c.text) for c in self.pool]
+        self._context_numbers = [numbers(c.shown) for c in self.pool]  # with the heading it sits under
         self._vectors: np.ndarray | None = None
 
     def _cosines(self, text: str) -> np.ndarray:
@@ -241,14 +243,17 @@ class SourceSentences:
             return SentenceSupport(sentence, False, False, None, None, 0.0)
         if not self.pool:
             return SentenceSupport(sentence, True, False, None, None, 0.0)
+        # A sentence is read under its heading: an answer that copies "Tern T6 (TN6-1000): Maximum
+        # payload: 6 kg" is supported by the row "Maximum payload: 6 kg" of the section "Tern T6 (TN6-1000)".
         coverage = np.array([len(sentence_terms & t) / len(sentence_terms) if sentence_terms else 1.0
-                             for t in self._terms])  # fmt: skip
-        numbers_ok = np.array([sentence_numbers <= n for n in self._numbers])
+                             for t in self._context_terms])  # fmt: skip
+        numbers_ok = np.array([sentence_numbers <= n for n in self._context_numbers])
         cosine = self._cosines(clean)
         ok = numbers_ok & ((coverage >= MIN_COVERAGE) | ((cosine >= MIN_COSINE) & (coverage >= MIN_COVERAGE / 2)))
         best = int(np.argmax(ok * 10 + coverage + cosine))
         c = self.pool[best]
-        return SentenceSupport(sentence, True, bool(ok[best]), c.source, c.text, float(coverage[best]))
+        supporting = tuple(sorted({self.pool[int(i)].source for i in np.flatnonzero(ok)}))
+        return SentenceSupport(sentence, True, bool(ok[best]), c.source, c.text, float(coverage[best]), supporting)
 
     def judge(self, answer: str) -> list[SentenceSupport]:
         """`support` for every sentence of an answer (citation markers ignored)."""

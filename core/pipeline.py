@@ -30,6 +30,7 @@ from core.lora import AdapterHandle
 from core.retrieval import Passage, Retriever
 
 CITATION = re.compile(r"\[(\d+)\]")
+_EMPHASIS = re.compile(r"\*\*|__")
 
 
 class Mode(str, Enum):
@@ -114,9 +115,21 @@ class AnswerUpdate:
         return seen
 
     def display_text(self, text: str | None = None) -> str:
-        """The model's text (or a piece of it) with "[n]" markers that name no retrieved source removed."""
+        """The model's text (or a piece of it) as the reader sees it: a "[n]" the model put on a sentence that
+        source n does not support moves to the source that does; markers that name no retrieved source go."""
         text = self.text if text is None else text
+        for judged in self.support:
+            marks = {int(m) for m in CITATION.findall(judged.sentence)}
+            if not (judged.supported and judged.source and marks) or marks & set(judged.sources or (judged.source,)):
+                continue
+            text = text.replace(judged.sentence, _marks_moved(judged.sentence, judged.source))
         return CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(self.sources) else "", text)
+
+
+def _marks_moved(sentence: str, source: int) -> str:
+    """The sentence with its first citation marker naming `source` and any others removed."""
+    markers = iter(range(len(CITATION.findall(sentence))))
+    return CITATION.sub(lambda m: f"[{source}]" if next(markers) == 0 else "", sentence)
 
 
 RAG_INSTRUCTION = (
@@ -179,6 +192,7 @@ def attach_evidence(update: AnswerUpdate, sentences: SourceSentences, shown: Seq
 
 def _quote(update: AnswerUpdate, source: int | None, text: str) -> Quote:
     passage = update.sources[source - 1] if source and 1 <= source <= len(update.sources) else None
+    text = _EMPHASIS.sub("", text)  # Markdown bold around a list item's name would break the quote's own markup
     return Quote(source or 0, text, passage.source if passage else "?", passage.location if passage else "")
 
 

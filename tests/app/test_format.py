@@ -40,3 +40,17 @@ def test_an_answer_nothing_supports_shows_what_the_sources_say_instead():
     shown = format_answer(update)
     assert "**What the sources say:**\n> [1] “Seals are replaced every 500 hours.”" in shown
     assert f"Bananas are yellow.{UNSUPPORTED_MARK}" in shown and "(cited)" not in shown
+
+
+def test_a_marker_on_the_wrong_source_moves_to_the_source_that_supports_the_sentence():
+    shown = format_answer(judged("Part KX-4471 is the main bearing seal [1]. Seals are replaced every 500 hours [1]."))
+    assert shown.startswith("Part KX-4471 is the main bearing seal [2]. Seals are replaced every 500 hours [1].")
+    assert "(cited)" in shown.split("**Sources:**")[1]
+
+
+def test_markdown_bold_in_a_quoted_list_item_does_not_break_the_quote():
+    item = "- **Tern T12** – hybrid VTOL, 12 kg payload, regional routes."
+    sources = [Passage(item, "overview.md", "section Fleet", 0.9, "d1", "d1:0")]
+    update = AnswerUpdate("The Tern T12 carries a 12 kg payload [1].", Mode.RAG, done=True, sources=sources)
+    attach_evidence(update, SourceSentences([p.text for p in sources]), [])
+    assert "> [1] “Tern T12 – hybrid VTOL, 12 kg payload, regional routes.” — overview.md" in format_answer(update)

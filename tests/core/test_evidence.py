@@ -81,6 +81,15 @@ def test_support_needs_the_terms_and_every_number():
     assert grounding("Yes.", [CHUNK]) is None
 
 
+def test_an_answer_that_copies_a_row_with_its_heading_is_supported_by_that_row():
+    rows = ["## Tern T12 (part number TN12-2000)\nMaximum payload: 12 kg",
+            "## Tern T6 (part number TN6-1000)\nMaximum payload: 6 kg"]
+    sources = SourceSentences(rows)
+    copied = sources.support("[1] Tern T6 (part number TN6-1000): Maximum payload: 6 kg")
+    assert copied.supported and copied.source == 2 and copied.sources == (2,)
+    assert not sources.support("Tern T6 (part number TN6-2000): Maximum payload: 6 kg").supported  # wrong number
+
+
 def test_declines_in_every_language():
     declines = [
         "The documents do not say.",

@@ -223,7 +223,8 @@ def test_a_source_counts_as_cited_when_it_supports_the_answer_not_when_its_numbe
     assert update.unsupported == ["It costs 90 euros [9]."]
     assert [q.text for q in update.evidence] == ["Part KX-4471 is the main bearing seal."]
     assert update.evidence[0].file == "doc2.md" and update.evidence_supports
-    assert update.display_text() == "Part KX-4471 is the main bearing seal [1]. It costs 90 euros ."
+    # the reader sees the marker on the source that supports the sentence, and never the invented [9]
+    assert update.display_text() == "Part KX-4471 is the main bearing seal [2]. It costs 90 euros ."
 
 
 def test_when_nothing_is_supported_the_evidence_shows_what_the_sources_say():
