@@ -176,6 +176,17 @@ def _echoes(line: str, question: str) -> bool:
     return said in asked or (asked in said and len(said) <= len(asked) + 12)
 
 
+def _without_echo(text: str, question: str) -> str:
+    """The answer without a verbatim repeat of the question at its start (a small model often begins by
+    copying the question, then answers on the same line); unchanged when nothing would be left."""
+    asked, said = question.strip(), text.lstrip()
+    for echo in (asked, asked.rstrip("?？ ")):
+        if echo and said.startswith(echo):
+            rest = said[len(echo):].lstrip("?？.。:：,， \t")
+            return rest if rest.strip() else text
+    return text
+
+
 def attach_evidence(update: AnswerUpdate, sentences: SourceSentences, shown: Sequence[Evidence]) -> None:
     """Judge the answer against the source sentences and choose the evidence to quote under it: the
     sentences that support it, or, when nothing it says is supported, the ones the model was shown."""
@@ -297,6 +308,7 @@ class AnswerPipeline:
         started = time.perf_counter()
         update = AnswerUpdate("", mode, notes=notes, sources=passages)
         one_line = sentences is not None and self.style.one_line
+        echo_checked = sentences is None
         stream = self.engine.stream(prompt_ids, params, stop, request.adapter, copy_from)
         for delta in stream:
             update.tokens += 1
@@ -311,12 +323,15 @@ class AnswerPipeline:
                 stream.close()  # the answer's line is done; the model would only go on listing sources
                 break
             update.text += delta
+            if not echo_checked and len(update.text.strip()) > len(request.message.strip()) + 1:
+                update.text, echo_checked = _without_echo(update.text, request.message), True
             if update.first_token_s is None:
                 update.first_token_s = time.perf_counter() - started
             update.elapsed_s = time.perf_counter() - started
             yield update
         update.text = update.text.rstrip()
         if sentences is not None:
+            update.text = _without_echo(update.text, request.message)
             attach_evidence(update, sentences, shown)
         update.done = True
         update.elapsed_s = time.perf_counter() - started

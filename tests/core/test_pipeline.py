@@ -315,3 +315,17 @@ def test_a_first_line_that_only_repeats_the_question_is_not_the_answer():
     assert _echoes("모터 베어링은 언제 교체하나요?", "모터 베어링은 언제 교체하나요?")
     assert _echoes("Question: When are seals replaced?", "When are seals replaced?")
     assert not _echoes("Seals are replaced every 500 hours [1].", "When are seals replaced?")
+
+
+def test_an_answer_that_begins_by_repeating_the_question_keeps_only_the_answer():
+    from core.pipeline import _without_echo
+
+    question = "L2 정기 점검은 몇 시간마다 하나요?"
+    assert _without_echo("L2 정기 점검은 몇 시간마다 하나요? 비행 50시간마다 [1].", question) == "비행 50시간마다 [1]."
+    assert _without_echo("Tko je izradio protokol za buru. Ana Perić [1].", "Tko je izradio protokol za buru?") == (
+        "Ana Perić [1]."
+    )
+    assert _without_echo(question, question) == question, "nothing else said: left as it was"
+    assert _without_echo("Seals are replaced every 500 hours.", "When are seals replaced?") == (
+        "Seals are replaced every 500 hours."
+    )
