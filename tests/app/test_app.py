@@ -55,6 +55,20 @@ def test_only_the_chat_endpoint_is_public(client):
     assert sorted(endpoints) == ["/chat", "/compare"]
 
 
+def test_the_readme_api_example_runs_as_written(server, capsys):
+    """README's gradio_client example, executed against a running app, so it cannot drift from the API."""
+    import re
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "gradio_client" in b]
+    assert 'Client("http://127.0.0.1:7860/")' in example
+    exec(example.replace("http://127.0.0.1:7860/", server[0]), {})  # our own README
+    printed = capsys.readouterr().out
+    assert printed.strip() and "Traceback" not in printed
+
+
 def test_chat_streams_growing_answers(client):
     job = client.submit("Hello there", [], "Base", None, "sys", 1.0, 1.0, 24, api_name="/chat")
     texts = [_last(chat) for _, chat, _ in job]
