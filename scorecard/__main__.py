@@ -54,6 +54,18 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)  # type: ignore[return-value]
 
 
+def default_adapter(given: str | None, shared: list[str], modes_given: bool) -> tuple[str | None, str]:
+    """The adapter to score, and a line to print when the choice is not obvious: the one given, else
+    the only shared adapter; with several, none (Base and RAG only) unless modes were given."""
+    if given is not None or not shared:
+        return given, ""
+    if len(shared) == 1:
+        return shared[0], ""
+    if modes_given:
+        return None, ""
+    return None, f"Several adapters ({', '.join(shared)}): scoring Base and RAG only; choose one with --adapter."
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
@@ -80,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         for info in shared:
             print(f"{info.name}\t{info.key}\t{info.source}\tr={info.rank}")
         return 0
-    adapter = args.adapter
-    if adapter is None and len(shared) == 1:
-        adapter = shared[0].key
+    adapter, notice = default_adapter(args.adapter, [info.key for info in shared], bool(args.modes))
+    if notice:
+        print(notice, file=sys.stderr)
     if args.modes:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     else:

@@ -185,3 +185,13 @@ def test_append_line_drops_a_cut_tail(tmp_path):
         f.write('{"b": ')
     append_line(log, {"c": 3})
     assert log.read_text() == '{"a": 1}\n{"c": 3}\n'
+
+
+def test_the_command_says_why_it_skips_adapter_modes_when_several_adapters_could_be_meant():
+    from scorecard.__main__ import default_adapter
+
+    assert default_adapter(None, ["demo/a"], False) == ("demo/a", "")
+    assert default_adapter("trained/b", ["demo/a", "trained/b"], False) == ("trained/b", "")
+    adapter, notice = default_adapter(None, ["demo/a", "trained/b"], False)
+    assert adapter is None and notice.startswith("Several adapters (demo/a, trained/b)") and "--adapter" in notice
+    assert default_adapter(None, [], False) == (None, "")
