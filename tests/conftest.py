@@ -376,6 +376,22 @@ def tiny_loaded(tiny_settings):
     return load_model(tiny_settings)
 
 
+def forced_model(tiny_loaded, token: str):
+    """A copy of the tiny model whose every next token is `token` (bias on a zeroed head)."""
+    import copy
+
+    loaded = copy.copy(tiny_loaded)
+    loaded.model = copy.deepcopy(tiny_loaded.model)
+    vocab, hidden = loaded.model.lm_head.weight.shape
+    head = torch.nn.Linear(hidden, vocab, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[loaded.tokenizer.convert_tokens_to_ids(token)] = 10.0
+    loaded.model.lm_head = head
+    return loaded
+
+
 @pytest.fixture()
 def engine(tiny_loaded):
     from core.generation import Engine

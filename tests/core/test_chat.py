@@ -1,6 +1,5 @@
 """Chat behaviour a user notices: the template, streaming, trimming, stopping, bad input."""
 
-import copy
 import itertools
 import threading
 
@@ -10,23 +9,9 @@ import torch
 from core.generation import Engine, GenerationParams, UserInputError
 from core.pipeline import Mode
 from core.service import ExpertService
-from tests.conftest import ask
+from tests.conftest import ask, forced_model
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
-
-
-def _forced(tiny_loaded, token: str):
-    """A copy of the tiny model whose every next token is `token` (bias on a zeroed head)."""
-    loaded = copy.copy(tiny_loaded)
-    loaded.model = copy.deepcopy(tiny_loaded.model)
-    vocab, hidden = loaded.model.lm_head.weight.shape
-    head = torch.nn.Linear(hidden, vocab, bias=True)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-10.0)
-        head.bias[loaded.tokenizer.convert_tokens_to_ids(token)] = 10.0
-    loaded.model.lm_head = head
-    return loaded
 
 
 def test_phi3_chat_template_with_system_prompt(engine):
@@ -50,12 +35,12 @@ def test_streaming_yields_growing_text(service):
 
 
 def test_generation_stops_on_phi3_end_token(tiny_settings, tiny_loaded):
-    final = ask(_service(tiny_settings, _forced(tiny_loaded, "<|end|>")), "Hello", params=GREEDY)[-1]
+    final = ask(_service(tiny_settings, forced_model(tiny_loaded, "<|end|>")), "Hello", params=GREEDY)[-1]
     assert final.done and final.tokens == 1 and final.text == ""
 
 
 def test_generation_runs_to_max_new_tokens_without_a_stop_token(tiny_settings, tiny_loaded):
-    final = ask(_service(tiny_settings, _forced(tiny_loaded, "The")), "Hello", params=GREEDY)[-1]
+    final = ask(_service(tiny_settings, forced_model(tiny_loaded, "The")), "Hello", params=GREEDY)[-1]
     assert final.tokens == GREEDY.max_new_tokens and final.text.count("The") == GREEDY.max_new_tokens
 
 
@@ -75,7 +60,7 @@ def test_long_history_is_trimmed_to_fit_the_context(engine, service):
 
 
 def test_stop_event_ends_generation_early(tiny_settings, tiny_loaded):
-    service = _service(tiny_settings, _forced(tiny_loaded, "The"))
+    service = _service(tiny_settings, forced_model(tiny_loaded, "The"))
     stop = threading.Event()
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
     seen = 0
@@ -149,7 +134,7 @@ def test_concurrent_users_all_get_complete_answers(service):
 def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded, monkeypatch):
     from core import service as service_module
 
-    monkeypatch.setattr(service_module, "load_model", lambda settings, progress: _forced(tiny_loaded, "The"))
+    monkeypatch.setattr(service_module, "load_model", lambda settings, progress: forced_model(tiny_loaded, "The"))
     service = service_module.ExpertService(tiny_settings)
     assert service.wait_ready(timeout=60)
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)

@@ -6,6 +6,7 @@ resolved once and handed to the engine per mode, and the stale-adapter note.
 """
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -14,7 +15,7 @@ from core.generation import GenerationParams
 from core.lora import AdapterHandle, LoraSpec
 from core.pipeline import NOTHING_FOUND, Mode
 from core.retrieval import Passage, Retriever, Snapshot
-from tests.conftest import ask
+from tests.conftest import ask, forced_model
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=8)
 
@@ -52,14 +53,21 @@ class FakeCatalog:
                              kb_snapshot=self.kb_snapshot, kb_snapshot_date="2026-11-01T08:00:00Z")  # fmt: skip
 
 
+class Generation(NamedTuple):
+    prompt: str
+    adapter: AdapterHandle | None
+    params: GenerationParams
+
+
 @pytest.fixture()
 def prompts(engine, monkeypatch):
-    """Records the decoded prompt and the adapter handle of every generation (run on the bare base)."""
+    """Records the decoded prompt, the adapter handle and the decoding settings of every generation (run on
+    the bare base)."""
     seen = []
     real = engine.stream
 
     def stream(prompt_ids, params, stop=None, adapter=None, copy_from=()):
-        seen.append((engine.tokenizer.decode(prompt_ids), adapter))
+        seen.append(Generation(engine.tokenizer.decode(prompt_ids), adapter, params))
         return real(prompt_ids, params, stop, None, copy_from)
 
     monkeypatch.setattr(engine, "stream", stream)
@@ -75,7 +83,7 @@ def test_rag_shows_the_matching_source_sentences_between_the_question_twice(serv
     retriever = FakeRetriever([_passage(1, chunk), _passage(2, "Seals are replaced every 500 hours.")])
     service.attach_knowledge(retriever)
     final = ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)[-1]
-    prompt, adapter = prompts[-1]
+    prompt, adapter, _ = prompts[-1]
     user = prompt.split("<|user|>\n")[1]
     assert user.startswith("Question: What is KX-4471?\n\nSources:\n[1] Part KX-4471 is the main bearing seal.\n")
     assert "\nQuestion: What is KX-4471?\nAnswer in one short sentence, using the sources" in user
@@ -95,18 +103,10 @@ def test_rag_with_whole_chunks_when_set(engine, tiny_settings, prompts):
     assert "[2] doc2.md" in prompt and "cite the sources" in prompt
 
 
-def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(service, engine, monkeypatch):
-    seen = []
-    real = engine.stream
-
-    def stream(prompt_ids, params, stop=None, adapter=None, copy_from=()):
-        seen.append((engine.tokenizer.decode(prompt_ids), params))
-        return real(prompt_ids, params, stop, adapter, copy_from)
-
-    monkeypatch.setattr(engine, "stream", stream)
+def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(service, prompts):
     service.attach_knowledge(FakeRetriever([_passage(1, "정비 일정은 매달 첫째 주 월요일입니다.")]))
     ask(service, "정비는 언제입니까?", mode=Mode.RAG, params=GenerationParams(1.2, 0.5, 120))
-    prompt, params = seen[-1]
+    prompt, _, params = prompts[-1]
     assert (params.temperature, params.max_new_tokens, params.no_repeat_ngram) == (0.0, 96, 12)
     assert "Answer in one short sentence in Korean" in prompt
 
@@ -114,22 +114,9 @@ def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(
 def test_the_repetition_guard_counts_only_the_answer(tiny_loaded):
     """A model forced to say "The" forever, behind a 2-gram guard: the answer says "The The" (the prompt
     is full of "The The", which does not count) and then may not repeat that pair."""
-    import copy
-
-    import torch
-
     from core.generation import Engine
 
-    loaded = copy.copy(tiny_loaded)
-    loaded.model = copy.deepcopy(tiny_loaded.model)
-    vocab, hidden = loaded.model.lm_head.weight.shape
-    head = torch.nn.Linear(hidden, vocab, bias=True)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-10.0)
-        head.bias[loaded.tokenizer.convert_tokens_to_ids("The")] = 10.0
-    loaded.model.lm_head = head
-    engine = Engine(loaded)
+    engine = Engine(forced_model(tiny_loaded, "The"))
     ids = engine.build_prompt("", [], "The The The The", 8)[0]
     free = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8)))
     guarded = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8, no_repeat_ngram=2)))
@@ -159,7 +146,7 @@ def test_base_ignores_retriever_and_adapter(service, prompts):
     service.attach_knowledge(retriever)
     service.attach_adapters(catalog)
     ask(service, "Hi", mode=Mode.BASE, params=GREEDY, adapter="demo")
-    assert prompts[-1] == (prompts[-1][0], None) and "Sources:" not in prompts[-1][0]
+    assert prompts[-1].adapter is None and "Sources:" not in prompts[-1].prompt
     assert retriever.queries == [] and catalog.calls == []
 
 
@@ -170,7 +157,7 @@ def test_finetuned_and_hybrid_resolve_the_adapter_once_and_note_staleness(servic
     fine = ask(service, "Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo", session="alice")[-1]
     hybrid = ask(service, "Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo", session="alice")[-1]
     assert catalog.calls == [("demo", "alice"), ("demo", "alice")]
-    assert [adapter.key for _, adapter in prompts] == ["demo/demo", "demo/demo"]
+    assert [g.adapter.key for g in prompts] == ["demo/demo", "demo/demo"]
     assert "Sources:" not in prompts[0][0] and "Sources:" in prompts[1][0]
     stale = "This adapter was trained against the knowledge base of 2026-11-01; the documents have changed since"
     assert fine.notes[0].startswith(stale) and hybrid.notes[0].startswith(stale)
