@@ -274,6 +274,7 @@ class AnswerPipeline:
         params = request.params
         passages: list[Passage] = []
         sentences: SourceSentences | None = None
+        chosen: list[Evidence] = []
         if request.retriever is not None:
             passages = request.retriever.search(request.message)
             if not passages:
@@ -281,12 +282,12 @@ class AnswerPipeline:
                 return
             encode = getattr(request.retriever, "encode", None)
             sentences = SourceSentences([p.text for p in passages], encode, [p.location for p in passages])
-            best = sentences.select(request.message, 1)
+            chosen = sentences.select(request.message, self.style.evidence_sentences)  # best first
             floor = self.style.evidence_floor if encode is not None else 0.0
-            if floor and (not best or best[0].score < floor):
+            if floor and (not chosen or chosen[0].score < floor):
                 update = AnswerUpdate(documents_do_not_say(request.message), mode, done=True, notes=notes,
                                       sources=passages, status="nothing_found")  # fmt: skip
-                attach_evidence(update, sentences, sentences.select(request.message, self.style.evidence_sentences))
+                attach_evidence(update, sentences, chosen)
                 update.support, update.evidence_supports = [], False
                 yield update
                 return
@@ -299,7 +300,8 @@ class AnswerPipeline:
                 no_repeat_ngram=self.style.no_repeat_ngram * (1 if latin else 3),
                 copy_bias=self.style.copy_bias,
             )
-        prompt_ids, dropped, passages, shown = self._fit(request, passages, sentences, params.max_new_tokens)
+        in_prompt = chosen if self.style.context == "sentences" else []
+        prompt_ids, dropped, passages, shown = self._fit(request, passages, in_prompt, params.max_new_tokens)
         tokenizer = self.engine.tokenizer
         copy_from = [tokenizer(" " + e.text, add_special_tokens=False)["input_ids"] for e in shown]
         if dropped:
@@ -338,13 +340,11 @@ class AnswerPipeline:
         yield update
 
     def _fit(
-        self, request: AnswerRequest, passages: list[Passage], sentences: SourceSentences | None, max_new_tokens: int
+        self, request: AnswerRequest, passages: list[Passage], evidence: list[Evidence], max_new_tokens: int
     ) -> tuple[list[int], int, list[Passage], list[Evidence]]:
-        """Build the prompt; drop the lowest-ranked passages (or evidence sentences) until it fits."""
+        """Build the prompt from the evidence sentences, or else the whole passages; drop the lowest-ranked
+        sentences (or passages) until it fits."""
         message, earlier = request.message, request.earlier_questions
-        evidence: list[Evidence] = []
-        if sentences is not None and self.style.context == "sentences":
-            evidence = sentences.select(message, self.style.evidence_sentences)
         while True:
             if evidence:
                 user = grounded_message(message, evidence, earlier)
