@@ -165,10 +165,6 @@ class Evidence:
     score: float
 
 
-def _keyword_share(query_terms: set[str], sentence_terms: set[str]) -> float:
-    return len(query_terms & sentence_terms) / len(query_terms) if query_terms else 0.0
-
-
 @dataclass(frozen=True)
 class SentenceSupport:
     sentence: str
@@ -188,10 +184,9 @@ class SourceSentences:
         self.encode = encode
         pool = candidates(passages, locations)
         self.pool = [c for c in pool if len(content_terms(c.text)) >= 2 or numbers(c.text)]
-        self._terms = [content_terms(c.text) for c in self.pool]
-        self._context_terms = [t | content_terms(c.heading) for t, c in zip(self._terms, self.pool, strict=True)]
-        self._numbers = [numbers(c.text) for c in self.pool]
-        self._context_numbers = [numbers(c.shown) for c in self.pool]  # with the heading it sits under
+        # each sentence is read under the heading it sits under
+        self._context_terms = [content_terms(c.text) | content_terms(c.heading) for c in self.pool]
+        self._context_numbers = [numbers(c.shown) for c in self.pool]
         self._vectors: np.ndarray | None = None
 
     def _cosines(self, text: str) -> np.ndarray:
