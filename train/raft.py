@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.evidence import Evidence, SourceSentences, candidates, content_terms, numbers, split_sentences
-from core.language import DOCUMENTS_DO_NOT_SAY, detect_language
+from core.language import documents_do_not_say
 from core.pipeline import grounded_message
 from core.retrieval import Passage
 from core.settings import Settings
@@ -33,7 +33,6 @@ from rag import Floors
 from train.formats import Conversation, DataFormatError, Dataset
 
 WIDE_SEARCH = 24
-DECLINES = DOCUMENTS_DO_NOT_SAY
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,7 @@ def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: flo
             if distractors:
                 sentences = SourceSentences([p.text for p in distractors], kb.encode, [p.location for p in distractors])
                 evidence = sentences.select(question, k)
-                decline = DECLINES.get(detect_language(question), DECLINES["en"])
+                decline = documents_do_not_say(question)
                 conversations.append([*head, {"role": "user", "content": grounded_message(question, evidence)},
                                       {"role": "assistant", "content": decline}])  # fmt: skip
                 lines.append(line)

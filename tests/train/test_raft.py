@@ -5,11 +5,12 @@ import re
 
 import pytest
 
+from core.language import DOCUMENTS_DO_NOT_SAY
 from core.pipeline import grounded_message
 from rag import KnowledgeBase
 from tests.conftest import rag_settings, write_docs
 from train.formats import DataFormatError, read_dataset
-from train.raft import DECLINES, augment
+from train.raft import augment
 
 DOCS = {
     "parts.md": "# Parts\n\nPart KX-4471 is the main bearing seal of the Tern T6. It costs 120 euros.\n",
@@ -62,7 +63,7 @@ def test_distractor_only_examples_decline_in_the_question_language(kb, tmp_path)
         user, assistant = conversation[1]["content"], conversation[2]["content"]
         fact = {"parts.md": "KX-4471 is", "codes.md": "below 5", "split_hr.md": "45 minuta", "weather.md": "12 m/s"}
         assert fact[source] not in user.split("Sources:")[1], "no sentence that answers it is shown"
-        assert assistant == DECLINES["hr" if source == "split_hr.md" else "en"]
+        assert assistant == DOCUMENTS_DO_NOT_SAY["hr" if source == "split_hr.md" else "en"]
 
 
 def test_plain_examples_keep_the_adapter_useful_without_sources_and_excluded_questions_go(kb, tmp_path):
