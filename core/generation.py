@@ -216,6 +216,15 @@ class Engine:
         self.lock = FairRLock()  # first come, first served: a batch never starves a chat
         self.residency = LoraResidency(loaded, max_resident_adapters)
 
+    name = "transformers"
+
+    def describe(self) -> str:
+        """The engine in a few words, for the status line."""
+        return "transformers generate, one answer at a time"
+
+    def close(self) -> None:
+        """Free what the engine holds beyond the model (nothing, for transformers)."""
+
     @property
     def spec(self) -> ModelSpec:
         """The base model's linear layers and names, which adapters are checked against."""

@@ -54,6 +54,8 @@ class LoadedModel:
     quantization: str | None = None
     load_seconds: float = 0.0
     stop_token_ids: list[int] = field(default_factory=list)
+    gguf_path: Path | None = None
+    """The GGUF file the weights came from (the embedded model), which the llama.cpp engine runs."""
 
     @property
     def context_window(self) -> int:
@@ -212,7 +214,7 @@ def _load_embedded(settings: Settings, device: torch.device, dtype: torch.dtype,
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"The model cache at {cache} is unreadable; delete that folder and restart.") from exc
     model.to(device)
-    return LoadedModel(model, tokenizer, EMBEDDED_NAME, device, dtype)
+    return LoadedModel(model, tokenizer, EMBEDDED_NAME, device, dtype, gguf_path=embedded_gguf_path())
 
 
 def embedded_cache_dir(data_dir: Path, report: Progress | None = None) -> Path:

@@ -14,11 +14,13 @@ cause is a `UserInputError` with one sentence.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from core.cards import staleness_note
+from core.engines import make_engine
 from core.errors import UserInputError
 from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
 from core.lora import AdapterResolver
@@ -101,13 +103,11 @@ class ExpertService:
     def _load(self) -> None:
         try:
             self.loaded = load_model(self.settings, self._report)
-            self.engine = Engine(
-                self.loaded,
-                max_message_chars=self.settings.max_message_chars,
-                max_resident_adapters=self.settings.max_resident_adapters,
-            )
+            self.engine, fallback = make_engine(self.loaded, self.settings)
+            if fallback:
+                self.warnings.append(fallback)
             self.pipeline = AnswerPipeline(self.engine, PromptStyle.from_settings(self.settings))
-        except ModelLoadError as exc:
+        except (ModelLoadError, UserInputError) as exc:  # incl. a model server that did not answer
             self.error = str(exc)
             log.error("model load failed: %s", exc)
         except Exception as exc:  # anything else still leaves a page that says what happened
@@ -137,7 +137,7 @@ class ExpertService:
             return f"Model failed to load: {self.error}"
         if not self.ready:
             return f"Starting: {self.progress:.0%}. {self.progress_message}"
-        parts = [f"Model: {self.loaded.describe()}."]
+        parts = [f"Model: {self.loaded.describe()}; engine: {self.engine.describe()}."]
         parts += [f"Unavailable: {w}" for w in self.warnings]
         return " ".join(parts)
 
@@ -233,6 +233,67 @@ class ExpertService:
         try:
             yield from self.pipeline.answer(request, stop)
         finally:
+            if self._stops.get(session) is stop:
+                del self._stops[session]
+
+    def compare(
+        self,
+        session: str,
+        message: str,
+        modes: Sequence[Mode | str],
+        params: GenerationParams,
+        system_prompt: str | None = None,
+        adapter: str | None = None,
+    ) -> Iterator[list[AnswerUpdate | UserInputError | None]]:
+        """Answer `message` in every mode at once; yield the list of latest updates (None: nothing yet, a
+        UserInputError: that mode's one-sentence refusal) each time any of them moves on.
+
+        Each answer runs on a thread of its own and all share one stop event (the session's Stop), so an
+        engine that batches (llama.cpp) decodes them together; transformers takes them one after another.
+        """
+        stop = threading.Event()
+        self._stops[session] = stop
+        latest: list[AnswerUpdate | UserInputError | None] = [None] * len(modes)
+        changed = threading.Condition()
+        running, version = [len(modes)], [0]
+
+        def run(i: int, mode: Mode | str) -> None:
+            try:
+                for update in self.answer(session, message, [], mode, params, system_prompt, adapter, stop=stop):
+                    with changed:
+                        latest[i] = copy.copy(update)
+                        version[0] += 1
+                        changed.notify()
+            except UserInputError as exc:
+                with changed:
+                    latest[i] = exc
+            except Exception as exc:  # one mode failing must not take the others down
+                log.exception("compare: %s failed", mode)
+                with changed:
+                    latest[i] = UserInputError(f"This answer failed ({type(exc).__name__}).")
+            finally:
+                with changed:
+                    running[0] -= 1
+                    version[0] += 1
+                    changed.notify()
+
+        workers = [threading.Thread(target=run, args=(i, m), name=f"compare-{i}", daemon=True)
+                   for i, m in enumerate(modes)]  # fmt: skip
+        for worker in workers:
+            worker.start()
+        try:
+            seen = [0]
+            while True:
+                with changed:
+                    changed.wait_for(lambda: version[0] != seen[0])
+                    snapshot, finished, seen[0] = list(latest), running[0] == 0, version[0]
+                yield snapshot
+                if finished:
+                    break
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=30)
             if self._stops.get(session) is stop:
                 del self._stops[session]
 

@@ -53,6 +53,28 @@ class Settings:
         ),
     )
     load_in_4bit: bool = field(default=False, metadata=_help("Load the model in 4-bit nf4 through bitsandbytes."))
+    engine: str = field(
+        default="auto",
+        metadata=_help(
+            "What generates tokens: 'auto' (llama.cpp for the embedded GGUF on the CPU, else transformers), "
+            "'llamacpp', 'transformers', or 'openai' (an OpenAI-compatible server such as vLLM, at --engine-url)."
+        ),
+    )
+    engine_url: str = field(
+        default="", metadata=_help("Base URL of the OpenAI-compatible server for --engine openai, e.g. http://gpu:8000.")
+    )
+    engine_model: str = field(
+        default="", metadata=_help("Model name on that server; empty means the first model it lists.")
+    )
+    engine_api_key: str = field(
+        default="", metadata=_help("API key for that server (better set as EXPERT_ENGINE_API_KEY).")
+    )
+    engine_threads: int = field(
+        default=0, metadata=_help("llama.cpp threads; 0 means every core this process may use.")
+    )
+    engine_batch: int = field(
+        default=4, metadata=_help("Answers one llama.cpp context decodes together (per adapter in use).")
+    )
     data_dir: Path = field(
         default=Path("data"),
         metadata=_help("Where the model cache, index, adapters and uploads live (/data on a Space)."),
@@ -151,6 +173,12 @@ class Settings:
         problems: list[str] = []
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
+        if self.engine not in ("auto", "llamacpp", "transformers", "openai"):
+            problems.append(f"engine must be 'auto', 'llamacpp', 'transformers' or 'openai', not {self.engine!r}")
+        if self.engine == "openai" and not self.engine_url.startswith(("http://", "https://")):
+            problems.append(f"engine 'openai' needs engine_url, an http(s) address, not {self.engine_url!r}")
+        if self.engine_threads < 0:
+            problems.append(f"engine_threads must be 0 or more, not {self.engine_threads}")
         if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
             problems.append(f"dtype must be 'auto', 'bf16', 'fp16' or 'fp32', not {self.dtype!r}")
         if not 0 <= self.temperature <= 2:
@@ -165,7 +193,7 @@ class Settings:
             problems.append(f"chunk_size must be at least 16 tokens, not {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
-        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters"):
+        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.rag_context not in ("sentences", "chunks"):

@@ -82,11 +82,12 @@ class Scorecard:
         cfg = self.config
         adapter = f", adapter `{cfg['adapter']}`" if cfg.get("adapter") else ""
         decoding = "greedy" if cfg["temperature"] == 0 else f"temperature {cfg['temperature']}, top-p {cfg['top_p']}"
+        engine = cfg.get("engine") or "transformers"
         langs = ", ".join(f"{lang} {n}" for lang, n in self.language_counts.items())
         lines = [
             f"# Scorecard: {self.qa_file}",
             "",
-            f"Model `{cfg['model']}`{adapter}; {decoding}, at most {cfg['max_new_tokens']} new tokens; "
+            f"Model `{cfg['model']}`{adapter} on {engine}; {decoding}, at most {cfg['max_new_tokens']} new tokens; "
             f"RAG and Hybrid read the top {self.k} passages. {self.questions} questions "
             f"({self.answerable} answerable, {self.questions - self.answerable} with no answer in the documents); "
             f"by language: {langs}. Run `{self.name}`, {self.created_at[:16].replace('T', ' ')} UTC.",

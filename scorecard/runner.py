@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import evidence, generation, language, pipeline
+from core import evidence, generation, language, llamacpp, pipeline
 from core import service as service_module
 from core.errors import UserInputError
 from core.files import append_line, atomic_write_json, read_lines
@@ -53,7 +53,7 @@ class ScorecardError(UserInputError):
 def _answer_path_fingerprint() -> str:
     """Digest of the modules that shape an answer's text, so a code change starts a fresh run."""
     digest = hashlib.sha256()
-    for module in (pipeline, generation, evidence, language, service_module):
+    for module in (pipeline, generation, llamacpp, evidence, language, service_module):
         digest.update(inspect.getsource(module).encode("utf-8"))
     return digest.hexdigest()[:16]
 
@@ -65,6 +65,7 @@ class RunConfig:
     qa_file: str
     qa_sha256: str
     model: str
+    engine: str
     adapter: str | None
     adapter_sha256: str | None
     temperature: float
@@ -174,6 +175,7 @@ class ScorecardRun:
             qa_file=self.qa.name,
             qa_sha256=self.qa.sha256,
             model=self.service.loaded.name,
+            engine=self.service.engine.name,
             adapter=info.key if info else None,
             adapter_sha256=file_sha256(info.weights) if info else None,
             temperature=self.params.temperature,

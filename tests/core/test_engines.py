@@ -1,0 +1,55 @@
+"""Which engine the settings pick, and the one-sentence fallback when llama.cpp cannot run."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from core import llamacpp
+from core.engines import make_engine
+from core.generation import Engine
+from core.service import ExpertService
+from core.settings import Settings, SettingsError
+
+
+def test_a_model_without_gguf_uses_transformers_without_a_warning(tiny_loaded, tiny_settings):
+    engine, warning = make_engine(tiny_loaded, tiny_settings)
+    assert type(engine) is Engine and warning is None
+
+
+def test_asking_for_llamacpp_on_a_model_without_gguf_falls_back_with_one_sentence(tiny_loaded, tiny_settings):
+    engine, warning = make_engine(tiny_loaded, tiny_settings.replace(engine="llamacpp"))
+    assert type(engine) is Engine
+    assert "GGUF" in warning and "transformers" in warning and warning.count(". ") == 0
+
+
+def test_llamacpp_that_cannot_load_falls_back_and_the_status_line_says_so(tiny_loaded, tiny_settings, monkeypatch):
+    def missing():
+        raise llamacpp.LlamaCppUnavailable("llama-cpp-python is not installed")
+
+    monkeypatch.setattr(llamacpp, "import_llama_cpp", missing)
+    loaded = copy.copy(tiny_loaded)
+    loaded.gguf_path = Path("/nowhere/model.gguf")
+    engine, warning = make_engine(loaded, tiny_settings)
+    assert type(engine) is Engine
+    assert warning == "llama.cpp (llama-cpp-python is not installed); answering with transformers, about 6x slower."
+    service = ExpertService.over(tiny_settings, engine)
+    service.warnings.append(warning)
+    status = service.status_line()
+    assert "engine: transformers" in status and "llama-cpp-python is not installed" in status
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"engine": "vllm"}, "engine must be"),
+        ({"engine": "openai"}, "engine_url"),
+        ({"engine": "openai", "engine_url": "gpu:8000"}, "engine_url"),
+        ({"engine_batch": 0}, "engine_batch"),
+    ],
+)
+def test_bad_engine_settings_are_named(changes, words):
+    with pytest.raises(SettingsError, match=words):
+        Settings(**changes).check()
