@@ -49,7 +49,13 @@ EVALUATE_HELP = (
     "run resumes where it stopped."
 )
 PRIVATE = {"api_visibility": "private"}
-ONE_AT_A_TIME_ON_THE_MODEL = {"concurrency_id": "model", "concurrency_limit": 1}
+
+
+def on_the_model(service: ExpertService) -> dict:
+    """Queue settings of the events that generate: as many at once as the engine batches (llama.cpp decodes
+    concurrent answers together; transformers takes one at a time, so its queue shows people their place)."""
+    s = service.settings
+    return {"concurrency_id": "model", "concurrency_limit": 1 if s.engine == "transformers" else s.engine_batch}
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------
@@ -227,8 +233,8 @@ def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
     outputs = [message, chatbot, model_history, sources]
     # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.
     events = [
-        message.submit(respond, inputs, outputs, api_name="chat", **ONE_AT_A_TIME_ON_THE_MODEL),
-        send.click(respond, inputs, outputs, **PRIVATE, **ONE_AT_A_TIME_ON_THE_MODEL),
+        message.submit(respond, inputs, outputs, api_name="chat", **on_the_model(service)),
+        send.click(respond, inputs, outputs, **PRIVATE, **on_the_model(service)),
     ]
     def stop(request: gr.Request) -> None:
         service.stop(request.session_hash)
@@ -250,18 +256,14 @@ def compare_tab(service: ExpertService, shared: Shared, stop_btn: gr.Button) -> 
 
     def compare(question, adapter, system, temperature, top_p, max_new, request: gr.Request):
         params = GenerationParams(temperature, top_p, max_new)
-        answers = [""] * len(MODES)
-        for i, mode in enumerate(MODES):
-            try:
-                for update in service.answer(request.session_hash, question, [], mode, params, system, adapter):
-                    answers[i] = format_answer(update)
-                    yield answers
-            except UserInputError as exc:
-                answers[i] = WARNING + str(exc)
-                yield answers
+        for latest in service.compare(request.session_hash, question, MODES, params, system, adapter):
+            yield [
+                "" if item is None else WARNING + str(item) if isinstance(item, UserInputError) else format_answer(item)
+                for item in latest
+            ]
 
     event = compare_btn.click(
-        compare, [question, shared.adapter, *shared.settings], columns, api_name="compare", **ONE_AT_A_TIME_ON_THE_MODEL
+        compare, [question, shared.adapter, *shared.settings], columns, api_name="compare", **on_the_model(service)
     )
     stop_btn.click(None, None, None, cancels=[event], **PRIVATE)
 

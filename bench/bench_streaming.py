@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data", help="data directory (holds the embedded model cache)")
     args = parser.parse_args()
 
-    settings = Settings(model=args.model, data_dir=Path(args.data_dir))
+    settings = Settings(model=args.model, data_dir=Path(args.data_dir), engine="transformers")
     service = ExpertService(settings)
     if not service.wait_ready():
         sys.exit(service.status_line())
