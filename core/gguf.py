@@ -106,16 +106,21 @@ def lora_digest(handle: AdapterHandle, base_gguf: str | os.PathLike) -> str:
 
 
 def convert_lora(
-    handle: AdapterHandle, tensors: Mapping[str, Any], base_gguf: str | os.PathLike, out: str | os.PathLike
+    handle: AdapterHandle,
+    tensors: Mapping[str, Any],
+    base_gguf: str | os.PathLike,
+    out: str | os.PathLike,
+    arch: GgufArch | None = None,
 ) -> Path:
     """Write the adapter's checked `tensors` (PEFT names, torch or numpy) as a GGUF LoRA for `base_gguf`.
 
     Written beside `out` and renamed into place, so a crash never leaves a half-written file that a
     later start would load. Raises GgufError (one sentence) for an architecture or layer llama.cpp
-    cannot take."""
+    cannot take. `arch`: the base's facts when the caller knows them (reading them from the file parses its
+    whole vocabulary, about a second)."""
     import gguf
 
-    arch = GgufArch.read(base_gguf)
+    arch = arch or GgufArch.read(base_gguf)
     if arch.arch not in SUPPORTED:
         raise GgufError(f"Adapters for {arch.arch!r} GGUF models are not supported (only {', '.join(SUPPORTED)}).")
     lora = handle.lora

@@ -194,6 +194,7 @@ class LlamaCppEngine(Engine):
         if not self.model:
             raise LlamaCppUnavailable(f"llama.cpp could not load {self.gguf_path.name}")
         self.n_vocab = self.lib.llama_vocab_n_tokens(self.lib.llama_model_get_vocab(self.model))
+        self.arch = self._arch()
         self._converted: dict[tuple[str, tuple[Any, ...]], Path] = {}
         self._convert_lock = threading.Lock()
         self._contexts: OrderedDict[str | None, _Context] = OrderedDict()
@@ -210,6 +211,20 @@ class LlamaCppEngine(Engine):
 
     def describe(self) -> str:
         return f"llama.cpp over {self.gguf_path.name}, {self.threads} threads, up to {self.sequences} answers batched"
+
+    def _meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(256)
+        n = self.lib.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode() if n >= 0 else None
+
+    def _arch(self) -> Any:
+        """The base's architecture and head counts, from llama.cpp's own reading of the file."""
+        from core.gguf import GgufArch
+
+        arch = self._meta("general.architecture") or ""
+        heads = int(self._meta(f"{arch}.attention.head_count") or 0)
+        kv = self._meta(f"{arch}.attention.head_count_kv")
+        return GgufArch(arch, heads, int(kv) if kv else heads)
 
     # -- adapters -------------------------------------------------------------------------------------
     def lora_file(self, adapter: AdapterHandle) -> Path:
@@ -232,7 +247,7 @@ class LlamaCppEngine(Engine):
                 check_tensors(tensors, adapter.lora, self.spec)
                 started = time.perf_counter()
                 try:
-                    convert_lora(adapter, tensors, self.gguf_path, path)
+                    convert_lora(adapter, tensors, self.gguf_path, path, self.arch)
                 except GgufError as exc:
                     raise AdapterUnusable(str(exc)) from None
                 log.info("adapter %s converted to GGUF in %.2f s", adapter.key, time.perf_counter() - started)

@@ -425,13 +425,22 @@ class AdapterRig:
 
     PROMPT = "Tidal turbines need"
 
-    def __init__(self, settings, demo_dir=None):
+    def __init__(self, settings, demo_dir=None, engine: str = "transformers"):
         from adapters import AdapterCatalog
         from core.generation import Engine
         from core.models import load_model
 
         self.settings = settings
-        self.engine = Engine(load_model(settings), 2000, max_resident_adapters=settings.max_resident_adapters)
+        loaded = load_model(settings)
+        if engine == "llamacpp":  # the same tiny model written as an F32 GGUF, run by llama.cpp
+            from core.gguf import write_model
+            from core.llamacpp import LlamaCppEngine
+
+            gguf = write_model(loaded.model, Path(settings.data_dir) / "tiny.gguf", loaded.tokenizer)
+            self.engine = LlamaCppEngine(loaded, gguf, Path(settings.data_dir) / "lora-cache", 2000,
+                                         settings.max_resident_adapters, threads=1)  # fmt: skip
+        else:
+            self.engine = Engine(loaded, 2000, max_resident_adapters=settings.max_resident_adapters)
         self.catalog = AdapterCatalog(self.engine.spec, settings, demo_dir=demo_dir, unload=self.engine.unload)
 
     @property

@@ -20,7 +20,7 @@ llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not ins
 from adapters.validate import WEIGHTS_FILE, check_adapter_folder  # noqa: E402
 from core.errors import AdapterUnusable  # noqa: E402
 from core.generation import Engine, GenerationParams  # noqa: E402
-from core.gguf import write_model  # noqa: E402
+from core.gguf import GgufArch, write_model  # noqa: E402
 from core.llamacpp import LlamaCppEngine  # noqa: E402
 from core.lora import AdapterHandle  # noqa: E402
 from core.models import LoadedModel, stop_token_ids  # noqa: E402
@@ -159,6 +159,7 @@ def test_closing_a_stream_frees_its_sequence(pair):
 
 def test_converted_adapter_is_cached_by_content(pair):
     _, fast, adapter, *_ = pair
+    assert fast.arch == GgufArch.read(fast.gguf_path)  # llama.cpp's reading of the file, as gguf reads it
     first = fast.lora_file(adapter)
     mtime = first.stat().st_mtime_ns
     fast._converted.clear()
