@@ -38,6 +38,8 @@ EMBEDDED_CACHE = "smollm2-135m-instruct"
 END_OF_TURN_TOKENS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>")
 
 Progress = Callable[[float, str], None]
+SERVED_ELSEWHERE = "served elsewhere"
+"""`LoadedModel.quantization` of a model whose weights stay on an OpenAI-compatible server."""
 
 
 class ModelLoadError(RuntimeError):
@@ -67,6 +69,8 @@ class LoadedModel:
         return 2048
 
     def describe(self) -> str:
+        if self.quantization == SERVED_ELSEWHERE:
+            return f"{self.name} (weights on the model server), context {self.context_window} tokens"
         dtype = str(self.dtype).removeprefix("torch.")
         quant = f", {self.quantization}" if self.quantization else ""
         return f"{self.name} on {self.device.type} ({dtype}{quant}), context {self.context_window} tokens"
@@ -127,7 +131,9 @@ def load_model(settings: Settings, progress: Progress | None = None) -> LoadedMo
     dtype = pick_dtype(settings.dtype, device)
     name = resolve_model_name(settings.model, device)
     report(0.05, f"Loading {name} on {device.type}")
-    if name == EMBEDDED_MODEL:
+    if settings.engine == "openai":  # a model server generates: only the tokenizer and the layer shapes here
+        loaded = _load_skeleton(name, settings, report)
+    elif name == EMBEDDED_MODEL:
         if settings.load_in_4bit:
             raise ModelLoadError("4-bit loading applies to Hub or local models, not to the embedded GGUF model.")
         loaded = _load_embedded(settings, device, dtype, report)
@@ -171,6 +177,32 @@ def _load_pretrained(
     if quantization is None:
         model.to(device)
     return LoadedModel(model, tokenizer, name, device, dtype, quantization)
+
+
+def _load_skeleton(name: str, settings: Settings, report: Progress) -> LoadedModel:
+    """The tokenizer, and the model built on the meta device (layer names and shapes, no weights): what the
+    app needs of the model when an OpenAI-compatible server runs it (prompts, stop tokens, adapter checks)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source = str(embedded_cache_dir(settings.data_dir, report)) if name == EMBEDDED_MODEL else name
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(_explain_load_failure(name, exc, offline)) from exc
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    try:
+        from transformers import GenerationConfig
+
+        model.generation_config = GenerationConfig.from_pretrained(source)
+    except (OSError, ValueError):
+        pass
+    display = EMBEDDED_NAME if name == EMBEDDED_MODEL else name
+    dtype = getattr(config, "dtype", None)
+    dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
+    return LoadedModel(model, tokenizer, display, torch.device("meta"), dtype, quantization=SERVED_ELSEWHERE)
 
 
 def _explain_load_failure(name: str, exc: Exception, offline: bool) -> str:

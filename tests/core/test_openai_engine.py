@@ -47,21 +47,10 @@ def served(tmp_path_factory):
     (tmp / "server.json").write_text(json.dumps(config))
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--config_file", str(tmp / "server.json")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{config['port']}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail("the server did not start within 60 s")
+    _wait_for(url, server)
     remote = OpenAIEngine(loaded, url)
     yield remote, local, adapter, loaded, tmp
     remote.close()
@@ -96,6 +85,55 @@ def test_an_adapter_the_server_cannot_load_gets_one_sentence(served):
     prompt = _prompt(local, "What is the warranty period?")
     with pytest.raises(AdapterUnusable, match="cannot load adapters while running"):
         list(remote.stream(prompt, GREEDY, adapter=other))
+
+
+def test_the_app_answers_through_a_server_running_the_embedded_gguf(embedded_data_dir, tmp_path):
+    """The whole app path (service, pipeline, engine) with the embedded GGUF served by llama-cpp-python's server:
+    the same greedy answer as the in-process llama.cpp engine, and the app holds no weights of its own."""
+    from core.generation import GenerationParams
+    from core.models import embedded_gguf_path
+    from core.service import ExpertService
+    from core.settings import Settings
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(url, server)
+        settings = Settings(model="embedded", data_dir=embedded_data_dir, engine="openai", engine_url=url)
+        answers = {}
+        for kind in ("openai", "llamacpp"):
+            service = ExpertService(settings.replace(engine=kind)).start()
+            assert service.wait_ready(120), service.status_line()
+            params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=16)
+            updates = list(service.answer("t", "What is the capital of France?", [], "Base", params))
+            answers[kind] = updates[-1].text
+            if kind == "openai":
+                assert "weights on the model server" in service.status_line()
+            service.engine.close()
+        assert len(answers["openai"]) > 10
+        assert answers["openai"] == answers["llamacpp"]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _wait_for(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail("the model server exited before it answered")
+        try:
+            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    server.kill()
+    pytest.fail(f"the model server did not start within {seconds:.0f} s")
 
 
 def test_a_server_that_is_gone_gets_one_sentence(served):
