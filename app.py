@@ -52,10 +52,9 @@ PRIVATE = {"api_visibility": "private"}
 
 
 def on_the_model(service: ExpertService) -> dict:
-    """Queue settings of the events that generate: as many at once as the engine batches (llama.cpp decodes
-    concurrent answers together; transformers takes one at a time, so its queue shows people their place)."""
-    s = service.settings
-    return {"concurrency_id": "model", "concurrency_limit": 1 if s.engine == "transformers" else s.engine_batch}
+    """Queue settings of the events that generate: as many at once as the engine batches together (beyond
+    that, Gradio's queue shows people their place)."""
+    return {"concurrency_id": "model", "concurrency_limit": service.settings.engine_batch}
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def make_engine(loaded: LoadedModel, settings: Settings) -> tuple[Engine, str | None]:
     """The engine the settings pick, and a one-sentence warning when it had to fall back to transformers."""
     common = dict(max_message_chars=settings.max_message_chars, max_resident_adapters=settings.max_resident_adapters)
+    batched = dict(common, batch=settings.engine_batch)
     if settings.engine == "openai":  # no fallback: the operator asked for a server, so its failure is an error
         from core.openai_engine import OpenAIEngine
 
@@ -36,9 +37,9 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> tuple[Engine, str | 
         settings.engine == "auto" and loaded.gguf_path is not None and loaded.device.type == "cpu"
     )
     if not wanted:
-        return Engine(loaded, **common), None
+        return Engine(loaded, **batched), None
     if loaded.gguf_path is None:
-        return Engine(loaded, **common), (
+        return Engine(loaded, **batched), (
             "the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers."
         )
     from core.llamacpp import LlamaCppEngine, LlamaCppUnavailable
@@ -54,5 +55,5 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> tuple[Engine, str | 
         )
     except LlamaCppUnavailable as exc:
         log.warning("llama.cpp engine unavailable: %s", exc)
-        return Engine(loaded, **common), f"llama.cpp ({exc}); answering with transformers, about 6x slower."
+        return Engine(loaded, **batched), f"llama.cpp ({exc}); answering with transformers, about 6x slower."
     return engine, None

@@ -210,11 +210,19 @@ class Engine:
     Callers hand it resolved values (`AdapterHandle`s from the catalog), never hooks.
     """
 
-    def __init__(self, loaded: LoadedModel, max_message_chars: int = 8000, max_resident_adapters: int = 4):
+    def __init__(
+        self, loaded: LoadedModel, max_message_chars: int = 8000, max_resident_adapters: int = 4, batch: int = 1
+    ):
         self.loaded = loaded
         self.max_message_chars = max_message_chars
         self.lock = FairRLock()  # first come, first served: a batch never starves a chat
         self.residency = LoraResidency(loaded, max_resident_adapters)
+        self.batch = max(1, batch)
+        """Requests waiting for the model that may run as one `generate` call (same settings; adapters mixed
+        per row through PEFT's `adapter_names`); 1 runs each alone."""
+        self._pending: list[_Request] = []
+        self._pending_lock = threading.Lock()
+        self.batches = self.batched_rows = self.mixed_batches = 0
 
     name = "transformers"
 
@@ -329,25 +337,115 @@ class Engine:
         """
         return _stream(self, list(prompt_ids), params, stop or threading.Event(), adapter, copy_from)
 
-    def _generate(
-        self,
-        prompt_ids: list[int],
-        params: GenerationParams,
-        stop: threading.Event,
-        streamer: _TokenQueue,
-        errors: list[BaseException],
-        adapter: AdapterHandle | None,
-        copy_from: Sequence[Sequence[int]] = (),
-    ) -> None:
+    def _generate(self, request: _Request) -> None:
+        """Run `request` once the model is free, together with compatible requests waiting by then; a request
+        another worker already took into its batch is left to that batch."""
+        if self.batch == 1:
+            self._run_alone(request)
+            return
+        with self._pending_lock:
+            self._pending.append(request)
+        with self.lock:
+            with self._pending_lock:
+                if request not in self._pending:
+                    return
+                group = self._take_group(request)
+            if len(group) == 1:
+                self._run_alone(request)
+            else:
+                self._run_group(group)
+
+    def _take_group(self, first: _Request) -> list[_Request]:
+        """`first` and the waiting requests that can share its `generate` call (same settings, at most the
+        resident-adapter limit of distinct adapters), removed from the waiting list. Holds `_pending_lock`."""
+        group, adapters = [first], {first.adapter.key if first.adapter else None}
+        for other in self._pending:
+            if len(group) >= self.batch:
+                break
+            key = other.adapter.key if other.adapter else None
+            if other is first or other.params != first.params:
+                continue
+            if key not in adapters and len([a for a in adapters | {key} if a]) > self.residency.max_resident:
+                continue
+            group.append(other)
+            adapters.add(key)
+        self._pending = [r for r in self._pending if r not in group]
+        return group
+
+    def _run_alone(self, request: _Request) -> None:
         try:
             with self.lock:
-                self.residency.activate(adapter)
+                self.residency.activate(request.adapter)
                 with torch.inference_mode():
-                    self._run(prompt_ids, params, stop, streamer, copy_from)
+                    self._run(request.prompt, request.params, request.stop, request.streamer, request.copy_from)
         except BaseException as exc:  # surfaced to the consumer, never lost in the thread
-            errors.append(exc)
+            request.errors.append(exc)
         finally:
-            streamer.end()
+            request.streamer.end()
+
+    def _run_group(self, group: list[_Request]) -> None:
+        """One left-padded `generate` for the group; each row with its own adapter (PEFT `adapter_names`), its
+        own stop event and logits processors; each row's tokens go to its own stream. Holds `lock`."""
+        names: list[str] = []
+        rows: list[_Request] = []
+        for request in group:  # load every adapter first; one that fails is that request's error alone
+            try:
+                self.residency.activate(request.adapter)
+            except BaseException as exc:
+                request.errors.append(exc)
+                request.streamer.end()
+                continue
+            rows.append(request)
+        if not rows:
+            return
+        for request in rows:
+            key = request.adapter.key if request.adapter else None
+            names.append(self.residency.adapter_name(key) if key else "__base__")
+        try:
+            adapted = next((r.adapter for r in rows if r.adapter is not None), None)
+            self.residency.activate(adapted)  # LoRA layers on (rows choose their own adapter below)
+            with torch.inference_mode():
+                self._run_rows(rows, names if adapted is not None else None)
+            self.batches += 1
+            self.batched_rows += len(rows)
+            self.mixed_batches += len(set(names)) > 1
+        except BaseException as exc:
+            for request in rows:
+                request.errors.append(exc)
+        finally:
+            for request in rows:
+                request.streamer.end()
+
+    def _run_rows(self, rows: list[_Request], adapter_names: list[str] | None) -> None:
+        width = max(len(r.prompt) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.loaded.stop_token_ids[0]
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
+            mask[i, width - len(r.prompt) :] = 1
+        params = rows[0].params
+        per_row: list[list[LogitsProcessor]] = []
+        for r in rows:
+            processors: list[LogitsProcessor] = []
+            if params.copy_bias and r.copy_from:
+                processors.append(_CopyBias(r.copy_from, width, params.copy_bias))
+            if params.no_repeat_ngram:
+                processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, width))
+            per_row.append(processors)
+        device = self.loaded.device
+        extra = {"adapter_names": adapter_names} if adapter_names is not None else {}
+        self.loaded.model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            streamer=_RowRouter([r.streamer for r in rows], self.loaded.stop_token_ids, [r.stop for r in rows]),
+            logits_processor=LogitsProcessorList([_PerRow(per_row)]),
+            stopping_criteria=StoppingCriteriaList([_StopRows([r.stop for r in rows])]),
+            eos_token_id=self.loaded.stop_token_ids,
+            pad_token_id=pad,
+            **params.generate_kwargs(),
+            **extra,
+        )
 
     def _run(
         self,
@@ -375,6 +473,61 @@ class Engine:
         )
 
 
+@dataclass(eq=False)
+class _Request:
+    prompt: list[int]
+    params: GenerationParams
+    stop: threading.Event
+    adapter: AdapterHandle | None
+    copy_from: Sequence[Sequence[int]]
+    streamer: _TokenQueue
+    errors: list[BaseException]
+
+
+class _PerRow(LogitsProcessor):
+    """Each row's own logits processors, applied to that row only."""
+
+    def __init__(self, rows: list[list[LogitsProcessor]]):
+        self.rows = rows
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for i, processors in enumerate(self.rows):
+            for processor in processors:
+                scores[i : i + 1] = processor(input_ids[i : i + 1], scores[i : i + 1])
+        return scores
+
+
+class _StopRows(StoppingCriteria):
+    """Ends each row when its own stop event is set (the reader went away, or Stop)."""
+
+    def __init__(self, events: list[threading.Event]):
+        self.events = events
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.tensor([e.is_set() for e in self.events], dtype=torch.bool, device=input_ids.device)
+
+
+class _RowRouter(BaseStreamer):
+    """Sends each row's new token to that row's stream, until the row ends (a stop token; later puts are padding)."""
+
+    def __init__(self, streams: list[_TokenQueue], stop_ids: Sequence[int], events: list[threading.Event]):
+        self.streams, self.stop_ids, self.events = streams, set(stop_ids), events
+        self.live = [True] * len(streams)
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for i, token in enumerate(value.reshape(-1).tolist()):
+            if self.live[i] and not self.events[i].is_set():
+                self.streams[i].queue.put([token])
+                self.live[i] = token not in self.stop_ids
+
+    def end(self) -> None:
+        pass  # each row's stream is ended by the engine, after errors are recorded
+
+
 @gpu
 def _stream(
     engine: Engine,
@@ -386,12 +539,8 @@ def _stream(
 ) -> Iterator[str]:
     streamer = _TokenQueue()
     errors: list[BaseException] = []
-    worker = threading.Thread(
-        target=engine._generate,
-        args=(prompt_ids, params, stop, streamer, errors, adapter, copy_from),
-        name="generate",
-        daemon=True,
-    )
+    request = _Request(prompt_ids, params, stop, adapter, copy_from, streamer, errors)
+    worker = threading.Thread(target=engine._generate, args=(request,), name="generate", daemon=True)
     decoder = IncrementalDecoder(engine.tokenizer, skip_ids=engine.loaded.stop_token_ids)
     started = time.perf_counter()
     worker.start()

@@ -73,7 +73,10 @@ class Settings:
         default=0, metadata=_help("llama.cpp threads; 0 means every core this process may use.")
     )
     engine_batch: int = field(
-        default=4, metadata=_help("Answers one llama.cpp context decodes together (per adapter in use).")
+        default=4,
+        metadata=_help(
+            "Answers decoded together: per adapter in use with llama.cpp; adapters mixed per row with transformers."
+        ),
     )
     data_dir: Path = field(
         default=Path("data"),

@@ -453,8 +453,9 @@ class AdapterRig:
             gguf = write_model(loaded.model, Path(settings.data_dir) / "tiny.gguf", loaded.tokenizer)
             self.engine = LlamaCppEngine(loaded, gguf, Path(settings.data_dir) / "lora-cache", 2000,
                                          settings.max_resident_adapters, threads=1)  # fmt: skip
-        else:
-            self.engine = Engine(loaded, 2000, max_resident_adapters=settings.max_resident_adapters)
+        else:  # "transformers", or "transformers-batched": waiting requests share one generate, adapters per row
+            batch = 4 if engine == "transformers-batched" else 1
+            self.engine = Engine(loaded, 2000, max_resident_adapters=settings.max_resident_adapters, batch=batch)
         self.catalog = AdapterCatalog(self.engine.spec, settings, demo_dir=demo_dir, unload=self.engine.unload)
 
     @property

@@ -26,7 +26,7 @@ THREADS, PER_THREAD = 8, 50
 
 
 @pytest.mark.usefixtures("single_torch_thread")
-@pytest.mark.parametrize("engine_kind", ["transformers", "llamacpp"])
+@pytest.mark.parametrize("engine_kind", ["transformers", "transformers-batched", "llamacpp"])
 def test_concurrent_generations_each_get_their_own_adapter(tiny_settings, tmp_path, engine_kind):
     if engine_kind == "llamacpp":
         pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make install builds it)")
@@ -76,3 +76,6 @@ def test_concurrent_generations_each_get_their_own_adapter(tiny_settings, tmp_pa
     assert len(manager.resident) <= 2
     if engine_kind == "llamacpp":
         assert engine.batched_tokens > engine.steps, "concurrent requests with one adapter were never batched"
+    if engine_kind == "transformers-batched":
+        assert engine.batched_rows > engine.batches > 0, "concurrent requests never shared a generate call"
+        assert engine.mixed_batches > 0, "no generate call ever mixed adapters across its rows"
