@@ -42,18 +42,22 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> tuple[Engine, str | 
         return Engine(loaded, **batched), (
             "the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers."
         )
-    from core.llamacpp import LlamaCppEngine, LlamaCppUnavailable
+    from core.llamacpp import LlamaCppEngine, LlamaCppUnavailable, requantized
 
+    cache = DataLayout(settings.data_dir).model_cache
     try:
+        gguf = loaded.gguf_path if settings.engine_gguf == "shipped" else requantized(loaded.gguf_path, cache, "q8_0")
         engine = LlamaCppEngine(
             loaded,
-            loaded.gguf_path,
-            DataLayout(settings.data_dir).model_cache / "gguf-lora",
+            gguf,
+            cache / "gguf-lora",
             threads=settings.engine_threads or None,
             sequences=settings.engine_batch,
             **common,
         )
-    except LlamaCppUnavailable as exc:
+    except (LlamaCppUnavailable, OSError) as exc:
         log.warning("llama.cpp engine unavailable: %s", exc)
         return Engine(loaded, **batched), f"llama.cpp ({exc}); answering with transformers, about 6x slower."
+    if gguf != loaded.gguf_path:
+        engine.label = f"{loaded.gguf_path.name} re-encoded as Q8_0"
     return engine, None

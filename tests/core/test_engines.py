@@ -64,3 +64,15 @@ def test_with_a_model_server_only_the_tokenizer_and_layer_shapes_load(tiny_setti
     assert ModelSpec.from_model(loaded.model).linear == ModelSpec.from_model(tiny_loaded.model).linear
     assert loaded.stop_token_ids == tiny_loaded.stop_token_ids
     assert "weights on the model server" in loaded.describe()
+
+
+def test_the_embedded_gguf_is_re_encoded_once_as_q8_0(embedded_data_dir, tmp_path):
+    """llama.cpp runs the embedded weights as Q8_0 by default (written once, reused), or the file as shipped."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from core.models import embedded_gguf_path
+
+    first = llamacpp.requantized(embedded_gguf_path(), tmp_path)
+    assert first.is_file() and first.stat().st_size > embedded_gguf_path().stat().st_size  # 8 bits > 4 bits
+    mtime = first.stat().st_mtime_ns
+    assert llamacpp.requantized(embedded_gguf_path(), tmp_path) == first and first.stat().st_mtime_ns == mtime
+    assert not list(tmp_path.glob("*.tmp-*"))
