@@ -37,6 +37,17 @@ Attachment = Callable[["ExpertService", Progress], None]
 raises, the error becomes a warning on the status line and the chat keeps working without that part."""
 
 
+class _AllOf:
+    """Sets every event at once: the session's Stop over the answers of one Compare."""
+
+    def __init__(self, events: Sequence[threading.Event]):
+        self.events = list(events)
+
+    def set(self) -> None:
+        for event in self.events:
+            event.set()
+
+
 def history_for(mode: Mode, history: Sequence[Message]) -> tuple[tuple[Message, ...], tuple[str, ...]]:
     """What a mode may see of a conversation: (turns, earlier questions).
 
@@ -67,7 +78,7 @@ class ExpertService:
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
         self._loader: threading.Thread | None = None
-        self._stops: dict[str, threading.Event] = {}
+        self._stops: dict[str, threading.Event | _AllOf] = {}
 
     @classmethod
     def over(cls, settings: Settings, engine: Engine) -> ExpertService:
@@ -248,10 +259,11 @@ class ExpertService:
         """Answer `message` in every mode at once; yield the list of latest updates (None: nothing yet, a
         UserInputError: that mode's one-sentence refusal) each time any of them moves on.
 
-        Each answer runs on a thread of its own and all share one stop event (the session's Stop), so an
-        engine that batches (llama.cpp) decodes them together; transformers takes them one after another.
+        Each answer runs on a thread of its own, so an engine that batches decodes them together. Each has its
+        own stop event (an answer that ends stops only itself); the session's Stop sets them all.
         """
-        stop = threading.Event()
+        events = [threading.Event() for _ in modes]
+        stop = _AllOf(events)
         self._stops[session] = stop
         latest: list[AnswerUpdate | UserInputError | None] = [None] * len(modes)
         changed = threading.Condition()
@@ -259,7 +271,7 @@ class ExpertService:
 
         def run(i: int, mode: Mode | str) -> None:
             try:
-                for update in self.answer(session, message, [], mode, params, system_prompt, adapter, stop=stop):
+                for update in self.answer(session, message, [], mode, params, system_prompt, adapter, stop=events[i]):
                     with changed:
                         latest[i] = copy.copy(update)
                         version[0] += 1

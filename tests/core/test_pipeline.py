@@ -316,3 +316,16 @@ def test_an_answer_that_begins_by_repeating_the_question_keeps_only_the_answer()
     assert _without_echo("Seals are replaced every 500 hours.", "When are seals replaced?") == (
         "Seals are replaced every 500 hours."
     )
+
+
+def test_compare_gives_each_mode_the_answer_it_gives_alone(service, prompts):
+    """Compare's four answers run at once; one that ends (or closes its stream at the line's end) must not
+    stop the others."""
+    service.attach_knowledge(FakeRetriever([_passage(1), _passage(2, "The warranty period is two years.")]))
+    service.attach_adapters(FakeCatalog())
+    modes = ["Base", "RAG", "Fine-tuned", "Hybrid"]
+    params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=24)
+    alone = [ask(service, "What is part KX-4471?", m, params, adapter="demo")[-1].text for m in modes]
+    assert all(alone)
+    final = list(service.compare("tester", "What is part KX-4471?", modes, params, None, "demo"))[-1]
+    assert [u.text for u in final] == alone
