@@ -9,7 +9,8 @@ In the app's own process (app.py's environment, OMP_WAIT_POLICY=PASSIVE included
 2. time to first token of each;
 3. adapter switching: first-token time when every answer alternates base / adapter, / when it does not;
 4. Compare: the four modes in one pass / one RAG answer (target <= 2.0), the four one after another beside it;
-5. 4 users at once (threads, same adapter): total tokens/s / one user's (target >= 2).
+5. 4 users at once (threads, same adapter): total tokens/s / one user's (target >= 2), beside what llama.cpp
+   itself allows here: one decode step of 4 sequences / of 1 (raw C API, no app code).
 
     python bench/bench_engine.py [--runs 3] [--new-tokens 64] [--data-dir data]
 """
@@ -211,6 +212,45 @@ def main() -> None:
     ratio = tps(load["4 users"]) / tps(load["1 user"])
     print(f"4 users at once, total tokens/s / one user's: {ratio:.2f}  (target >= 2; "
           f"{tps(load['4 users']):.1f} vs {tps(load['1 user']):.1f} tokens/s)")  # fmt: skip
+    one = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 1) for _ in range(args.runs))
+    four = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 4) for _ in range(args.runs))
+    print(f"llama.cpp alone: a decode step of 4 sequences {four:.1f} ms / of 1 {one:.1f} ms = {four / one:.2f}; "
+          f"the most 4 users can gain over 1 here is {4 * one / four:.2f}x")  # fmt: skip
+
+
+def raw_step_ms(llama_cpp, gguf: str, threads: int, sequences: int, steps: int = 40) -> float:
+    """Milliseconds of one llama_decode step with `sequences` sequences of one token each (after a 50-token
+    prompt each), through llama.cpp's C API alone."""
+    model = llama_cpp.llama_model_load_from_file(gguf.encode(), llama_cpp.llama_model_default_params())
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 4096, 4096, 512, sequences
+    params.n_threads = params.n_threads_batch = threads
+    params.kv_unified = True
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    batch = llama_cpp.llama_batch_init(4096, 0, 1)
+
+    def put(n: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = token, pos, 1, logits
+        batch.seq_id[n][0] = seq
+
+    n = 0
+    for seq in range(sequences):
+        for i in range(50):
+            put(n, 100 + i, i, seq, i == 49)
+            n += 1
+    batch.n_tokens = n
+    llama_cpp.llama_decode(ctx, batch)
+    started = time.perf_counter()
+    for k in range(steps):
+        for seq in range(sequences):
+            put(seq, 200 + k, 50 + k, seq, True)
+        batch.n_tokens = sequences
+        llama_cpp.llama_decode(ctx, batch)
+    elapsed = (time.perf_counter() - started) / steps
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    llama_cpp.llama_model_free(model)
+    return elapsed * 1000
 
 
 if __name__ == "__main__":
