@@ -270,7 +270,7 @@ class LlamaCppEngine(Engine):
                 digest = lora_digest(adapter, self.gguf_path)
             except OSError as exc:
                 raise AdapterUnusable(f"The weights of {adapter.name!r} could not be read ({exc.strerror}).") from None
-            path = self.cache_dir / f"{digest}.gguf"
+            path = self.cache_dir / f"{_key_prefix(adapter.key)}-{digest}.gguf"
             if not path.is_file():
                 tensors = load_weights(adapter)
                 check_tensors(tensors, adapter.lora, self.spec)
@@ -289,12 +289,16 @@ class LlamaCppEngine(Engine):
             return [k for k in self._contexts if k is not None]
 
     def unload(self, key: str) -> bool:
-        """Free the adapter's context once its answers are done (and the PEFT copy, if `using()` loaded it)."""
+        """Free the adapter's context once its answers are done, delete its converted files (a deleted upload
+        leaves no copy of its weights behind), and the PEFT copy if `using()` loaded it."""
         with self._wake:
             was = key in self._contexts
             self._commands.append(key)
             self._converted = {k: v for k, v in self._converted.items() if k[0] != key}
             self._wake.notify()
+        with self._convert_lock:
+            for path in self.cache_dir.glob(f"{_key_prefix(key)}-*.gguf"):
+                path.unlink(missing_ok=True)
         return super().unload(key) or was
 
     def close(self) -> None:
@@ -506,6 +510,13 @@ def _pick(logits: np.ndarray, job: _Job) -> int:
         q[keep] = p[keep]
         p = q / q.sum()
     return int(job.rng.choice(len(p), p=p))
+
+
+def _key_prefix(key: str) -> str:
+    """The part of a converted file's name that says which adapter it belongs to."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _raises(exc: BaseException) -> Iterator[str]:

@@ -174,3 +174,14 @@ def test_an_adapter_whose_weights_changed_on_disk_fails_alone(pair):
     with pytest.raises(AdapterUnusable):
         list(fast.stream(prompt, GREEDY, adapter=broken))
     assert _tokens(fast, prompt, adapter) == _tokens(reference, prompt, adapter)
+
+
+def test_unloading_an_adapter_deletes_its_converted_copy(pair):
+    """A deleted upload leaves no copy of its weights in the conversion cache, even one from an earlier run."""
+    reference, fast, adapter, *_ = pair
+    path = fast.lora_file(adapter)
+    prompt = _prompt(reference, "What is the warranty period?")
+    assert _tokens(fast, prompt, adapter)
+    assert fast.unload(adapter.key)
+    assert not path.exists()
+    assert _tokens(fast, prompt, adapter) == _tokens(reference, prompt, adapter)  # converted again when asked
