@@ -105,6 +105,9 @@ def _guess_legacy(data: bytes, name: str) -> tuple[str, str]:
 
     refusal = f"{name} is not UTF-8 and its encoding could not be recognised; save it as UTF-8 and upload it again."
     if sum(1 for byte in data[:_SAMPLE] if byte >= 0x80) < _MIN_EVIDENCE:
+        accented = _accented_latin(data)
+        if accented is not None:
+            return _clean(accented, name), "cp1252"
         raise IngestError(
             f"{name} is not UTF-8 and has too little non-ASCII text to tell its encoding; save it as UTF-8."
         )
@@ -124,6 +127,27 @@ def _guess_legacy(data: bytes, name: str) -> tuple[str, str]:
         if not _BAD_DECODED.search(text) and _plausible(text, encoding):
             return _clean(text, name), encoding
     raise IngestError(refusal)
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _accented_latin(data: bytes) -> str | None:
+    """A short Western European text ("Größe", "Prüfung") read as cp1252, when every run of non-ASCII bytes
+    becomes accented Latin letters that touch an ASCII letter: too few bytes for a statistical guess, but
+    a word of Cyrillic, Greek or CJK bytes never reads as accents inside ASCII words."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    for run in _NON_ASCII_RUN.finditer(text):
+        if any(not ("\u00c0" <= ch <= "\u00ff") or ch in "\u00d7\u00f7" for ch in run.group()):
+            return None
+        before = text[run.start() - 1] if run.start() else ""
+        after = text[run.end()] if run.end() < len(text) else ""
+        if not (before.isascii() and before.isalpha()) and not (after.isascii() and after.isalpha()):
+            return None
+    return text
 
 
 def _western_or_central(data: bytes) -> tuple[str, str] | None:

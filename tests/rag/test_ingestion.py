@@ -125,9 +125,15 @@ def test_legacy_encodings_decode_to_the_right_characters(text: str, encoding: st
     assert "\ufffd" not in decoded
 
 
+@pytest.mark.parametrize("text", ["Café", "Die Größe der Drohne: 12 kg. Prüfung täglich.", "Öl wechseln"])
+def test_a_short_latin1_text_with_umlauts_is_read_not_refused(text: str) -> None:
+    """Too few accented bytes for a statistical guess, but accents inside ASCII words read as cp1252."""
+    assert decode_text(text.encode("latin-1"), "notes.txt") == (text, "cp1252")
+
+
 def test_undecidable_or_binary_text_is_refused_not_garbled() -> None:
     for data, phrase in [
-        ("Café".encode("cp1252"), "too little non-ASCII text"),
+        ("Да нет".encode("cp1251"), "too little non-ASCII text"),  # short Cyrillic: no guess, no mojibake
         (b"\x00\x01\x02binary\x00" * 20, "binary"),
         (b"%PDF-1.7 renamed", "is a PDF"),
     ]:
