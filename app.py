@@ -494,6 +494,16 @@ def build_demo(service: ExpertService) -> gr.Blocks:
     return demo
 
 
+def serve(demo: gr.Blocks, settings: Settings, **launch) -> None:
+    """Queue and launch with the limits that hold under abuse: no upload larger than the largest file the
+    app accepts (Gradio's own upload endpoint took 1 GiB without them), and a bounded queue, beyond which a
+    client is told at once that the app is busy."""
+    largest_mb = max(settings.max_upload_mb, settings.adapter_max_mb)
+    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size).launch(
+        max_file_size=int(largest_mb * 1024 * 1024), show_error=True, **launch
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -502,9 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(str(exc))
     service = build_service(settings).start()
     demo = build_demo(service)
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=settings.host or None, server_port=settings.port or None, show_error=True
-    )
+    serve(demo, settings, server_name=settings.host or None, server_port=settings.port or None)
 
 
 if __name__ == "__main__":

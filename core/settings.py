@@ -162,6 +162,9 @@ class Settings:
         default=False,
         metadata=_help("Make adapters uploaded by one session visible to every session (operator setting)."),
     )
+    queue_max_size: int = field(
+        default=64, metadata=_help("Requests the queue holds; one more is told at once that the app is busy.")
+    )
     host: str = field(
         default="",
         metadata=_help("Address the web server binds; empty means Gradio's default (GRADIO_SERVER_NAME or 127.0.0.1)."),
@@ -205,7 +208,8 @@ class Settings:
             problems.append(f"chunk_size must be at least 16 tokens, not {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
-        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch"):
+        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch",
+                     "queue_max_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.rag_context not in ("sentences", "chunks"):

@@ -25,7 +25,7 @@ def server(tiny_settings, tmp_path_factory):
         (docs / name).write_text(text)
     settings = tiny_settings.replace(
         model=str(model_dir), system_prompt="You are a test assistant.",
-        data_dir=tmp_path_factory.mktemp("app-data"), top_k=2,
+        data_dir=tmp_path_factory.mktemp("app-data"), top_k=2, max_upload_mb=2.0, adapter_max_mb=2.0,
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(app, "SAMPLE_DOCS", docs)
@@ -33,9 +33,8 @@ def server(tiny_settings, tmp_path_factory):
         assert service.wait_ready(timeout=180), service.status_line()
     assert service.knowledge is not None and service.adapters is not None, service.status_line()
     demo = app.build_demo(service)
-    demo.queue(default_concurrency_limit=4)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.serve(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", service
     demo.close()
 
@@ -264,3 +263,15 @@ def _wait_until_stable(page, locator, quiet_ms: int = 1500, timeout_s: float = 3
         last = text
         page.wait_for_timeout(quiet_ms)
     raise AssertionError("the answer kept changing")
+
+
+def test_gradios_own_upload_endpoint_refuses_a_file_over_the_apps_largest_limit(server):
+    """Without max_file_size Gradio's upload route took 1 GiB with no session; now anything over the largest file
+    the app accepts (2 MB here) is refused before it is stored, and a small file still goes through."""
+    import httpx
+
+    url = server[0] + "gradio_api/upload"
+    big = httpx.post(url, files={"files": ("big.txt", b"x" * (3 * 1024 * 1024), "text/plain")}, timeout=30)
+    assert big.status_code == 413, big.text[:200]
+    small = httpx.post(url, files={"files": ("small.txt", b"hello", "text/plain")}, timeout=30)
+    assert small.status_code == 200
