@@ -109,11 +109,12 @@ class AdapterCatalog:
             raise AdapterRejected("Uploading an adapter needs a browser session; reload the page and try again.")
         with self.store.staging() as staging:
             suggested = stage_upload(files, staging, self.max_bytes)
-            final = sanitize_name(name if name and str(name).strip() else (suggested or "adapter"))
+            chosen = bool(name and str(name).strip())
+            final = sanitize_name(name if chosen else (suggested or "adapter"))
             check_adapter_folder(staging, self.spec, self.settings.adapter_max_rank, self.max_bytes)
             if (staging / CARD_FILE).exists():
                 parse_json_object(read_small_file(staging / CARD_FILE), CARD_FILE)
-            entry = self.store.commit_upload(staging, session, final)
+            entry = self.store.commit_upload(staging, session, final, numbered=not chosen)
         found = self.registry.lookup(entry)
         if not isinstance(found, AdapterInfo):  # only if the folder changed under us
             raise AdapterRejected(f"The uploaded adapter could not be stored: {found.reason.rstrip('.')}.")

@@ -134,15 +134,22 @@ class AdapterStore:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def commit_upload(self, staging: Path, session: str, name: str) -> StoreEntry:
+    def commit_upload(self, staging: Path, session: str, name: str, numbered: bool = False) -> StoreEntry:
         """Move a checked staging folder into the session's uploads as `name` (atomically).
 
-        Raises AdapterRejected when the session already has an adapter of that name or has
-        reached its upload limit; the staging folder is then left for its context to remove.
+        Raises AdapterRejected when the session already has an adapter of that name (a name the person
+        chose is never silently changed or replaced) or has reached its upload limit; the staging folder
+        is then left for its context to remove. `numbered`: the name was made up by the app (the upload
+        had none), so a taken one becomes `name-2`, `name-3`, ...
         """
         owner = owner_id(session)
         target = self.folder(UPLOADED) / owner / name
         with self._write_lock:
+            if target.exists() and numbered:
+                for i in range(2, MAX_UPLOADS_PER_SESSION + 2):
+                    if not (target.parent / f"{name}-{i}").exists():
+                        name, target = f"{name}-{i}", target.parent / f"{name}-{i}"
+                        break
             if target.exists():
                 raise AdapterRejected(f"You already have an adapter named {name!r}; delete it or choose another name.")
             if len(self.uploads_of(session)) >= MAX_UPLOADS_PER_SESSION:

@@ -344,3 +344,17 @@ def test_an_adapter_saved_by_peft_round_trips_exactly(manager, base_answer, tmp_
     assert torch.allclose(ours, expected, atol=1e-6) and not torch.allclose(ours, base, atol=1e-3)
     manager.catalog.delete_upload(info.key, SESSION)
     assert answer(manager) == base_answer
+
+
+def test_unnamed_uploads_get_numbered_names_and_a_chosen_name_is_never_replaced(manager, tmp_path):
+    """Two uploads with no name (loose files: the app names them "adapter") both succeed, as adapter and
+    adapter-2; uploading again under a name the person chose is refused rather than replacing it."""
+    session = "numbering-session"
+    first = manager.catalog.upload(adapter_files(tmp_path / "a", manager, seed=1), session)
+    second = manager.catalog.upload(adapter_files(tmp_path / "b", manager, seed=2), session)
+    assert (first.name, second.name) == ("adapter", "adapter-2")
+    manager.catalog.upload(adapter_files(tmp_path / "c", manager, seed=3), session, name="mine")
+    with pytest.raises(AdapterRejected, match="already have an adapter named 'mine'"):
+        manager.catalog.upload(adapter_files(tmp_path / "d", manager, seed=4), session, name="mine")
+    for name in ("adapter", "adapter-2", "mine"):
+        manager.catalog.delete_upload(name, session)
