@@ -11,4 +11,5 @@ def attach_adapters(service: ExpertService, progress: Progress) -> None:
     """Adapters"""
     progress(0.0, "Scanning adapters")
     engine = service.engine
-    service.attach_adapters(AdapterCatalog(engine.spec, service.settings, unload=engine.unload))
+    catalog = AdapterCatalog(engine.spec, service.settings, unload=engine.unload, check_weights=engine.check_weights)
+    service.attach_adapters(catalog)

@@ -20,7 +20,8 @@ from adapters.errors import AdapterError, AdapterNotAvailable, AdapterRejected
 from adapters.registry import AdapterInfo, AdapterRegistry, SkippedAdapter, visible_to
 from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, owner_id, sanitize_name
 from adapters.upload import stage_upload
-from adapters.validate import CARD_FILE, check_adapter_folder, parse_json_object, read_small_file
+from adapters.validate import CARD_FILE, WEIGHTS_FILE, check_adapter_folder, parse_json_object, read_small_file
+from core.errors import UserInputError
 from core.lora import AdapterHandle, ModelSpec
 from core.settings import Settings
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 
 Unload = Callable[[str], bool]
 """Asks the engine to take an adapter (by key) off the model; returns whether it was loaded."""
+
+
+CheckWeights = Callable[[AdapterHandle, float], None]
+"""Checks an adapter's numbers against the live model (the engine's `check_weights`); raises a
+`core.errors.UserInputError` naming the tensor."""
 
 
 def _no_unload(key: str) -> bool:
@@ -43,13 +49,16 @@ class AdapterCatalog:
         settings: Settings,
         demo_dir: os.PathLike | str | None = DEMO_DIR,
         unload: Unload = _no_unload,
+        check_weights: CheckWeights | None = None,
     ):
-        """`demo_dir`: the shipped demo adapters (None: no demos). `unload`: the engine's `unload`."""
+        """`demo_dir`: the shipped demo adapters (None: no demos). `unload`: the engine's `unload`.
+        `check_weights`: the engine's `check_weights`, run on every upload before it is stored."""
         self.settings = settings
         self.max_bytes = int(settings.adapter_max_mb * 2**20)
         self.store = AdapterStore(settings.data_dir, None if demo_dir is None else Path(demo_dir))
         self.registry = AdapterRegistry(self.store, spec, settings.adapter_max_rank, self.max_bytes)
         self.unload = unload
+        self.check_weights = check_weights
 
     @property
     def spec(self) -> ModelSpec:
@@ -111,7 +120,14 @@ class AdapterCatalog:
             suggested = stage_upload(files, staging, self.max_bytes)
             chosen = bool(name and str(name).strip())
             final = sanitize_name(name if chosen else (suggested or "adapter"))
-            check_adapter_folder(staging, self.spec, self.settings.adapter_max_rank, self.max_bytes)
+            checked = check_adapter_folder(staging, self.spec, self.settings.adapter_max_rank, self.max_bytes)
+            if self.check_weights is not None:  # the numbers, now: not at first use, after "Added"
+                staged = AdapterHandle(f"{UPLOADED}/staging", final, UPLOADED, staging, staging / WEIGHTS_FILE,
+                                       checked.config.lora, self.max_bytes)  # fmt: skip
+                try:
+                    self.check_weights(staged, self.settings.adapter_max_update)
+                except UserInputError as exc:
+                    raise AdapterRejected(str(exc)) from None
             if (staging / CARD_FILE).exists():
                 parse_json_object(read_small_file(staging / CARD_FILE), CARD_FILE)
             entry = self.store.commit_upload(staging, session, final, numbered=not chosen)

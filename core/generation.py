@@ -217,6 +217,7 @@ class Engine:
         self.max_message_chars = max_message_chars
         self.lock = FairRLock()  # first come, first served: a batch never starves a chat
         self.residency = LoraResidency(loaded, max_resident_adapters)
+        self._base_norms: dict[str, float] | None = None
         self.batch = max(1, batch)
         """Requests waiting for the model that may run as one `generate` call (same settings; adapters mixed
         per row through PEFT's `adapter_names`); 1 runs each alone."""
@@ -244,6 +245,33 @@ class Engine:
         """Keys of the adapters loaded on the model, least recently used first."""
         with self.lock:
             return self.residency.resident
+
+    def check_weights(self, adapter: AdapterHandle, max_update: float) -> None:
+        """The upload-time check of an adapter's numbers: every tensor named, shaped, float and finite, and
+        no layer's update out of proportion to the layer (`core.residency.check_update_sizes`). Raises
+        AdapterUnusable naming the tensor. Reads the base weights, never changes the model."""
+        from core.residency import check_tensors, check_update_sizes, load_weights
+
+        tensors = load_weights(adapter)
+        check_tensors(tensors, adapter.lora, self.spec)
+        check_update_sizes(tensors, adapter.lora, self.base_norms(), max_update)
+
+    def base_norms(self) -> dict[str, float]:
+        """Frobenius norm of each linear layer's base weight (computed once; empty when the weights are not
+        here: a model server's, or 4-bit packed ones)."""
+        if self._base_norms is None:
+            norms: dict[str, float] = {}
+            if self.loaded.device.type != "meta" and not self.loaded.quantization:
+                base = self.residency.base
+                modules = dict(base.named_modules())
+                with torch.inference_mode():
+                    for path in self.spec.linear:
+                        layer = modules.get(path)
+                        weight = getattr(getattr(layer, "base_layer", layer), "weight", None)
+                        if weight is not None:
+                            norms[path] = float(torch.linalg.matrix_norm(weight.float()))
+            self._base_norms = norms
+        return self._base_norms
 
     def unload(self, key: str) -> bool:
         """Take an adapter off the model (after its files were deleted or replaced); whether it was on."""

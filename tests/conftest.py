@@ -366,6 +366,9 @@ def tiny_settings(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         dtype="fp32",
         data_dir=tmp_path_factory.mktemp("data"),
         max_message_chars=2000,
+        # The random test adapters must move a random tiny model's answers, so their updates are tens of
+        # times its layers (a trained adapter's are ~0.06); test_upload checks the real bound on its own.
+        adapter_max_update=1e4,
     )
 
 
@@ -456,7 +459,8 @@ class AdapterRig:
         else:  # "transformers", or "transformers-batched": waiting requests share one generate, adapters per row
             batch = 4 if engine == "transformers-batched" else 1
             self.engine = Engine(loaded, 2000, max_resident_adapters=settings.max_resident_adapters, batch=batch)
-        self.catalog = AdapterCatalog(self.engine.spec, settings, demo_dir=demo_dir, unload=self.engine.unload)
+        self.catalog = AdapterCatalog(self.engine.spec, settings, demo_dir=demo_dir, unload=self.engine.unload,
+                                      check_weights=self.engine.check_weights)  # fmt: skip
 
     @property
     def spec(self):

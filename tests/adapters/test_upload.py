@@ -358,3 +358,28 @@ def test_unnamed_uploads_get_numbered_names_and_a_chosen_name_is_never_replaced(
         manager.catalog.upload(adapter_files(tmp_path / "d", manager, seed=4), session, name="mine")
     for name in ("adapter", "adapter-2", "mine"):
         manager.catalog.delete_upload(name, session)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda t: t * 50, r"makes \d+(\.\d+)?x the change of the layer"),  # a plausible adapter scaled by 50
+        (lambda t: t * 1e30, "makes an infinite change|NaN or infinite"),
+        (lambda t: torch.where(torch.arange(t.numel()).reshape(t.shape) == 3, float("nan"), t), "NaN or infinite"),
+    ],
+)
+def test_weights_out_of_proportion_or_not_finite_are_refused_at_upload_naming_the_tensor(
+    tiny_settings, tmp_path, change, match
+):
+    """Checked when uploaded, not at first use after "Added": finite values, and no layer changed by more than
+    adapter_max_update (1.0) times its own size. A plausible adapter (updates ~0.02x) is accepted."""
+    rig = AdapterRig(tiny_settings.replace(data_dir=tmp_path / "data", adapter_max_update=1.0))
+    plausible = random_lora_tensors(rig.spec, TARGETS, r=4, seed=7, scale=0.01)
+    config = lora_config_dict(TARGETS, r=4, lora_alpha=8)
+    write_adapter(tmp_path / "ok", config, plausible)
+    assert rig.catalog.upload([tmp_path / "ok" / CONFIG_FILE, tmp_path / "ok" / WEIGHTS_FILE], SESSION, name="ok")
+    write_adapter(tmp_path / "bad", config, {k: change(v) for k, v in plausible.items()})
+    with pytest.raises(AdapterRejected, match=match) as refused:
+        rig.catalog.upload([tmp_path / "bad" / CONFIG_FILE, tmp_path / "bad" / WEIGHTS_FILE], SESSION, name="bad")
+    assert "base_model.model.model.layers." in str(refused.value)  # the tensor is named
+    assert [a.name for a in rig.catalog.list_adapters(SESSION)] == ["ok"]  # nothing stored
