@@ -186,3 +186,27 @@ def test_long_paragraphs_are_split_to_fit_the_embedding_window(tmp_path: Path, c
     limit = min(chunk_size, kb.stats().effective_chunk_size)
     sizes = [len(kb.embedder.tokenize(p.text)) for p in kb.search("Tern T6 CryoPod CP-3 route length", top_k=50)]
     assert report.chunks >= 600 // limit and sizes and max(sizes) <= limit
+
+
+def test_a_docx_with_two_million_empty_paragraphs_is_refused_in_a_second() -> None:
+    """327 KB zipped, it ran for 25 minutes at 3.9 GB inside python-docx; now its markup is counted first."""
+    import io
+    import time
+    import zipfile
+
+    from rag.readers.docx_reader import read_docx
+    from tests.conftest import make_docx
+
+    base = make_docx("Title", [("Intro", ["Hello world."])])
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(base)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"</w:body>", b"<w:p/>" * 2_000_000 + b"</w:body>")
+            zout.writestr(item.filename, data)
+    started = time.perf_counter()
+    with pytest.raises(IngestError, match="more than 100,000 paragraphs"):
+        read_docx("bomb.docx", out.getvalue())
+    assert time.perf_counter() - started < 5
+    assert read_docx("fine.docx", base)[0][0].text == "Intro\nHello world."
