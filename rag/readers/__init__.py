@@ -37,6 +37,11 @@ def check_extension(name: str) -> None:
         raise IngestError(f"{name}: {shown} are not supported; upload {kinds}.")
 
 
+MAX_DOCUMENT_CHARS = 2_000_000
+"""Most characters one document may yield (about 500,000 tokens, a 700-page book): beyond it, embedding every
+chunk would hold the indexer for tens of minutes (a 5.5 MB .txt took 18)."""
+
+
 def read_sections(name: str, data: bytes) -> tuple[list[Section], str]:
     """Return the file's non-empty sections and a note for the report (e.g. "decoded from cp949", or "").
 
@@ -48,4 +53,9 @@ def read_sections(name: str, data: bytes) -> tuple[list[Section], str]:
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise IngestError(f"{name} has no text to index.")
+    chars = sum(len(s.text) for s in sections)
+    if chars > MAX_DOCUMENT_CHARS:
+        raise IngestError(
+            f"{name} holds {chars:,} characters of text; the limit is {MAX_DOCUMENT_CHARS:,}, so split it into parts."
+        )
     return sections, note

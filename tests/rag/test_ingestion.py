@@ -210,3 +210,13 @@ def test_a_docx_with_two_million_empty_paragraphs_is_refused_in_a_second() -> No
         read_docx("bomb.docx", out.getvalue())
     assert time.perf_counter() - started < 5
     assert read_docx("fine.docx", base)[0][0].text == "Intro\nHello world."
+
+
+def test_a_document_with_more_text_than_the_limit_is_refused_before_embedding() -> None:
+    from rag.readers import MAX_DOCUMENT_CHARS, read_sections
+
+    line = "Batteries are stored between 15 and 25 degrees Celsius in a dry room.\n"
+    huge = line * (MAX_DOCUMENT_CHARS // len(line) + 10)
+    with pytest.raises(IngestError, match="the limit is 2,000,000"):
+        read_sections("huge.txt", huge.encode())
+    assert read_sections("fine.txt", (line * 100).encode())[0]
