@@ -151,6 +151,10 @@ class Settings:
         default="rrf",
         metadata=_help("How dense and keyword results are fused: 'rrf' (reciprocal rank), 'dense' or 'keyword'."),
     )
+    index_watch_s: float = field(
+        default=2.0,
+        metadata=_help("How often the app checks whether another process (python -m rag) saved the index; 0 = never."),
+    )
     max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
     # -- adapters (adapters/) ---------------------------------------------------------------
     adapter_max_rank: int = field(default=64, metadata=_help("Highest LoRA rank an uploaded adapter may have."))

@@ -20,6 +20,6 @@ def knowledge_attachment(sample_dir: Path = SAMPLE_DOCS) -> Attachment:
         kb = ensure_sample_index(service.settings, sample_dir, progress=lambda f, m: progress(f, f"Documents: {m}"))
         progress(0.95, "Documents: loading the embedding model")
         kb.search("warm-up")  # loads the embedding model now, not during the first user's question
-        service.attach_knowledge(kb)
+        service.attach_knowledge(kb.watch(service.settings.index_watch_s))
 
     return attach_knowledge

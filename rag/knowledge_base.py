@@ -18,6 +18,7 @@ the lock, and only the patch or swap of the in-memory index is done under it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,6 +72,36 @@ class KnowledgeBase:
         """
         self._live.swap(self._live.load())
         return self
+
+    def watch(self, interval: float = 2.0) -> KnowledgeBase:
+        """Follow the disk: every `interval` seconds, reload the index if another process (the CLI, a
+        second app) saved a new snapshot, so its documents are searchable within seconds, without a
+        restart. A daemon thread; a round is skipped while this process is writing. Returns self."""
+        if interval <= 0 or getattr(self, "_watcher", None) is not None:
+            return self
+        self._stop_watching = threading.Event()
+
+        def follow() -> None:
+            while not self._stop_watching.wait(interval):
+                if not self._live.write_lock.acquire(blocking=False):
+                    continue  # this process is writing; it reloads before it saves anyway
+                try:
+                    if self._live.reload_if_saved_elsewhere():
+                        log.info("index reloaded: another process saved snapshot %s", self.snapshot_id)
+                except Exception:  # a half-written snapshot of another process: try again next round
+                    log.warning("index reload failed; trying again", exc_info=True)
+                finally:
+                    self._live.write_lock.release()
+
+        self._watcher = threading.Thread(target=follow, name="index-watch", daemon=True)
+        self._watcher.start()
+        return self
+
+    def stop_watching(self) -> None:
+        if getattr(self, "_watcher", None) is not None:
+            self._stop_watching.set()
+            self._watcher.join(timeout=10)
+            self._watcher = None
 
     def refresh(self) -> bool:
         """Reload the index if another process (say `python -m rag ingest`) saved it since this one

@@ -550,3 +550,20 @@ def test_a_data_directory_that_cannot_be_written_is_one_sentence(tmp_path: Path)
     assert kb.list_documents() == [] and kb.search("anything") == []
     with pytest.raises(IndexWriteError, match=r"^The index in .* cannot be written \(Not a directory\); check"):
         kb.add_files(write_docs(tmp_path / "in", {"alpha.md": DOCS["alpha.md"]}))
+
+
+def test_a_running_app_follows_the_disk_within_seconds(tmp_path: Path) -> None:
+    """`python -m rag ingest` beside a running app: the app's watcher reloads the new snapshot by itself."""
+    import time
+
+    app = _kb(tmp_path).watch(0.1)
+    try:
+        cli = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+        cli.add_files(write_docs(tmp_path / "cli", {"golf.md": "# Golf\n\nGolf patrols the northern coast.\n"}))
+        deadline = time.monotonic() + 10
+        while app.snapshot_id != cli.snapshot_id and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.snapshot_id == cli.snapshot_id
+        assert app.search("Which drone patrols the northern coast?")[0].source == "golf.md"
+    finally:
+        app.stop_watching()
