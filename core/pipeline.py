@@ -276,13 +276,11 @@ class AnswerPipeline:
         sentences: SourceSentences | None = None
         chosen: list[Evidence] = []
         if request.retriever is not None:
-            passages = request.retriever.search(request.message)
-            if not passages:
+            passages, sentences, chosen = self.evidence_for(request.retriever, request.message)
+            if sentences is None:
                 yield AnswerUpdate(NOTHING_FOUND, mode, done=True, notes=notes, status="nothing_found")
                 return
             encode = getattr(request.retriever, "encode", None)
-            sentences = SourceSentences([p.text for p in passages], encode, [p.location for p in passages])
-            chosen = sentences.select(request.message, self.style.evidence_sentences)  # best first
             floor = self.style.evidence_floor if encode is not None else 0.0
             if floor and (not chosen or chosen[0].score < floor):
                 update = AnswerUpdate(documents_do_not_say(request.message), mode, done=True, notes=notes,
@@ -338,6 +336,18 @@ class AnswerPipeline:
         update.done = True
         update.elapsed_s = time.perf_counter() - started
         yield update
+
+    def evidence_for(
+        self, retriever: Retriever, message: str
+    ) -> tuple[list[Passage], SourceSentences | None, list[Evidence]]:
+        """The passages `retriever` finds for `message`, their sentences, and the ones that match it best
+        (no sentences when nothing was found). Compare calls it once before its answers start."""
+        passages = retriever.search(message)
+        if not passages:
+            return [], None, []
+        encode = getattr(retriever, "encode", None)
+        sentences = SourceSentences([p.text for p in passages], encode, [p.location for p in passages])
+        return passages, sentences, sentences.select(message, self.style.evidence_sentences)  # best first
 
     def _fit(
         self, request: AnswerRequest, passages: list[Passage], evidence: list[Evidence], max_new_tokens: int

@@ -15,6 +15,7 @@ cause is a `UserInputError` with one sentence.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,49 @@ log = logging.getLogger(__name__)
 Attachment = Callable[["ExpertService", Progress], None]
 """Runs once after the model is loaded to add a part (`attach_knowledge`, `attach_adapters`). If it
 raises, the error becomes a warning on the status line and the chat keeps working without that part."""
+
+
+def _uses_documents(mode: Mode | str) -> bool:
+    try:
+        return Mode.parse(mode).uses_documents
+    except UserInputError:
+        return False
+
+
+class _SharedRetrieval:
+    """One Compare's retriever: RAG and Hybrid ask the same question, so the search and the embeddings of
+    the same texts are computed once (under a lock, so the second asker waits for the first's result),
+    instead of twice on threads that compete with the decoding for the CPU."""
+
+    def __init__(self, retriever: Retriever):
+        self.retriever = retriever
+        self._lock = threading.Lock()
+        self._searches: dict[tuple[str, int | None], list] = {}
+        self._vectors: dict[tuple[str, ...], object] = {}
+
+    @property
+    def snapshot(self):
+        return self.retriever.snapshot
+
+    def search(self, query: str, top_k: int | None = None) -> list:
+        with self._lock:
+            key = (query, top_k)
+            if key not in self._searches:
+                found = self.retriever.search(query) if top_k is None else self.retriever.search(query, top_k)
+                self._searches[key] = list(found)
+            return list(self._searches[key])
+
+    def __getattr__(self, name: str):  # `encode` only where the retriever has it (evidence falls back without)
+        if name != "encode" or not hasattr(self.retriever, "encode"):
+            raise AttributeError(name)
+        return self._encode
+
+    def _encode(self, texts: list[str]):
+        key = tuple(texts)
+        with self._lock:
+            if key not in self._vectors:
+                self._vectors[key] = self.retriever.encode(list(texts))
+            return self._vectors[key]
 
 
 class _AllOf:
@@ -265,13 +309,22 @@ class ExpertService:
         events = [threading.Event() for _ in modes]
         stop = _AllOf(events)
         self._stops[session] = stop
+        shared = _SharedRetrieval(self.knowledge) if self.knowledge is not None else None
+        if shared is not None and any(_uses_documents(m) for m in modes) and isinstance(message, str):
+            try:  # search and embed before any decoding starts: on a small CPU they would slow each other
+                self.pipeline.evidence_for(shared, message.strip())
+            except Exception:  # the answers themselves report it, one sentence each
+                pass
         latest: list[AnswerUpdate | UserInputError | None] = [None] * len(modes)
         changed = threading.Condition()
         running, version = [len(modes)], [0]
 
         def run(i: int, mode: Mode | str) -> None:
             try:
-                for update in self.answer(session, message, [], mode, params, system_prompt, adapter, stop=events[i]):
+                request = self.request(session, message, [], mode, params, system_prompt, adapter)
+                if request.retriever is not None and shared is not None:
+                    request = dataclasses.replace(request, retriever=shared)
+                for update in self.pipeline.answer(request, events[i]):
                     with changed:
                         latest[i] = copy.copy(update)
                         version[0] += 1
