@@ -567,3 +567,63 @@ def test_a_running_app_follows_the_disk_within_seconds(tmp_path: Path) -> None:
         assert app.search("Which drone patrols the northern coast?")[0].source == "golf.md"
     finally:
         app.stop_watching()
+
+
+# `python -m rag`-like writer killed with SIGKILL at one point of a save (no exception, no cleanup):
+KILLED_WHILE_SAVING = """
+import os, signal, sys
+from pathlib import Path
+import rag.storage as storage
+from rag import KnowledgeBase
+from tests.conftest import rag_settings
+
+data, point, document = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+real_write, real_replace, real_save = storage._write_file, os.replace, storage.np.save
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def write(path, payload):
+    if point == "manifest" and Path(path).name == storage.MANIFEST:
+        Path(path).write_bytes(payload[: len(payload) // 2])  # torn, then killed
+        die()
+    return real_write(path, payload)
+
+def replace(src, dst):
+    if point == "CURRENT pointer" and Path(dst).name == "CURRENT":
+        die()
+    return real_replace(src, dst)
+
+def save(*args, **kwargs):
+    if point == "segment vectors":
+        die()
+    return real_save(*args, **kwargs)
+
+storage._write_file, os.replace, storage.np.save = write, replace, save
+KnowledgeBase(rag_settings(data)).open().add_files([document])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["segment vectors", "manifest", "CURRENT pointer"])
+def test_a_writer_killed_with_sigkill_mid_save_leaves_the_last_good_index(tmp_path: Path, point: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    kb = _kb(tmp_path)
+    data, good = tmp_path / "data", kb.snapshot_id
+    document = write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"})[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(data), point, str(document)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    reopened = KnowledgeBase(rag_settings(data)).open()
+    assert reopened.snapshot_id == good
+    assert [d.name for d in reopened.list_documents()] == list(DOCS)
+    assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
+    assert reopened.add_files([document])[0].status == "added"  # and the next save works
+    assert reopened.search("Which drone flies the night route?")[0].source == "delta.md"
