@@ -205,6 +205,8 @@ def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
 
     def respond(text, chat, history, mode, adapter, system, temperature, top_p, max_new, request: gr.Request):
         chat = list(chat or [])
+        if not chat:  # a new conversation (an API caller passing [], or after Clear): no hidden earlier turns
+            history = []
         if text and text.strip():
             chat.append({"role": "user", "content": text})
         chat.append({"role": "assistant", "content": ""})

@@ -275,3 +275,23 @@ def test_gradios_own_upload_endpoint_refuses_a_file_over_the_apps_largest_limit(
     assert big.status_code == 413, big.text[:200]
     small = httpx.post(url, files={"files": ("small.txt", b"hello", "text/plain")}, timeout=30)
     assert small.status_code == 200
+
+
+def test_chat_with_an_empty_conversation_carries_nothing_from_the_last_call(server, client):
+    """/chat kept a hidden conversation per client even when the caller passed chat=[], so one question's
+    text reached the next answer's prompt; an empty chat now starts from nothing."""
+    _, service = server
+    seen: list[str] = []
+    real = service.engine.stream
+
+    def stream(prompt_ids, params, stop=None, adapter=None, copy_from=()):
+        seen.append(service.engine.tokenizer.decode(prompt_ids))
+        return real(prompt_ids, params, stop, adapter, copy_from)
+
+    service.engine.stream = stream
+    try:
+        client.predict("Remember the word zebra.", [], "Base", "", "sys", 0.0, 1.0, 4, api_name="/chat")
+        client.predict("What did I ask before?", [], "Base", "", "sys", 0.0, 1.0, 4, api_name="/chat")
+    finally:
+        del service.engine.stream
+    assert "zebra" in seen[0] and "zebra" not in seen[1]
