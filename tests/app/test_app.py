@@ -295,3 +295,41 @@ def test_chat_with_an_empty_conversation_carries_nothing_from_the_last_call(serv
     finally:
         del service.engine.stream
     assert "zebra" in seen[0] and "zebra" not in seen[1]
+
+
+def test_a_client_beyond_the_queue_limit_is_told_at_once_that_the_app_is_busy():
+    """app.serve bounds Gradio's queue (queue_max_size): with one answer running and one waiting, the next
+    callers get "Queue is full! Please try again." immediately instead of waiting without end."""
+    import threading
+    import time
+
+    import gradio as gr
+    from gradio_client.utils import QueueError
+
+    release = threading.Event()
+
+    def slow(text):
+        release.wait(10)
+        return text
+
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.Textbox()
+        box.submit(slow, box, out, api_name="slow", concurrency_limit=1)
+    port = free_port()
+    app.serve(demo, app.Settings(queue_max_size=1), server_name="127.0.0.1", server_port=port,
+              prevent_thread_lock=True, quiet=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        running = Client(url, verbose=False).submit("first", api_name="/slow")
+        time.sleep(0.5)
+        waiting = Client(url, verbose=False).submit("second", api_name="/slow")
+        time.sleep(0.5)
+        started = time.perf_counter()
+        with pytest.raises(QueueError, match="Queue is full"):
+            Client(url, verbose=False).submit("third", api_name="/slow").result(timeout=10)
+        assert time.perf_counter() - started < 5  # at once, while the first is still running
+        release.set()
+        assert running.result(timeout=10) == "first" and waiting.result(timeout=10) == "second"
+    finally:
+        release.set()
+        demo.close()
