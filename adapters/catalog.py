@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -59,14 +60,37 @@ class AdapterCatalog:
         self.registry = AdapterRegistry(self.store, spec, settings.adapter_max_rank, self.max_bytes)
         self.unload = unload
         self.check_weights = check_weights
+        self._last_sweep = 0.0
 
     @property
     def spec(self) -> ModelSpec:
         return self.registry.spec
 
     # -- listing and access ------------------------------------------------------------------
+    def expire_abandoned(self, now: float | None = None) -> list[str]:
+        """Delete uploads nobody made or used for `upload_ttl_hours` (a closed tab's uploads, otherwise kept
+        forever), taking them off the model first; return their keys. Runs at most once a minute on its
+        own (from listing and uploading); `now` forces a sweep at that time."""
+        ttl = float(self.settings.upload_ttl_hours) * 3600
+        moment = time.time() if now is None else now
+        if ttl <= 0 or (now is None and moment - self._last_sweep < 60):
+            return []
+        self._last_sweep = moment
+        gone = []
+        for entry in self.store.abandoned_uploads(ttl, moment):
+            self.unload(entry.key)
+            try:
+                self.store.delete(entry)
+            except OSError:
+                log.warning("could not delete the abandoned upload %s", entry.key)
+                continue
+            gone.append(entry.key)
+            log.info("abandoned upload deleted: %s", entry.key)
+        return gone
+
     def list_adapters(self, session: str | None) -> list[AdapterInfo]:
         """The adapters this session may use, own uploads first, then trained, published, demo."""
+        self.expire_abandoned()
         usable, _ = self.registry.scan()
         mine = [i for i in usable if self._visible(i, session)]
         return sorted(mine, key=lambda i: (SOURCES.index(i.source), i.name, i.key))
@@ -87,12 +111,16 @@ class AdapterCatalog:
             raise AdapterNotAvailable("Choose an adapter first.")
         usable, skipped = self.registry.scan()
         visible = [i for i in usable if self._visible(i, session)]
-        for info in visible:
-            if info.key == name:
-                return info
-        named = sorted((i for i in visible if i.name == name), key=lambda i: SOURCES.index(i.source))
-        if named:
-            return named[0]
+        chosen = next((i for i in visible if i.key == name), None)
+        if chosen is None:
+            named = sorted((i for i in visible if i.name == name), key=lambda i: SOURCES.index(i.source))
+            chosen = named[0] if named else None
+        if chosen is not None:
+            if chosen.source == UPLOADED:
+                entry = self.store.entry(chosen.key)
+                if entry is not None:
+                    self.store.touch(entry)
+            return chosen
         for bad in skipped:
             if self._visible(bad, session) and name in (bad.key, bad.name):
                 raise AdapterNotAvailable(f"Adapter {bad.name!r} cannot be used: {bad.reason.rstrip('.')}.")
@@ -116,6 +144,7 @@ class AdapterCatalog:
         """
         if not isinstance(session, str) or not session:
             raise AdapterRejected("Uploading an adapter needs a browser session; reload the page and try again.")
+        self.expire_abandoned()
         with self.store.staging() as staging:
             suggested = stage_upload(files, staging, self.max_bytes)
             chosen = bool(name and str(name).strip())

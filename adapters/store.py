@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,8 @@ from pathlib import Path
 from adapters.errors import AdapterRejected
 from core.files import fsync_dir, publish_dir
 from core.layout import DataLayout
+
+log = logging.getLogger(__name__)
 
 DEMO, TRAINED, UPLOADED, PUBLISHED = "demo", "trained", "uploaded", "published"
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -174,6 +177,36 @@ class AdapterStore:
             fsync_dir(target.parent)
         return StoreEntry(f"{PUBLISHED}/{entry.name}", entry.name, PUBLISHED, None, target)
 
+    # -- abandoned uploads ----------------------------------------------------------------------------
+    def _mark(self, entry: StoreEntry) -> Path:
+        return self.root / ".last_used" / str(entry.owner) / entry.name
+
+    def touch(self, entry: StoreEntry) -> None:
+        """Record that an upload was just used (beside the store, so its folder's signature stays put)."""
+        if entry.source != UPLOADED:
+            return
+        mark = self._mark(entry)
+        try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+        except OSError:
+            log.warning("could not record the use of %s", entry.key)
+
+    def abandoned_uploads(self, max_age_s: float, now: float) -> list[StoreEntry]:
+        """Uploads neither made nor used in the last `max_age_s` seconds."""
+        found = []
+        for owner, owner_dir in _subfolders(self.folder(UPLOADED)):
+            for name, path in _subfolders(owner_dir):
+                entry = StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, path)
+                last = path.stat().st_mtime
+                try:
+                    last = max(last, self._mark(entry).stat().st_mtime)
+                except OSError:
+                    pass
+                if now - last > max_age_s:
+                    found.append(entry)
+        return found
+
     def delete(self, entry: StoreEntry) -> None:
         """Remove an uploaded or published adapter folder: renamed away first, so it vanishes at once."""
         if entry.source not in (UPLOADED, PUBLISHED):
@@ -184,6 +217,8 @@ class AdapterStore:
             gone = Path(tempfile.mkdtemp(dir=trash)) / entry.name
             os.rename(entry.path, gone)
         shutil.rmtree(gone.parent, ignore_errors=True)
+        if entry.source == UPLOADED:
+            self._mark(entry).unlink(missing_ok=True)
 
 
 def _safe_part(text: str) -> bool:

@@ -166,6 +166,10 @@ class Settings:
             "trained adapters stay near 0.06, weights scaled by 50 reach about 3."
         ),
     )
+    upload_ttl_hours: float = field(
+        default=24.0,
+        metadata=_help("Uploaded adapters neither made nor used for this long are deleted; 0 keeps them forever."),
+    )
     max_resident_adapters: int = field(
         default=4, metadata=_help("Adapters kept loaded on the base model; the least recently used is evicted.")
     )

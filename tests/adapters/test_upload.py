@@ -383,3 +383,27 @@ def test_weights_out_of_proportion_or_not_finite_are_refused_at_upload_naming_th
         rig.catalog.upload([tmp_path / "bad" / CONFIG_FILE, tmp_path / "bad" / WEIGHTS_FILE], SESSION, name="bad")
     assert "base_model.model.model.layers." in str(refused.value)  # the tensor is named
     assert [a.name for a in rig.catalog.list_adapters(SESSION)] == ["ok"]  # nothing stored
+
+
+def test_uploads_nobody_used_for_upload_ttl_hours_are_deleted_and_unloaded(tiny_settings, tmp_path):
+    """A closed tab's uploads were kept forever (21 orphaned folders, 270 MB, in one test): an upload neither
+    made nor used for upload_ttl_hours is deleted and taken off the model; one in use stays."""
+    import os
+    import time
+
+    rig = AdapterRig(tiny_settings.replace(data_dir=tmp_path / "data", upload_ttl_hours=1.0))
+    old = rig.catalog.upload(adapter_files(tmp_path / "a", rig, seed=1), "tab-closed", name="old")
+    kept = rig.catalog.upload(adapter_files(tmp_path / "b", rig, seed=2), "tab-open", name="kept")
+    rig.answer(old.key, "tab-closed")  # loaded on the model once
+    assert old.key in rig.resident
+    two_hours_ago = time.time() - 7200
+    for info in (old, kept):
+        os.utime(info.path, (two_hours_ago, two_hours_ago))
+        marks = rig.store.root / ".last_used" / info.owner / info.name
+        if marks.exists():
+            os.utime(marks, (two_hours_ago, two_hours_ago))
+    rig.catalog.resolve("kept", "tab-open")  # used just now
+    assert rig.catalog.expire_abandoned(now=time.time()) == [old.key]
+    assert not old.path.exists() and old.key not in rig.resident
+    assert [a.name for a in rig.catalog.list_adapters("tab-open")] == ["kept"]
+    assert kept.path.exists()
