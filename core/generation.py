@@ -143,12 +143,17 @@ class _CopyBias(LogitsProcessor):
         return scores
 
 
-class _StopOnEvent(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+def answer_processors(
+    params: GenerationParams, copy_from: Sequence[Sequence[int]], prompt_length: int
+) -> list[LogitsProcessor]:
+    """The answer path's logits processors for one answer whose generated tokens start at `prompt_length`:
+    the copy bias toward `copy_from` and the in-answer repetition guard, each when `params` turns it on."""
+    processors: list[LogitsProcessor] = []
+    if params.copy_bias and copy_from:
+        processors.append(_CopyBias(copy_from, prompt_length, params.copy_bias))
+    if params.no_repeat_ngram:
+        processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, prompt_length))
+    return processors
 
 
 class _TokenQueue(BaseStreamer):
@@ -407,7 +412,7 @@ class Engine:
             with self.lock:
                 self.residency.activate(request.adapter)
                 with torch.inference_mode():
-                    self._run(request.prompt, request.params, request.stop, request.streamer, request.copy_from)
+                    self._run_rows([request], None)
         except BaseException as exc:  # surfaced to the consumer, never lost in the thread
             request.errors.append(exc)
         finally:
@@ -447,6 +452,8 @@ class Engine:
                 request.streamer.end()
 
     def _run_rows(self, rows: list[_Request], adapter_names: list[str] | None) -> None:
+        """One `generate` over `rows` (left-padded), each row with its own stop event, logits processors and
+        stream; `adapter_names` picks each row's adapter (None: whatever the model has active)."""
         width = max(len(r.prompt) for r in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.loaded.stop_token_ids[0]
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -455,14 +462,7 @@ class Engine:
             ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
             mask[i, width - len(r.prompt) :] = 1
         params = rows[0].params
-        per_row: list[list[LogitsProcessor]] = []
-        for r in rows:
-            processors: list[LogitsProcessor] = []
-            if params.copy_bias and r.copy_from:
-                processors.append(_CopyBias(r.copy_from, width, params.copy_bias))
-            if params.no_repeat_ngram:
-                processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, width))
-            per_row.append(processors)
+        per_row = [answer_processors(params, r.copy_from, width) for r in rows]
         device = self.loaded.device
         extra = {"adapter_names": adapter_names} if adapter_names is not None else {}
         self.loaded.model.generate(
@@ -475,31 +475,6 @@ class Engine:
             pad_token_id=pad,
             **params.generate_kwargs(),
             **extra,
-        )
-
-    def _run(
-        self,
-        prompt_ids: list[int],
-        params: GenerationParams,
-        stop: threading.Event,
-        streamer: _TokenQueue,
-        copy_from: Sequence[Sequence[int]] = (),
-    ) -> None:
-        input_ids = torch.tensor([prompt_ids], device=self.loaded.device)
-        processors: list[LogitsProcessor] = []
-        if params.copy_bias and copy_from:
-            processors.append(_CopyBias(copy_from, len(prompt_ids), params.copy_bias))
-        if params.no_repeat_ngram:
-            processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, len(prompt_ids)))
-        self.loaded.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            streamer=streamer,
-            logits_processor=LogitsProcessorList(processors),
-            stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
-            eos_token_id=self.loaded.stop_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id or self.loaded.stop_token_ids[0],
-            **params.generate_kwargs(),
         )
 
 

@@ -38,13 +38,7 @@ import numpy as np
 import torch
 
 from core.errors import AdapterUnusable
-from core.generation import (
-    Engine,
-    GenerationParams,
-    IncrementalDecoder,
-    _CopyBias,
-    _NoRepeatInAnswer,
-)
+from core.generation import Engine, GenerationParams, IncrementalDecoder, answer_processors
 from core.lora import AdapterHandle
 from core.models import LoadedModel
 
@@ -323,11 +317,7 @@ class LlamaCppEngine(Engine):
             lora_path = self.lora_file(adapter) if adapter is not None else None
         except AdapterUnusable as exc:
             return _raises(exc)
-        processors: list[Any] = []
-        if params.copy_bias and copy_from:
-            processors.append(_CopyBias(copy_from, 0, params.copy_bias))
-        if params.no_repeat_ngram:
-            processors.append(_NoRepeatInAnswer(params.no_repeat_ngram, 0))
+        processors = answer_processors(params, copy_from, 0)  # `_pick` passes the generated tokens only
         job = _Job(
             prompt=list(prompt_ids),
             params=params,
