@@ -106,7 +106,10 @@ class _Job:
 class _Context:
     """One llama.cpp context on the shared model, with one adapter (or none) for its whole life."""
 
-    def __init__(self, lib: Any, model: Any, key: str | None, lora: Any, n_ctx: int, n_seq: int, threads: int):
+    def __init__(
+        self, lib: Any, model: Any, key: str | None, lora: Any, lora_file: Path | None, n_ctx: int, n_seq: int,
+        threads: int,
+    ):  # fmt: skip
         params = lib.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = n_ctx
@@ -120,7 +123,7 @@ class _Context:
             raise RuntimeError("llama.cpp could not create a context (out of memory?)")
         self.lib, self.ctx, self.key, self.lora = lib, ctx, key, lora
         self.n_ctx, self.n_seq = n_ctx, n_seq
-        self.lora_file: Path | None = None
+        self.lora_file = lora_file  # the converted file `lora` was loaded from
         if lora is not None:
             adapters = (lib.llama_adapter_lora_p_ctypes * 1)(lora)
             scales = (ctypes.c_float * 1)(1.0)
@@ -407,8 +410,13 @@ class LlamaCppEngine(Engine):
             lora = self.lib.llama_adapter_lora_init(self.model, str(job.lora_path).encode())
             if not lora:
                 raise AdapterUnusable("llama.cpp could not load the converted adapter.")
-        context = _Context(self.lib, self.model, job.key, lora, self.n_ctx, self.sequences, self.threads)
-        context.lora_file = job.lora_path
+        try:
+            context = _Context(self.lib, self.model, job.key, lora, job.lora_path, self.n_ctx, self.sequences,
+                               self.threads)  # fmt: skip
+        except Exception:
+            if lora is not None:  # the context that would have owned it was never made
+                self.lib.llama_adapter_lora_free(lora)
+            raise
         self._contexts[job.key] = context
         return context
 

@@ -60,6 +60,8 @@ class KnowledgeBase:
         self._live = LiveIndex(self._storage, empty, canonical_name(settings.embed_model))
         self._ingestion = Ingestion(settings, self._storage, self._uploads, self._live, self._embedding)
         self._searcher = Searcher(settings, self._live, self._embedding, floors or Floors())
+        self._watcher: threading.Thread | None = None
+        self._stop_watching = threading.Event()
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> KnowledgeBase:
@@ -77,9 +79,9 @@ class KnowledgeBase:
         """Follow the disk: every `interval` seconds, reload the index if another process (the CLI, a
         second app) saved a new snapshot, so its documents are searchable within seconds, without a
         restart. A daemon thread; a round is skipped while this process is writing. Returns self."""
-        if interval <= 0 or getattr(self, "_watcher", None) is not None:
+        if interval <= 0 or self._watcher is not None:
             return self
-        self._stop_watching = threading.Event()
+        self._stop_watching.clear()
 
         def follow() -> None:
             while not self._stop_watching.wait(interval):
@@ -98,7 +100,7 @@ class KnowledgeBase:
         return self
 
     def stop_watching(self) -> None:
-        if getattr(self, "_watcher", None) is not None:
+        if self._watcher is not None:
             self._stop_watching.set()
             self._watcher.join(timeout=10)
             self._watcher = None
