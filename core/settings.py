@@ -18,6 +18,7 @@ from typing import Any
 
 from core import config_fields
 from core.config_fields import problems_message
+from core.identity import WRITERS
 
 ENV_PREFIX = "EXPERT_"
 TITLE = "Invalid settings"
@@ -156,6 +157,36 @@ class Settings:
         metadata=_help("How often the app checks whether another process (python -m rag) saved the index; 0 = never."),
     )
     max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
+    users: str = field(
+        default="",
+        metadata=_help(
+            "Local sign-in: 'name:password' pairs separated by commas (better set as EXPERT_USERS). Empty: no "
+            "password page; on a Space with hf_oauth people sign in with Hugging Face, else each browser session "
+            "is its own person."
+        ),
+    )
+    shared_kb_writers: str = field(
+        default="signed_in",
+        metadata=_help(
+            "Who may add, replace and delete documents of the shared knowledge base from the app: 'nobody' (only "
+            "the operator, with python -m rag), 'signed_in' or 'anyone'. Everyone else's uploads go into a private "
+            "collection, searched with the shared one and visible to them alone."
+        ),
+    )
+    max_documents_per_user: int = field(default=50, metadata=_help("Documents one person may keep."))
+    max_document_mb_per_user: float = field(default=100.0, metadata=_help("MiB of documents one person may keep."))
+    max_adapters_per_user: int = field(default=20, metadata=_help("Uploaded adapters one person may keep."))
+    user_upload_ttl_days: float = field(
+        default=90.0,
+        metadata=_help("A signed-in person's uploads neither made nor used for this long are deleted; 0 keeps them."),
+    )
+    index_snapshots_kept: int = field(
+        default=10,
+        metadata=_help(
+            "Index snapshots kept on disk, so a replaced or deleted shared document can be restored "
+            "(python -m rag restore); a deleted private document leaves the disk at once."
+        ),
+    )
     # -- adapters (adapters/) ---------------------------------------------------------------
     adapter_max_rank: int = field(default=64, metadata=_help("Highest LoRA rank an uploaded adapter may have."))
     adapter_max_mb: float = field(default=200.0, metadata=_help("Largest uploaded adapter, in MiB."))
@@ -168,7 +199,10 @@ class Settings:
     )
     upload_ttl_hours: float = field(
         default=24.0,
-        metadata=_help("Uploaded adapters neither made nor used for this long are deleted; 0 keeps them forever."),
+        metadata=_help(
+            "Uploads of a browser session that is not signed in (adapters neither made nor used, documents "
+            "since they were added) are deleted after this long; 0 keeps them forever."
+        ),
     )
     max_resident_adapters: int = field(
         default=4, metadata=_help("Adapters kept loaded on the base model; the least recently used is evicted.")
@@ -188,6 +222,19 @@ class Settings:
         default=0,
         metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
     )
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """The local sign-in accounts of `users`, as (name, password) pairs. Raises ValueError (naming the
+        entry by position, never printing a password) when one is not 'name:password'."""
+        pairs = []
+        for n, item in enumerate((i.strip() for i in self.users.split(",")), 1):
+            if not item:
+                continue
+            name, sep, password = item.partition(":")
+            if not sep or not name.strip() or not password:
+                raise ValueError(f"users entry {n} must be 'name:password'")
+            pairs.append((name.strip(), password))
+        return pairs
 
     def check(self) -> Settings:
         """Raise SettingsError naming every bad value at once; return self when all are fine."""
@@ -224,7 +271,7 @@ class Settings:
         if not 0 <= self.chunk_overlap < self.chunk_size:
             problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
         for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch",
-                     "queue_max_size"):
+                     "queue_max_size", "max_documents_per_user", "max_adapters_per_user", "index_snapshots_kept"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.rag_context not in ("sentences", "chunks"):
@@ -238,7 +285,16 @@ class Settings:
             problems.append(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
         if self.fusion not in ("rrf", "dense", "keyword"):
             problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
-        for name in ("max_upload_mb", "adapter_max_mb", "adapter_max_update"):
+        if self.shared_kb_writers not in WRITERS:
+            problems.append(f"shared_kb_writers must be one of {', '.join(WRITERS)}, not {self.shared_kb_writers!r}")
+        try:
+            self.accounts()
+        except ValueError as exc:
+            problems.append(str(exc))
+        for name in ("upload_ttl_hours", "user_upload_ttl_days"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 or more, not {getattr(self, name)}")
+        for name in ("max_upload_mb", "adapter_max_mb", "adapter_max_update", "max_document_mb_per_user"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be above 0, not {getattr(self, name)}")
         if not 0 <= self.port < 65536:

@@ -42,13 +42,14 @@ from rag.errors import (
     IndexMismatchError,
     IndexWriteError,
     IngestError,
+    NotAllowedError,
     RagError,
 )
 from rag.fusion import Floors
 from rag.knowledge_base import KnowledgeBase, ensure_sample_index
 from rag.manifest import read_snapshot
 from rag.readers import SUPPORTED_EXTENSIONS
-from rag.records import DocumentInfo, FileReport, IndexStats, Progress
+from rag.records import DocumentInfo, FileReport, IndexStats, Placement, Progress
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -63,6 +64,8 @@ __all__ = [
     "IndexWriteError",
     "IngestError",
     "KnowledgeBase",
+    "NotAllowedError",
+    "Placement",
     "Progress",
     "RagError",
     "ensure_sample_index",

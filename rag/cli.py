@@ -1,9 +1,14 @@
-"""Command line for the knowledge base: bulk ingest, list, delete, search, reindex, stats.
+"""Command line for the knowledge base: bulk ingest, list, delete, search, reindex, stats, snapshots, restore.
+
+The command line is the operator: it changes the shared knowledge base whatever `shared_kb_writers`
+says, and `list` shows people's private documents too (by owner tag, never by name).
 
     python -m rag ingest sample_kb/docs --data-dir data
     python -m rag list
     python -m rag search "What does E-PW-131 mean?" --top-k 5
     python -m rag delete 568bc0e09ec07a07
+    python -m rag snapshots
+    python -m rag restore previous   # or a snapshot id: the shared documents as they were then
 
 Any app setting can follow the command, with the same flags as `python app.py` (--data-dir,
 --embed-model, --chunk-size, --chunk-overlap, --top-k, --dense-k, --keyword-k, --fusion,
@@ -20,7 +25,8 @@ from pathlib import Path
 from core.settings import Settings, SettingsError
 from rag.errors import RagError
 from rag.knowledge_base import KnowledgeBase
-from rag.records import FileReport
+from rag.manifest import Manifest
+from rag.records import FileReport, Placement
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="Add every file under a folder; unsupported ones are reported.")
     ingest.add_argument("folder", type=Path, help="Folder to ingest; subfolders too unless --no-recursive.")
     ingest.add_argument("--no-recursive", action="store_true", help="Only the folder's own files.")
+    ingest.add_argument("--replace", action="store_true", help=REPLACE_HELP)
     add = commands.add_parser("add", help="Add the given files.")
     add.add_argument("files", type=Path, nargs="+", help="Files to add (.txt, .md, .pdf, .docx, .html).")
+    add.add_argument("--replace", action="store_true", help=REPLACE_HELP)
     commands.add_parser("list", help="List the indexed documents.")
     delete = commands.add_parser("delete", help="Remove one document by its id (see `list`).")
     delete.add_argument("doc_id", help="Document id as shown by `list`.")
@@ -43,7 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="The question or keywords.")
     commands.add_parser("reindex", help="Re-chunk and re-embed everything with the current settings.")
     commands.add_parser("stats", help="Summary of the index.")
+    commands.add_parser("snapshots", help="List the kept snapshots, newest first, with what each changed.")
+    restore = commands.add_parser(
+        "restore", help="Bring back the shared documents of an earlier snapshot (as a new snapshot; undoable)."
+    )
+    restore.add_argument(
+        "snapshot", nargs="?", help="Snapshot id from `snapshots`; default: the one before the current."
+    )
     return parser
+
+
+REPLACE_HELP = (
+    "Replace a shared document of the same name (the old version stays in a snapshot); without it such a file "
+    "is refused."
+)
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -60,19 +81,58 @@ def _print_reports(reports: list[FileReport]) -> int:
     return 1 if failed else 0
 
 
+def _changes(before: Manifest, after: Manifest) -> str:
+    """What going from `before` to `after` does to the shared documents, in one line."""
+    old = {(d.name, d.sha256) for d in before.documents if d.owner is None}
+    new = {(d.name, d.sha256) for d in after.documents if d.owner is None}
+    gone, came = sorted(n for n, _ in old - new), sorted(n for n, _ in new - old)
+    parts = ([f"+{n}" for n in came] + [f"-{n}" for n in gone]) or ["no change to the shared documents"]
+    return " ".join(parts)
+
+
+def _print_snapshots(kb: KnowledgeBase) -> int:
+    snapshots = kb.snapshots()
+    for older, m in zip([*snapshots[1:], None], snapshots, strict=True):
+        shared = sum(1 for d in m.documents if d.owner is None)
+        mark = "*" if m.snapshot_id == kb.snapshot_id else " "
+        change = _changes(older, m) if older is not None else "(oldest kept)"
+        print(f"{mark} {m.snapshot_id}  {m.created_at}  {shared:3d} shared documents  {change}")
+    print(f"{len(snapshots)} snapshots kept (* = current); `restore ID` brings one back.")
+    return 0
+
+
+def _restore(kb: KnowledgeBase, snapshot_id: str) -> int:
+    if snapshot_id == "previous":
+        older = [m.snapshot_id for m in kb.snapshots() if m.snapshot_id < kb.snapshot_id]
+        if not older:
+            print("There is no earlier snapshot to restore.", file=sys.stderr)
+            return 1
+        snapshot_id = older[0]
+    before, after = kb.restore(snapshot_id)
+    print(f"Restored the shared documents of {snapshot_id} as snapshot {after.snapshot_id}: {_changes(before, after)}.")
+    print(f"To undo: python -m rag restore {before.snapshot_id}")
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Execute one parsed command; returns the exit status. Raises RagError for index problems."""
     if args.command == "reindex":
         return _print_reports(KnowledgeBase(settings).reindex(_progress))
     kb = KnowledgeBase(settings).open()
     if args.command == "ingest":
-        return _print_reports(kb.add_folder(args.folder, _progress, recursive=not args.no_recursive))
+        placement = Placement(replace=args.replace)
+        return _print_reports(kb.add_folder(args.folder, _progress, not args.no_recursive, placement=placement))
     if args.command == "add":
-        return _print_reports(kb.add_files(args.files, _progress))
+        return _print_reports(kb.add_files(args.files, _progress, placement=Placement(replace=args.replace)))
+    if args.command == "snapshots":
+        return _print_snapshots(kb)
+    if args.command == "restore":
+        return _restore(kb, args.snapshot)
     if args.command == "list":
         docs = kb.list_documents()
         for d in docs:
-            print(f"{d.doc_id}  {d.added_date}  {d.chunks:5d} chunks  {d.name}")
+            where = "shared" if d.shared else f"private:{d.owner}"
+            print(f"{d.doc_id}  {d.added_date}  {d.chunks:5d} chunks  {where:<28}  {d.name}")
         print(f"{len(docs)} documents, snapshot {kb.snapshot_id}.")
     elif args.command == "delete":
         kb.delete(args.doc_id)

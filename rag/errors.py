@@ -34,3 +34,7 @@ class DocumentNotFoundError(RagError, KeyError):
 
 class IndexWriteError(RagError):
     """Saving the index failed (disk full, permissions); the previous version is still in place."""
+
+
+class NotAllowedError(RagError):
+    """The person may not change what they asked to change (the shared knowledge base, by the operator's setting)."""

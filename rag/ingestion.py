@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,11 @@ from core.settings import Settings
 from core.terms import TOKENIZER_VERSION
 from rag.chunking import Chunker, effective_chunk_size
 from rag.embedding import IndexEmbedder
-from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError, IngestError
-from rag.manifest import FORMAT_VERSION, DocumentEntry
-from rag.memory_index import LiveIndex, MemoryIndex, NewDocument
+from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError, IngestError, NotAllowedError
+from rag.manifest import FORMAT_VERSION, DocumentEntry, Manifest
+from rag.memory_index import LiveIndex, MemoryIndex, NewDocument, check_model
 from rag.preparation import PreparedDocument, prepare, read_source
-from rag.records import FileReport, Progress
+from rag.records import FileReport, Placement, Progress
 from rag.storage import IndexStorage, chunk_record, new_id, utc_now
 from rag.uploads import UploadStore
 
@@ -72,11 +72,18 @@ class Ingestion:
 
     # -- adding and deleting ----------------------------------------------------------------------
     def add(
-        self, items: Sequence[tuple[str, Path | bytes]], progress: Progress, seed: bool = False
+        self,
+        items: Sequence[tuple[str, Path | bytes]],
+        progress: Progress,
+        seed: bool = False,
+        placement: Placement | None = None,
     ) -> list[FileReport]:
         """Prepare, embed and save (name, file or bytes) pairs; one report per item, in order. A bad
         file gets an error report and changes nothing. `seed` also records in the manifest that the
-        shipped sample documents were ingested. Raises RagError for problems of the index itself."""
+        shipped sample documents were ingested. `placement`: which collection they go to and whose
+        quota they count against (default: the shared one, by the operator). Raises RagError for
+        problems of the index itself."""
+        placement = placement or Placement()
         embedder = self._embedding.checked(self._live.current().manifest.dim)
         limit = self.settings.max_upload_mb
         reports: dict[int, FileReport] = {}
@@ -86,6 +93,7 @@ class Ingestion:
             progress(0.95 * i / total, f"Reading {name}")
             try:
                 doc = prepare(name, read_source(source, limit), self.chunker, limit)
+                doc.owner = placement.owner
                 progress(0.95 * (i + 0.3) / total, f"Embedding {len(doc.chunks)} chunks of {name}")
                 pending.append((i, doc, embedder.encode(doc.contexts)))
             except IngestError as exc:
@@ -95,22 +103,36 @@ class Ingestion:
                 reports[i] = FileReport(name, False, f"{name} could not be read ({type(exc).__name__}).", "error")
             if sum(len(d.data) for _, d, _ in pending) > COMMIT_BYTES:  # bound the memory a big folder takes
                 progress(0.95 * (i + 0.9) / total, "Saving the index")
-                reports.update(self.commit(pending))
+                reports.update(self.commit(pending, placement=placement))
                 pending = []
         progress(0.95, "Saving the index")
-        reports.update(self.commit(pending, seed=seed))
+        reports.update(self.commit(pending, seed=seed, placement=placement))
         ordered = [reports[i] for i in sorted(reports)]
         progress(1.0, summary(ordered))
         return ordered
 
-    def delete(self, doc_id: str) -> None:
-        """Remove one document without a rebuild. Raises DocumentNotFoundError for an unknown id."""
-        if self._live.current().manifest.document(doc_id) is None:
-            raise DocumentNotFoundError(f"No document with id {doc_id!r} is in the index.")
+    def delete(self, doc_id: str, allowed: Collection[str | None] | None = None) -> DocumentEntry:
+        """Remove one document without a rebuild; return its entry. `allowed`: the collections the caller
+        may change (owner tags; None for the shared one); None means every one (the operator).
+
+        Raises DocumentNotFoundError for an unknown id or another person's private document (the same
+        sentence: nobody learns what others hold), NotAllowedError for a shared one the caller may not change."""
+        entry = self._live.current().manifest.document(doc_id)
+        if entry is None or (allowed is not None and entry.owner is not None and entry.owner not in allowed):
+            raise DocumentNotFoundError(f"No document with id {str(doc_id)[:40]!r} is in your documents.")
+        if allowed is not None and entry.owner is None and None not in allowed:
+            raise NotAllowedError(
+                f"{entry.name} is in the shared knowledge base, which the operator of this app has not let you change."
+            )
         self.commit([], [doc_id])
+        return entry
 
     def commit(
-        self, prepared: list[Prepared], delete_ids: Iterable[str] = (), seed: bool = False
+        self,
+        prepared: list[Prepared],
+        delete_ids: Iterable[str] = (),
+        seed: bool = False,
+        placement: Placement | None = None,
     ) -> dict[int, FileReport]:
         """Save one snapshot with `prepared` added and `delete_ids` removed (a document whose bytes are
         already in the index stays as it is; one with the same name is replaced), then patch memory.
@@ -123,7 +145,7 @@ class Ingestion:
             if self._live.reload_if_saved_elsewhere():  # e.g. `python -m rag ingest` meanwhile
                 log.info("Another process saved the index in %s; reloaded it before this save.", self._storage.root)
             try:
-                reports = self._save(self._live.current(), prepared, delete_ids, seed)
+                reports = self._save(self._live.current(), prepared, delete_ids, seed, placement=placement)
             except OSError as exc:
                 raise write_error(self._storage.root, exc) from exc
             self._prune()
@@ -143,11 +165,14 @@ class Ingestion:
             reports: list[FileReport | None] = []
             prepared: list[Prepared] = []
             dates: dict[str, str] = {}
+            entries: dict[str, DocumentEntry] = {}
             for n, doc in enumerate(old.documents):
                 progress(0.9 * n / max(len(old.documents), 1), f"Re-indexing {doc.name}")
                 try:
                     data = self._uploads.read(doc.doc_id, doc.name)
                     ready = prepare(doc.name, data, self.chunker, float("inf"))
+                    ready.owner = doc.owner
+                    entries[ready.doc_id] = doc
                     prepared.append((len(reports), ready, self._embedding.model.encode(ready.contexts)))
                     dates[ready.doc_id] = doc.added_at
                     reports.append(None)
@@ -156,7 +181,7 @@ class Ingestion:
                     reports.append(FileReport(doc.name, False, f"{doc.name} was dropped: {reason}", "error"))
             progress(0.92, "Saving the index")
             try:
-                done = self._save(fresh, prepared, [], False, added_at=dates)
+                done = self._save(fresh, prepared, [], False, added_at=dates, kept=entries)
             except OSError as exc:
                 raise write_error(self._storage.root, exc) from exc
             self._live.swap(fresh)
@@ -176,24 +201,41 @@ class Ingestion:
         delete_ids: list[str],
         seed: bool,
         added_at: dict[str, str] | None = None,
+        placement: Placement | None = None,
+        kept: dict[str, DocumentEntry] | None = None,
     ) -> dict[int, FileReport]:
         """Write segments, originals and the new snapshot, then apply the change to `index` in memory.
-        `added_at` keeps the original dates of re-indexed documents (and forces a save)."""
+        `added_at` keeps the original dates of re-indexed documents (and forces a save); `kept` their
+        entries' owners. A document goes into `placement`'s collection: one with the same bytes there
+        is left as it is; one with the same name is refused unless `placement.replace`; one over the
+        sender's quota is refused."""
+        placement = placement or Placement()
         manifest = index.manifest
-        documents = manifest.documents
-        by_sha = {d.sha256: d for d in documents}
+        documents = list(manifest.documents)
         reports: dict[int, FileReport] = {}
         removals = set(delete_ids)
         additions: list[NewDocument] = []
         next_id = manifest.next_vector_id
+        quota = Quota(self.settings, documents, placement.added_by)
         for i, doc, vectors in prepared:
-            known = by_sha.get(doc.sha256)
-            if known is not None and known.doc_id not in removals:
+            collection = [d for d in documents if d.owner == doc.owner and d.doc_id not in removals]
+            where = Placement(doc.owner).collection
+            known = next((d for d in collection if d.sha256 == doc.sha256), None)
+            if known is not None:
                 same = "" if known.name == doc.name else f" as {known.name}"
-                message = f"{doc.name} is already in the index{same}, unchanged."
+                message = f"{doc.name} is already in {where}{same}, unchanged."
                 reports[i] = FileReport(doc.name, True, message, "unchanged", known.chunks, known.doc_id)
                 continue
-            same_name = [d.doc_id for d in documents if d.name == doc.name and d.doc_id not in removals]
+            same_name = [d.doc_id for d in collection if d.name == doc.name]
+            if same_name and not placement.replace:
+                reports[i] = FileReport(doc.name, False, (
+                    f"{doc.name} was not added: a different document of that name is already in {where}; rename "
+                    "the file, or choose to replace it (the old version stays recoverable)."), "error")  # fmt: skip
+                continue
+            refusal = quota.refusal(doc.name, len(doc.data), [d for d in collection if d.doc_id in same_name])
+            if refusal:
+                reports[i] = FileReport(doc.name, False, refusal, "error")
+                continue
             removals.update(same_name)
             ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
             next_id += len(doc.chunks)
@@ -211,17 +253,22 @@ class Ingestion:
                 size_bytes=len(doc.data),
                 upload=upload.relative_to(self._data_dir).as_posix(),
                 note=doc.note,
+                owner=doc.owner,
+                added_by=kept[doc.doc_id].added_by if kept and doc.doc_id in kept else placement.added_by,
             )
             additions.append(NewDocument(entry, records, vectors, doc.terms))
-            by_sha[doc.sha256] = entry
+            documents.append(entry)
+            quota.count(entry)
             verb = "Replaced the earlier version with" if same_name else "Added"
             note = f" ({doc.note})" if doc.note else ""
-            reports[i] = FileReport(doc.name, True, f"{verb} {chunk_count(len(doc.chunks))}{note}.",
+            private = f" to {where}" if doc.owner is not None else ""
+            reports[i] = FileReport(doc.name, True, f"{verb} {chunk_count(len(doc.chunks))}{private}{note}.",
                                     "replaced" if same_name else "added", len(doc.chunks), doc.doc_id)  # fmt: skip
         if not additions and not removals and not seed and added_at is None:
             return reports
         changes = {
-            "documents": tuple(d for d in documents if d.doc_id not in removals) + tuple(a.entry for a in additions),
+            "documents": tuple(d for d in manifest.documents if d.doc_id not in removals)
+            + tuple(a.entry for a in additions),
             "format": FORMAT_VERSION,
             "parent_snapshot_id": manifest.snapshot_id,
             "snapshot_id": new_id(),
@@ -240,13 +287,84 @@ class Ingestion:
             index.apply(saved, removals, additions)
         return reports
 
+    def restore(self, snapshot_id: str) -> tuple[Manifest, Manifest]:
+        """Make the shared documents of an earlier snapshot current again, as a new snapshot (so the
+        restore itself can be undone); people's private documents stay as they are now. Returns
+        (the manifest before, the manifest after). Raises IndexCorruptError when `snapshot_id` is not a
+        kept, readable snapshot of this embedding model, or cannot be combined with today's private
+        documents (it predates a re-index)."""
+        with self._live.write_lock, self._storage.write_lock():
+            self._live.reload_if_saved_elsewhere()
+            before = self._live.current().manifest
+            if snapshot_id not in self._storage.snapshot_ids():
+                raise IndexCorruptError(
+                    f"No snapshot {str(snapshot_id)[:60]!r} is kept in {self._storage.root}; "
+                    "`python -m rag snapshots` lists the ones there are."
+                )
+            old = self._storage.read_manifest(snapshot_id)
+            check_model(old, before.embed_model, self._storage.root)
+            documents = tuple(d for d in old.documents if d.owner is None) + tuple(
+                d for d in before.documents if d.owner is not None
+            )
+            restored = dataclasses.replace(
+                before, documents=documents, snapshot_id=new_id(), parent_snapshot_id=before.snapshot_id,
+                created_at=utc_now(), next_vector_id=max(before.next_vector_id, old.next_vector_id),
+                dim=before.dim or old.dim,
+            )  # fmt: skip
+            fresh = MemoryIndex.from_segments(self._storage, restored)  # reads every segment before committing
+            if len(fresh.chunks) != sum(d.chunks for d in documents):
+                raise IndexCorruptError(
+                    f"The snapshot {snapshot_id} was made before the index was rebuilt, so it cannot be combined "
+                    "with the private documents added since; restore the whole index folder from a backup instead."
+                )
+            try:
+                self._storage.commit(fresh.manifest)
+            except OSError as exc:
+                raise write_error(self._storage.root, exc) from exc
+            fresh.disk_pointer = fresh.manifest.snapshot_id
+            self._live.swap(fresh)
+            self._prune()
+            return before, fresh.manifest
+
     def _prune(self) -> None:
         try:
-            kept = self._storage.prune()
+            kept = self._storage.prune(self.settings.index_snapshots_kept)
             if kept:
                 self._uploads.prune({d.doc_id for m in kept for d in m.documents})
         except (OSError, IndexCorruptError):
             log.exception("pruning old snapshots failed (the index itself is saved)")
+
+
+class Quota:
+    """Per-person limits on documents (`max_documents_per_user`, `max_document_mb_per_user`), counted over
+    every document that person added, in any collection. The operator (`added_by` None) has none."""
+
+    def __init__(self, settings: Settings, documents: Iterable[DocumentEntry], added_by: str | None):
+        self.added_by = added_by
+        self.max_documents = settings.max_documents_per_user
+        self.max_bytes = int(settings.max_document_mb_per_user * 2**20)
+        mine = [d for d in documents if added_by is not None and d.added_by == added_by]
+        self.documents, self.bytes = len(mine), sum(d.size_bytes for d in mine)
+
+    def refusal(self, name: str, size: int, replaced: Sequence[DocumentEntry] = ()) -> str | None:
+        """One sentence when adding `name` (`size` bytes, replacing `replaced`) would pass a limit; else None."""
+        if self.added_by is None:
+            return None
+        mine = [d for d in replaced if d.added_by == self.added_by]
+        documents = self.documents - len(mine) + 1
+        total = self.bytes - sum(d.size_bytes for d in mine) + size
+        if documents > self.max_documents:
+            return (f"{name} was not added: you have {self.documents} documents, the most one person may keep; "
+                    "delete one first.")  # fmt: skip
+        if total > self.max_bytes:
+            return (f"{name} was not added: your documents would take {total / 2**20:.1f} MB, over the "
+                    f"{self.max_bytes / 2**20:g} MB one person may keep; delete one first.")  # fmt: skip
+        return None
+
+    def count(self, entry: DocumentEntry) -> None:
+        if self.added_by is not None and entry.added_by == self.added_by:
+            self.documents += 1
+            self.bytes += entry.size_bytes
 
 
 def write_error(index_dir: Path, exc: OSError) -> IndexWriteError:

@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from core.layout import DataLayout
-from core.retrieval import Passage, Snapshot
+from core.retrieval import Passage, Retriever, Snapshot
 from core.settings import Settings
 from rag.embedding import Embedder, IndexEmbedder, canonical_name
+from rag.errors import RagError
 from rag.fusion import Floors
 from rag.ingestion import Ingestion
-from rag.manifest import Manifest
+from rag.manifest import DocumentEntry, Manifest
 from rag.memory_index import LiveIndex
 from rag.preparation import folder_files
-from rag.records import DocumentInfo, FileReport, IndexStats, Progress, no_progress
+from rag.records import DocumentInfo, FileReport, IndexStats, Placement, Progress, no_progress
 from rag.search import Searcher
 from rag.storage import IndexStorage, folder_bytes
 from rag.uploads import UploadStore
@@ -128,10 +129,17 @@ class KnowledgeBase:
 
     # -- adding, deleting, rebuilding -----------------------------------------------------------
     def add_files(
-        self, paths: Sequence[str | Path], progress: Progress | None = None, *, seed: bool = False
+        self,
+        paths: Sequence[str | Path],
+        progress: Progress | None = None,
+        *,
+        seed: bool = False,
+        placement: Placement | None = None,
     ) -> list[FileReport]:
-        """Add files to the index; a file already present (same bytes) is left as is, and one with
-        the same name but new content replaces the old version. One save per call (per 64 MiB).
+        """Add files to the index; a file already present (same bytes) is left as is, and one with the
+        same name but new content is refused unless `placement.replace` (then the old version stays in
+        an earlier snapshot, for `python -m rag restore`). `placement` says which collection (the shared
+        one by default) and whose quota. One save per call (per 64 MiB).
 
         Returns one report per path, in order. A bad file (missing, empty, binary, damaged,
         undecodable, too large, unsupported) gets `ok=False` and a one-sentence message, and
@@ -140,23 +148,53 @@ class KnowledgeBase:
         also records that the shipped sample documents were ingested (see `sample_seeded`).
         """
         items = [(Path(p).name, Path(p)) for p in paths]
-        return self._ingestion.add(items, progress or no_progress, seed=seed)
+        return self._ingestion.add(items, progress or no_progress, seed=seed, placement=placement)
 
-    def add_data(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> list[FileReport]:
+    def add_data(
+        self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None, placement: Placement | None = None
+    ) -> list[FileReport]:
         """`add_files` for uploads held in memory: (file name, bytes) pairs."""
-        return self._ingestion.add(list(files), progress or no_progress)
+        return self._ingestion.add(list(files), progress or no_progress, placement=placement)
 
     def add_folder(
-        self, folder: str | Path, progress: Progress | None = None, recursive: bool = True, *, seed: bool = False
+        self,
+        folder: str | Path,
+        progress: Progress | None = None,
+        recursive: bool = True,
+        *,
+        seed: bool = False,
+        placement: Placement | None = None,
     ) -> list[FileReport]:
         """Add every file under `folder` (hidden files skipped). Files of unsupported types get an
         error report each. Raises IngestError when `folder` is not a folder."""
-        return self.add_files(folder_files(folder, recursive), progress, seed=seed)
+        return self.add_files(folder_files(folder, recursive), progress, seed=seed, placement=placement)
 
-    def delete(self, doc_id: str) -> None:
-        """Remove one document (its chunks, vectors and stored original) without a rebuild.
-        Raises DocumentNotFoundError when no document has that id."""
-        self._ingestion.delete(doc_id)
+    def delete(self, doc_id: str, allowed: Collection[str | None] | None = None) -> DocumentInfo:
+        """Remove one document (its chunks, vectors and, once no kept snapshot holds it, its stored
+        original) without a rebuild; return what was deleted. `allowed`: the collections the caller may
+        change (owner tags, None for the shared one); None: all (the operator). Raises
+        DocumentNotFoundError for an unknown id or another person's private document, NotAllowedError
+        for a shared document the caller may not change."""
+        return _info(self._ingestion.delete(doc_id, allowed))
+
+    def snapshots(self) -> list[Manifest]:
+        """The snapshots kept on disk, newest first (the current one among them); unreadable ones left out."""
+        found = []
+        for snapshot_id in self._storage.snapshot_ids():
+            try:
+                found.append(self._storage.read_manifest(snapshot_id))
+            except RagError:
+                continue
+        return found
+
+    def restore(self, snapshot_id: str) -> tuple[Manifest, Manifest]:
+        """Bring back the shared documents of the kept snapshot `snapshot_id` (a replaced or deleted
+        document returns; ones added since go), as a new snapshot, so a restore can be undone the same
+        way. Private documents stay as they are. Returns (before, after). Raises IndexCorruptError (one
+        sentence) when that snapshot is not kept or cannot be combined with the index as it is."""
+        result = self._ingestion.restore(snapshot_id)
+        self._searcher.forget_background()
+        return result
 
     def reindex(self, progress: Progress | None = None) -> list[FileReport]:
         """Re-chunk and re-embed every document from its stored original with the current settings
@@ -171,15 +209,21 @@ class KnowledgeBase:
 
     # -- reading ----------------------------------------------------------------------------------
     def search(
-        self, query: str, top_k: int | None = None, fusion: str | None = None, floors: Floors | None = None
+        self,
+        query: str,
+        top_k: int | None = None,
+        fusion: str | None = None,
+        floors: Floors | None = None,
+        viewer: str | None = None,
     ) -> list[Passage]:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor (see `rag.fusion`), when the query is blank, or when the index is empty.
 
         `fusion` overrides `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance
-        floor for this call (`Floors.off()` ranks every candidate). Raises IndexMismatchError when the
+        floor for this call (`Floors.off()` ranks every candidate). Only shared documents are searched,
+        plus the private ones of `viewer` (an owner tag). Raises IndexMismatchError when the
         embedding model does not fit the index."""
-        return self._searcher.search(query, top_k, fusion, floors)
+        return self._searcher.search(query, top_k, fusion, floors, viewer)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings of `texts` with the index's model (for matching sentences to questions
@@ -187,11 +231,16 @@ class KnowledgeBase:
         return self.embedder.encode(list(texts))
 
     def search_with_vector(
-        self, query: str, vector: np.ndarray | None, top_k: int | None = None, fusion: str | None = None
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        top_k: int | None = None,
+        fusion: str | None = None,
+        viewer: str | None = None,
     ) -> list[Passage]:
         """`search` for a caller that has already embedded the query with `self.embedder`
         (`vector` of shape (dim,), unit length; None is allowed for fusion 'keyword')."""
-        return self._searcher.search_with_vector(query, vector, top_k, fusion)
+        return self._searcher.search_with_vector(query, vector, top_k, fusion, viewer=viewer)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -209,9 +258,19 @@ class KnowledgeBase:
         return self._live.current().manifest.sample_seeded
 
     def list_documents(self) -> list[DocumentInfo]:
-        """Documents in the order they were added."""
+        """Every document, shared and private, in the order they were added (for the operator)."""
+        return [_info(d) for d in self._live.current().manifest.documents]
+
+    def documents_for(self, viewer: str | None) -> list[DocumentInfo]:
+        """What one person sees: the shared documents, then their own private ones (`viewer`: their
+        owner tag; None: the shared ones only)."""
         docs = self._live.current().manifest.documents
-        return [DocumentInfo(d.doc_id, d.name, d.chunks, d.added_at, d.sha256, d.size_bytes) for d in docs]
+        return [_info(d) for d in docs if d.owner is None] + [_info(d) for d in docs if viewer and d.owner == viewer]
+
+    def for_owner(self, viewer: str | None) -> Retriever:
+        """A retriever over the shared documents plus `viewer`'s private ones (`core.retrieval.Retriever`,
+        with `encode`); what one person's RAG and Hybrid answers search."""
+        return OwnerView(self, viewer)
 
     def stats(self) -> IndexStats:
         """Counts, model, chunking and disk use of the loaded index (cheap; walks the index folder)."""
@@ -232,6 +291,28 @@ class KnowledgeBase:
                 index_dir=str(self.index_dir),
                 disk_bytes=self._storage.disk_bytes() + folder_bytes(self._uploads.root),
             )
+
+
+def _info(d: DocumentEntry) -> DocumentInfo:
+    return DocumentInfo(d.doc_id, d.name, d.chunks, d.added_at, d.sha256, d.size_bytes, d.owner)
+
+
+class OwnerView:
+    """One person's view of a knowledge base: the shared documents and their own private ones."""
+
+    def __init__(self, kb: KnowledgeBase, viewer: str | None):
+        self.kb = kb
+        self.viewer = viewer
+
+    def search(self, query: str, top_k: int | None = None) -> list[Passage]:
+        return self.kb.search(query, top_k, viewer=self.viewer)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.kb.encode(texts)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.kb.snapshot
 
 
 def ensure_sample_index(

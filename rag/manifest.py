@@ -14,6 +14,7 @@ training script records it in the adapter card); it reads only `snapshot_id` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ def pointer_target(line: str) -> str | None:
     return parts[1]
 
 
-_DOC_FIELDS = ("doc_id", "name", "sha256", "chunks", "added_at", "size_bytes", "segment", "upload", "note")
+_DOC_FIELDS = (
+    "doc_id", "name", "sha256", "chunks", "added_at", "size_bytes", "segment", "upload", "note", "owner", "added_by",
+)  # fmt: skip
 _FIELDS = (
     "format", "snapshot_id", "parent_snapshot_id", "created_at", "embed_model", "dim", "chunk_size", "chunk_overlap",
     "effective_chunk_size", "keyword_tokenizer", "next_vector_id", "sample_seeded", "documents",
@@ -69,6 +72,8 @@ class DocumentEntry:
     size_bytes: int = 0
     upload: str = ""  # the original, relative to the data directory: "uploads/<doc_id>/<name>"
     note: str = ""  # e.g. "decoded from cp949"
+    owner: str | None = None  # None: the shared knowledge base; else one person's private collection (core.identity)
+    added_by: str | None = None  # who uploaded it (core.identity.owner_id), for per-person quotas; None: the operator
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)  # fields of a newer writer
 
     @classmethod
@@ -86,11 +91,17 @@ class DocumentEntry:
             size_bytes=_int(value, "size_bytes", 0),
             upload=_text(value, "upload", ""),
             note=_text(value, "note", ""),
+            owner=_text(value, "owner", None),
+            added_by=_text(value, "added_by", None),
             extra={k: v for k, v in value.items() if k not in _DOC_FIELDS},
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {**{name: getattr(self, name) for name in _DOC_FIELDS}, **self.extra}
+        fields = {name: getattr(self, name) for name in _DOC_FIELDS}
+        for name in ("owner", "added_by"):  # absent when unset: a shared document reads as it always has
+            if fields[name] is None:
+                del fields[name]
+        return {**fields, **self.extra}
 
 
 @dataclass(frozen=True)
@@ -119,11 +130,18 @@ class Manifest:
 
     @property
     def snapshot(self) -> Snapshot:
-        pairs = [(d.name, d.sha256) for d in self.documents]
+        """Id and date of this snapshot, and the content id of the shared documents (people's private
+        uploads do not make an adapter trained on the shared knowledge base stale)."""
+        pairs = [(d.name, d.sha256) for d in self.documents if d.owner is None]
         return Snapshot(self.snapshot_id, self.created_at, content_id(pairs) if pairs else "")
 
     def document(self, doc_id: str) -> DocumentEntry | None:
         return next((d for d in self.documents if d.doc_id == doc_id), None)
+
+    @property
+    def shared(self) -> Manifest:
+        """This manifest with only the shared knowledge base's documents (what a fresh visitor searches)."""
+        return dataclasses.replace(self, documents=tuple(d for d in self.documents if d.owner is None))
 
     @classmethod
     def from_json(cls, value: Any) -> Manifest:
@@ -226,5 +244,5 @@ def read_snapshot(data_dir: str | Path, snapshot_id: str | None = None) -> Snaps
         return None
     created_at = value.get("created_at")
     documents = value.get("documents") if isinstance(value.get("documents"), list) else []
-    pairs = [(d.get("name", ""), d.get("sha256", "")) for d in documents if isinstance(d, dict)]
+    pairs = [(d.get("name", ""), d.get("sha256", "")) for d in documents if isinstance(d, dict) and not d.get("owner")]
     return Snapshot(snapshot_id, created_at if isinstance(created_at, str) else "", content_id(pairs) if pairs else "")

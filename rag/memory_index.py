@@ -64,6 +64,13 @@ class MemoryIndex:
         self.chunks: dict[int, StoredChunk] = {}
         self.names = {d.doc_id: d.name for d in manifest.documents}  # doc_id -> file name
 
+    def hidden_from(self, viewer: str | None) -> tuple[set[str], int]:
+        """The private documents `viewer` (an owner tag; None: nobody's) may not see, and their chunk
+        count: a search asks FAISS and BM25 for that many more hits and drops theirs, so what a person
+        finds is exactly what an index of the shared and their own documents would give."""
+        hidden = [d for d in self.manifest.documents if d.owner is not None and d.owner != viewer]
+        return {d.doc_id for d in hidden}, sum(d.chunks for d in hidden)
+
     @classmethod
     def from_segments(cls, storage: IndexStorage, manifest: Manifest) -> MemoryIndex:
         """Load every document of `manifest` from its segment. Raises IndexCorruptError."""

@@ -30,15 +30,19 @@ class PreparedDocument:
     contexts: list[str]  # what is embedded, one per chunk
     terms: list[list[str]]  # keyword terms, one list per chunk
     note: str = ""  # e.g. "decoded from cp949"
+    owner: str | None = None  # the private collection it goes to (None: shared)
 
     @property
     def doc_id(self) -> str:
-        return doc_id_for(self.sha256)
+        return doc_id_for(self.sha256, self.owner)
 
 
-def doc_id_for(sha256: str) -> str:
-    """Documents are named by content: the same bytes uploaded twice are one document."""
-    return sha256[:16]
+def doc_id_for(sha256: str, owner: str | None = None) -> str:
+    """Documents are named by content: the same bytes uploaded twice to one collection are one document.
+    A private copy gets an id of its own, so no one learns from an id that someone else holds the file."""
+    if owner is None:
+        return sha256[:16]
+    return hashlib.sha256(f"{owner}\0{sha256}".encode()).hexdigest()[:16]
 
 
 def check_file(path: Path, max_upload_mb: float) -> None:

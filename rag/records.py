@@ -48,6 +48,21 @@ class FileReport:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a batch of documents goes, and who sends it (`core.identity` owner tags, never names).
+
+    The default is the operator's: the shared knowledge base, no quota, a name collision refused."""
+
+    owner: str | None = None  # None: the shared knowledge base; else that person's private collection
+    added_by: str | None = None  # whose quota the documents count against; None: the operator (no quota)
+    replace: bool = False  # a document of the same name in that collection is replaced (a snapshot keeps it)
+
+    @property
+    def collection(self) -> str:
+        return "the shared knowledge base" if self.owner is None else "your private documents"
+
+
+@dataclass(frozen=True)
 class DocumentInfo:
     """One document in the index."""
 
@@ -57,6 +72,11 @@ class DocumentInfo:
     added_at: str  # ISO 8601, UTC, e.g. "2025-11-21T14:30:05Z"
     sha256: str
     size_bytes: int
+    owner: str | None = None  # None: shared; else the owner tag of a private collection
+
+    @property
+    def shared(self) -> bool:
+        return self.owner is None
 
     @property
     def added_date(self) -> str:

@@ -32,11 +32,17 @@ class Searcher:
         self._background: np.ndarray | None = None  # (len(BACKGROUND_TEXTS), dim), see rag.fusion
 
     def search(
-        self, query: str, top_k: int | None = None, fusion: str | None = None, floors: Floors | None = None
+        self,
+        query: str,
+        top_k: int | None = None,
+        fusion: str | None = None,
+        floors: Floors | None = None,
+        viewer: str | None = None,
     ) -> list[Passage]:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor, when the query is blank, or when the index is empty. `fusion` overrides
         `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance floor for this call.
+        `viewer` (an owner tag) adds that person's private documents to the shared ones searched.
         Raises IndexMismatchError when the embedding model does not fit the index."""
         mode = fusion or self.settings.fusion
         query = (query or "").strip()[:MAX_QUERY_CHARS]
@@ -44,7 +50,7 @@ class Searcher:
         if not query or not index.chunks:
             return []
         vector = self._embedding.checked(index.manifest.dim).encode([query])[0] if mode != "keyword" else None
-        return self.search_with_vector(query, vector, top_k, fusion, floors)
+        return self.search_with_vector(query, vector, top_k, fusion, floors, viewer)
 
     def search_with_vector(
         self,
@@ -53,6 +59,7 @@ class Searcher:
         top_k: int | None = None,
         fusion: str | None = None,
         floors: Floors | None = None,
+        viewer: str | None = None,
     ) -> list[Passage]:
         """`search` for a caller that has already embedded the query with the index's embedder
         (`vector` of shape (dim,), unit length; None is allowed for fusion 'keyword')."""
@@ -74,8 +81,13 @@ class Searcher:
             index = self._live.current()  # a rebuild may have swapped it meanwhile
             if not index.chunks:
                 return []
-            dense = index.vectors.search(vector, self.settings.dense_k) if mode != "keyword" else []
-            keyword = index.keywords.search(query_terms, self.settings.keyword_k) if query_terms else []
+            hidden, extra = index.hidden_from(viewer)
+            dense = index.vectors.search(vector, self.settings.dense_k + extra) if mode != "keyword" else []
+            keyword = index.keywords.search(query_terms, self.settings.keyword_k + extra) if query_terms else []
+            if hidden:
+                dense = [hit for hit in dense if index.chunks[hit[0]].doc_id not in hidden][: self.settings.dense_k]
+                keyword = [h for h in keyword if index.chunks[h.id].doc_id not in hidden]
+                keyword = keyword[: self.settings.keyword_k]
             ranked = fuse(dense, keyword, mode, top_k, floors or self.floors.for_query(query), background)
             out = []
             for vector_id, score in ranked:

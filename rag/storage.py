@@ -11,8 +11,9 @@ A save writes the new document's segment and a new snapshot directory, each as `
 publishes them with `core.files.publish_dir` (fsync, rename, fsync the parent), then replaces
 CURRENT with `core.files.atomic_write_bytes`. A crash at any point leaves CURRENT naming the last
 complete snapshot, whose segments are never modified. After a successful save, old snapshots are
-pruned: a few stay as fallbacks, but never one that still holds a deleted document, so deleting a
-document removes its data from disk.
+pruned: the newest `index_snapshots_kept` stay, as fallbacks and for `python -m rag restore` (a
+replaced or deleted shared document comes back from one), but never one that still holds a deleted
+*private* document, so a person deleting their own upload removes its data from disk.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from rag.manifest import CURRENT, MANIFEST, SNAPSHOTS, Manifest, ManifestError, 
 from rag.records import Chunk
 
 SEGMENTS = "segments"
-KEEP_SNAPSHOTS = 3
+KEEP_SNAPSHOTS = 10
 _REPAIR = "restore the index folder from a backup, or move it aside and add the documents again"
 
 
@@ -172,11 +173,13 @@ class IndexStorage:
         atomic_write_bytes(self.root / CURRENT, pointer_line(manifest.snapshot_id).encode())
 
     def prune(self, keep: int = KEEP_SNAPSHOTS) -> list[Manifest]:
-        """Keep the current snapshot and up to `keep - 1` newer-first older ones as fallbacks, then
-        delete every other snapshot, unfinished `.tmp` leftovers, and segments no kept snapshot names.
+        """Keep the current snapshot and up to `keep - 1` newer-first older ones (fallbacks, and what
+        `restore` can go back to), then delete every other snapshot, unfinished `.tmp` leftovers, and
+        segments no kept snapshot names.
 
-        An older snapshot is kept only if all its documents are still current: once a document is
-        deleted or replaced, no fallback may bring it back, so its data goes now. Returns the kept
+        An older snapshot is kept only if all its private documents are still current: once a person
+        deletes or replaces their own upload, no snapshot may bring it back, so its data goes now.
+        Shared documents stay recoverable until `keep` newer snapshots pass. Returns the kept
         manifests (callers prune stored originals by them); empty, deleting nothing, when no
         snapshot is current. Raises IndexCorruptError when the current one cannot be read (nothing
         is deleted then)."""
@@ -194,7 +197,7 @@ class IndexStorage:
                 manifest = self.read_manifest(snapshot_id)
             except IndexCorruptError:
                 continue
-            if {d.doc_id for d in manifest.documents} <= live:
+            if {d.doc_id for d in manifest.documents if d.owner is not None} <= live:
                 kept.append(manifest)
         kept_names = {m.snapshot_id for m in kept}
         for folder in (self.root / SNAPSHOTS, self.root / SEGMENTS):

@@ -23,6 +23,7 @@ from rag import (
     IndexMismatchError,
     IndexWriteError,
     KnowledgeBase,
+    Placement,
     ensure_sample_index,
     read_snapshot,
 )
@@ -92,7 +93,7 @@ def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
     assert [d.name for d in kb.list_documents()] == ["alpha.md", "charlie.md", "delta.md"]
     assert all(p.source != "bravo.md" for p in kb.search("bravo dock harbour batteries", top_k=10))
     assert kb.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
-    assert not (data / "uploads" / bravo).exists()
+    assert (data / "uploads" / bravo).exists()  # a deleted shared document stays restorable (an older snapshot)
     with pytest.raises(DocumentNotFoundError, match="No document with id 'nope'"):
         kb.delete("nope")
 
@@ -102,14 +103,17 @@ def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
     assert reopened.search("Who repairs propellers?")[0].source == "charlie.md"
 
 
-def test_same_bytes_are_kept_once_and_a_new_version_replaces_the_old(tmp_path: Path) -> None:
+def test_same_bytes_are_kept_once_and_a_new_version_replaces_the_old_only_when_asked(tmp_path: Path) -> None:
     kb = _kb(tmp_path)
     snapshot = kb.snapshot_id
     (same,) = kb.add_files([tmp_path / "in" / "alpha.md"])
     assert same.status == "unchanged" and same.ok and kb.snapshot_id == snapshot
 
     new = "# Alpha\n\nThe alpha drone now carries the crimson payload.\n"
-    (replaced,) = kb.add_files(write_docs(tmp_path / "v2", {"alpha.md": new}))
+    (refused,) = kb.add_files(write_docs(tmp_path / "v2", {"alpha.md": new}))
+    assert not refused.ok and "already in the shared knowledge base" in refused.message
+    assert kb.snapshot_id == snapshot  # a name collision never silently replaces
+    (replaced,) = kb.add_files([tmp_path / "v2" / "alpha.md"], placement=Placement(replace=True))
     assert replaced.status == "replaced"
     assert [d.name for d in kb.list_documents()].count("alpha.md") == 1
     assert kb.search("crimson payload", fusion="keyword")[0].source == "alpha.md"
