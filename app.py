@@ -24,23 +24,40 @@ from adapters import AdapterCatalog
 from adapters.attach import attach_adapters
 from core.errors import UserInputError
 from core.generation import GenerationParams
+from core.identity import Identity
+from core.jobs import Jobs
 from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
 from core.settings import Settings, SettingsError
 from rag import KnowledgeBase
 from rag.attach import SAMPLE_DOCS, knowledge_attachment
 from scorecard import SHIPPED_QA, QAFileError, evaluate_for_session, load_qa
+from ui.api import public_api
+from ui.common import (
+    MODES,
+    MY_DOCS,
+    PRIVATE,
+    SHARED_KB,
+    WARNING,
+    adapter_catalog,
+    allowed_collections,
+    file_reports,
+    format_answer,
+    knowledge_base,
+    on_the_model,
+    placement_for,
+    shared_writers,
+    who,
+)
 
 log = logging.getLogger("app")
 
-MODES = [m.value for m in Mode]
-WARNING = "⚠️ "
 MODE_HELP = (
     "Base: the model alone. RAG: answers from your documents, with citations. "
     "Fine-tuned: the model with a LoRA adapter. Hybrid: documents and adapter together."
 )
 SOURCE_HEADERS = ["#", "File", "Location", "Score", "Passage"]
-DOC_HEADERS = ["ID", "Document", "Chunks", "Added"]
+DOC_HEADERS = ["ID", "Document", "Collection", "Chunks", "Added"]
 ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval (scorecard)"]
 EVALUATE_HELP = (
     "Runs every question of a keyed QA set through the chat's own answer path in each chosen mode (greedy), "
@@ -48,13 +65,15 @@ EVALUATE_HELP = (
     "held-out set. Other people's chats are served between answers. Finished answers are kept, so a stopped "
     "run resumes where it stopped."
 )
-PRIVATE = {"api_visibility": "private"}
 
 
-def on_the_model(service: ExpertService) -> dict:
-    """Queue settings of the events that generate: as many at once as the engine batches together (beyond
-    that, Gradio's queue shows people their place)."""
-    return {"concurrency_id": "model", "concurrency_limit": service.settings.engine_batch}
+def identity_line(person: Identity, writers: str) -> str:
+    where = "the shared knowledge base" if person.may_change_shared(writers) else "your private documents"
+    if person.signed_in:
+        return (f"Signed in as **{person.name}**: your uploads are yours and stay after a reload; "
+                f"documents you add go to {where} unless you choose otherwise.")  # fmt: skip
+    return (f"Not signed in: your uploads belong to this browser tab (gone from view after a reload) and "
+            f"documents you add go to {where}.")  # fmt: skip
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------
@@ -62,42 +81,7 @@ def build_service(settings: Settings) -> ExpertService:
     return ExpertService(settings, attachments=[knowledge_attachment(SAMPLE_DOCS), attach_adapters])
 
 
-def knowledge_base(service: ExpertService) -> KnowledgeBase | None:
-    return service.knowledge if isinstance(service.knowledge, KnowledgeBase) else None
-
-
-def adapter_catalog(service: ExpertService) -> AdapterCatalog | None:
-    return service.adapters if isinstance(service.adapters, AdapterCatalog) else None
-
-
 # -- formatting ---------------------------------------------------------------------------------
-UNSUPPORTED_MARK = " ⚠️ *(not in the sources)*"
-
-
-def format_answer(update: AnswerUpdate) -> str:
-    """The model's answer as the chat shows it: unsupported sentences marked, the evidence quoted, the
-    sources listed, notes last. Source numbers the answer invents are not shown."""
-    text = update.display_text()
-    for sentence in update.unsupported if update.done else []:
-        shown = update.display_text(sentence)
-        if shown and shown in text:
-            text = text.replace(shown, shown + UNSUPPORTED_MARK, 1)
-    if update.evidence:
-        title = "Evidence" if update.evidence_supports else "What the sources say"
-        quotes = [f"> [{q.source}] “{q.text}” — {q.file}, {q.location}" for q in update.evidence]
-        text += f"\n\n**{title}:**\n" + "\n".join(quotes)
-    if update.sources:
-        cited = set(update.cited)
-        refs = [
-            f"[{i}] {p.source}, {p.location}" + (" (cited)" if i in cited else "")
-            for i, p in enumerate(update.sources, 1)
-        ]
-        text += "\n\n**Sources:** " + " · ".join(refs)
-    if update.notes:
-        text += "\n\n" + "\n".join(f"_{n}_" for n in update.notes)
-    return text
-
-
 def source_rows(update: AnswerUpdate | None) -> list[list]:
     if update is None:
         return []
@@ -107,49 +91,50 @@ def source_rows(update: AnswerUpdate | None) -> list[list]:
     ]
 
 
-def document_rows(service: ExpertService):
+def document_rows(service: ExpertService, person: Identity):
     kb = knowledge_base(service)
     if kb is None:
         return gr.Dataframe()
-    return gr.Dataframe(value=[[d.doc_id, d.name, d.chunks, d.added_date] for d in kb.list_documents()])
+    rows = [[d.doc_id, d.name, "shared" if d.shared else "yours (private)", d.chunks, d.added_date]
+            for d in kb.documents_for(person.tag)]  # fmt: skip
+    return gr.Dataframe(value=rows)
 
 
-def knowledge_summary(service: ExpertService) -> str:
+def knowledge_summary(service: ExpertService, person: Identity | None = None) -> str:
     kb = knowledge_base(service)
     if kb is None:
         return "The document index is not loaded yet."
     st = kb.stats()
+    docs = kb.documents_for(person.tag if person else None)
+    mine = sum(1 for d in docs if not d.shared)
     return (
-        f"{st.documents} documents, {st.chunks} chunks, embeddings `{st.embed_model}` ({st.dim} dims), "
-        f"fusion `{st.fusion}`, last change {st.updated_at or 'never'}."
+        f"{len(docs) - mine} shared documents" + (f" and {mine} of your own" if mine else "")
+        + f"; embeddings `{st.embed_model}` ({st.dim} dims), fusion `{st.fusion}`, last change "
+        f"{st.updated_at or 'never'}."
     )
 
 
-def adapter_choices(service: ExpertService, session: str, value: str | None = None):
+def adapter_choices(service: ExpertService, owner: str, value: str | None = None):
     catalog = adapter_catalog(service)
     if catalog is None:
         return gr.Dropdown(choices=[], value=None)
-    choices = [(i.label, i.key) for i in catalog.list_adapters(session)]
+    choices = [(i.label, i.key) for i in catalog.list_adapters(owner)]
     keys = [k for _, k in choices]
     return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
 
 
-def adapter_table(service: ExpertService, session: str) -> tuple[list[list], str]:
+def adapter_table(service: ExpertService, owner: str) -> tuple[list[list], str]:
     catalog = adapter_catalog(service)
     if catalog is None:
         return [], "Adapters are not loaded yet."
     rows = [
         [i.name, i.source, i.base_model or "?", i.rank, ", ".join(i.target_modules), (i.data_sha256 or "")[:12],
          (i.created_at or "")[:10], i.eval_summary or ""]
-        for i in catalog.list_adapters(session)
+        for i in catalog.list_adapters(owner)
     ]  # fmt: skip
-    skipped = catalog.problems(session)
+    skipped = catalog.problems(owner)
     notes = "\n".join(f"- skipped `{p.name}` ({p.source}): {p.reason}" for p in skipped)
     return rows, notes or "No adapter folders were skipped."
-
-
-def file_reports(reports) -> list[list]:
-    return [[r.name, ("✅ " if r.ok else "❌ ") + r.message, r.chunks] for r in reports]
 
 
 # -- tabs ------------------------------------------------------------------------------------------
@@ -203,7 +188,10 @@ def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
     )
     shared = Shared(adapter, system, temperature, top_p, max_new)
 
-    def respond(text, chat, history, mode, adapter, system, temperature, top_p, max_new, request: gr.Request):
+    def respond(
+        text, chat, history, mode, adapter, system, temperature, top_p, max_new,
+        request: gr.Request, profile: gr.OAuthProfile | None,
+    ):  # fmt: skip
         chat = list(chat or [])
         if not chat:  # a new conversation (an API caller passing [], or after Clear): no hidden earlier turns
             history = []
@@ -213,7 +201,9 @@ def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
         params = GenerationParams(temperature, top_p, max_new)
         update = None
         try:
-            for update in service.answer(request.session_hash, text, history, mode, params, system, adapter):
+            person = who(request, profile)
+            for update in service.answer(person.session, text, history, mode, params, system, adapter,
+                                         owner=person.owner):  # fmt: skip
                 chat[-1] = {"role": "assistant", "content": format_answer(update)}
                 yield "", chat, history, source_rows(update)
         except UserInputError as exc:
@@ -232,9 +222,9 @@ def chat_tab(service: ExpertService) -> tuple[Shared, gr.Button]:
 
     inputs = [message, chatbot, model_history, mode, adapter, *shared.settings]
     outputs = [message, chatbot, model_history, sources]
-    # One public endpoint, /chat, for gradio_client users; the Send button is its private twin.
+    # The page's own events; gradio_client users get the stateless /chat of `api.py` instead.
     events = [
-        message.submit(respond, inputs, outputs, api_name="chat", **on_the_model(service)),
+        message.submit(respond, inputs, outputs, **PRIVATE, **on_the_model(service)),
         send.click(respond, inputs, outputs, **PRIVATE, **on_the_model(service)),
     ]
     def stop(request: gr.Request) -> None:
@@ -255,16 +245,19 @@ def compare_tab(service: ExpertService, shared: Shared, stop_btn: gr.Button) -> 
                 gr.Markdown(f"### {m}")
                 columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
 
-    def compare(question, adapter, system, temperature, top_p, max_new, request: gr.Request):
+    def answer_four_ways(
+        question, adapter, system, temperature, top_p, max_new, request: gr.Request, profile: gr.OAuthProfile | None
+    ):
         params = GenerationParams(temperature, top_p, max_new)
-        for latest in service.compare(request.session_hash, question, MODES, params, system, adapter):
+        person = who(request, profile)
+        for latest in service.compare(person.session, question, MODES, params, system, adapter, owner=person.owner):
             yield [
                 "" if item is None else WARNING + str(item) if isinstance(item, UserInputError) else format_answer(item)
                 for item in latest
             ]
 
     event = compare_btn.click(
-        compare, [question, shared.adapter, *shared.settings], columns, api_name="compare", **on_the_model(service)
+        answer_four_ways, [question, shared.adapter, *shared.settings], columns, **PRIVATE, **on_the_model(service)
     )
     stop_btn.click(None, None, None, cancels=[event], **PRIVATE)
 
@@ -275,17 +268,23 @@ class KnowledgeView:
     documents: gr.Dataframe
 
 
-def knowledge_tab(service: ExpertService) -> KnowledgeView:
+def knowledge_tab(service: ExpertService, jobs: Jobs) -> KnowledgeView:
     summary = gr.Markdown(knowledge_summary(service))
     files = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)", elem_id="doc-files")
+    with gr.Row():
+        target = gr.Radio([MY_DOCS, SHARED_KB], value=MY_DOCS, label="Add to", elem_id="doc-target", scale=2)
+        replace = gr.Checkbox(
+            False, label="Replace a document of the same name", elem_id="doc-replace", scale=1,
+            info="The old version stays recoverable (python -m rag restore).",
+        )  # fmt: skip
     add_btn = gr.Button("Add to index", variant="primary", elem_id="add-docs")
     report = gr.Dataframe(
         headers=["File", "Result", "Chunks"], label="Last upload", interactive=False, elem_id="upload-report"
     )
     documents = gr.Dataframe(headers=DOC_HEADERS, label="Documents", interactive=False, wrap=True, elem_id="documents")
     with gr.Row():
-        doc_id = gr.Textbox(label="Document ID to delete", scale=3)
-        delete_btn = gr.Button("Delete document", variant="stop", scale=1)
+        doc_id = gr.Textbox(label="Document ID to delete", scale=3, elem_id="doc-id")
+        delete_btn = gr.Button("Delete document", variant="stop", scale=1, elem_id="delete-doc")
         reindex_btn = gr.Button("Re-index everything", scale=1)
 
     def kb() -> KnowledgeBase:
@@ -294,27 +293,46 @@ def knowledge_tab(service: ExpertService) -> KnowledgeView:
             raise gr.Error("The document index is not ready yet." if not service.ready else service.status_line())
         return found
 
-    def add_documents(paths, progress=gr.Progress()):
+    def add_documents(
+        paths, target, replace, request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()
+    ):
         if not paths:
             raise gr.Error("Choose one or more files first.")
-        reports = kb().add_files([Path(p) for p in paths], progress=lambda f, m: progress(f, desc=m))
-        return file_reports(reports), document_rows(service), knowledge_summary(service), None
-
-    def delete_document(doc):
-        if not doc or not str(doc).strip():
-            raise gr.Error("Type the ID of the document to delete (first column).")
+        person = who(request, profile)
+        placement = placement_for(service, person, target, replace)
+        index = kb()
+        job = jobs.submit("documents", lambda report: index.add_files([Path(p) for p in paths], report,
+                                                                     placement=placement))  # fmt: skip
+        while not job.wait(0.5):  # the job runs on its own worker; this only shows how far it is
+            progress(job.fraction, desc=job.message)
         try:
-            kb().delete(str(doc).strip())
+            reports = job.outcome()
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
-        return document_rows(service), knowledge_summary(service), ""
+        return file_reports(reports), document_rows(service, person), knowledge_summary(service, person), None
 
-    def reindex(progress=gr.Progress()):
+    def delete_document(doc, request: gr.Request, profile: gr.OAuthProfile | None):
+        if not doc or not str(doc).strip():
+            raise gr.Error("Type the ID of the document to delete (first column).")
+        person = who(request, profile)
+        try:
+            kb().delete(str(doc).strip(), allowed=allowed_collections(service, person))
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        return document_rows(service, person), knowledge_summary(service, person), ""
+
+    def reindex(request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()):
+        person = who(request, profile)
+        if not person.may_change_shared(service.settings.shared_kb_writers):
+            writers = shared_writers(service.settings.shared_kb_writers)
+            raise gr.Error(f"Re-indexing rebuilds the shared knowledge base, which {writers} may change.")
         reports = kb().reindex(progress=lambda f, m: progress(f, desc=m))
-        return file_reports(reports), document_rows(service), knowledge_summary(service)
+        return file_reports(reports), document_rows(service, person), knowledge_summary(service, person)
 
+    # Uploads wait on their job, not on each other: many may wait at once while the workers embed.
+    waiting = {"concurrency_id": "documents", "concurrency_limit": 16, **PRIVATE}
     one_writer = {"concurrency_id": "knowledge", "concurrency_limit": 1, **PRIVATE}
-    add_btn.click(add_documents, files, [report, documents, summary, files], **one_writer)
+    add_btn.click(add_documents, [files, target, replace], [report, documents, summary, files], **waiting)
     delete_btn.click(delete_document, doc_id, [documents, summary, doc_id], **one_writer)
     reindex_btn.click(reindex, None, [report, documents, summary], **one_writer)
     return KnowledgeView(summary, documents)
@@ -343,29 +361,30 @@ def adapters_tab(service: ExpertService, shared: Shared) -> AdaptersView:
             raise gr.Error("Adapters are not loaded yet.")
         return found
 
-    def upload(paths, new_name, chosen, request: gr.Request):
-        session = request.session_hash
+    def upload(paths, new_name, chosen, request: gr.Request, profile: gr.OAuthProfile | None):
+        owner = who(request, profile).owner
         if not paths:
             raise gr.Error("Choose adapter_config.json and adapter_model.safetensors, or one .zip of them.")
         try:
-            info = catalog().upload(list(paths), session, new_name or None)
+            info = catalog().upload(list(paths), owner, new_name or None)
         except UserInputError as exc:
-            return f"{WARNING}{exc}", *adapter_table(service, session), adapter_choices(service, session, chosen), None
-        message = f"✅ Added {info.label}. It is private to this browser session."
-        return message, *adapter_table(service, session), adapter_choices(service, session, info.key), None
+            return f"{WARNING}{exc}", *adapter_table(service, owner), adapter_choices(service, owner, chosen), None
+        whose = "you; it stays after a reload" if who(request, profile).signed_in else "this browser tab"
+        message = f"✅ Added {info.label}. It is private to {whose}."
+        return message, *adapter_table(service, owner), adapter_choices(service, owner, info.key), None
 
-    def delete(chosen, request: gr.Request):
-        session = request.session_hash
+    def delete(chosen, request: gr.Request, profile: gr.OAuthProfile | None):
+        owner = who(request, profile).owner
         if not chosen:
             raise gr.Error("Choose one of your uploaded adapters first.")
         try:
-            info = catalog().delete_upload(chosen, session)
+            info = catalog().delete_upload(chosen, owner)
         except UserInputError as exc:
-            return f"{WARNING}{exc}", *adapter_table(service, session), adapter_choices(service, session, chosen)
-        return f"Deleted {info.name}.", *adapter_table(service, session), adapter_choices(service, session)
+            return f"{WARNING}{exc}", *adapter_table(service, owner), adapter_choices(service, owner, chosen)
+        return f"Deleted {info.name}.", *adapter_table(service, owner), adapter_choices(service, owner)
 
-    def table_for(request: gr.Request):
-        return adapter_table(service, request.session_hash)
+    def table_for(request: gr.Request, profile: gr.OAuthProfile | None):
+        return adapter_table(service, who(request, profile).owner)
 
     outputs = [result, table, notes, shared.adapter]
     refresh.click(table_for, None, [table, notes], **PRIVATE)
@@ -400,19 +419,23 @@ def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Drop
     chart = gr.Image(label="Scorecard", type="filepath", interactive=False, elem_id="eval-chart")
     report = gr.Markdown(elem_id="eval-report")
 
-    def run(path, chosen_modes, adapter_name, count, request: gr.Request, progress=gr.Progress()):
+    def run(
+        path, chosen_modes, adapter_name, count, request: gr.Request, profile: gr.OAuthProfile | None,
+        progress=gr.Progress(),
+    ):  # fmt: skip
         if not service.ready or service.pipeline is None:
             raise gr.Error(service.status_line())
         if not chosen_modes:
             raise gr.Error("Choose at least one mode to evaluate.")
         state = {"done": 0, "total": 1, "message": "Starting"}
+        owner = who(request, profile).owner
         box: dict = {}
         stop = threading.Event()
 
         def work() -> None:
             try:
                 box["result"] = evaluate_for_session(
-                    service, request.session_hash, path, chosen_modes, adapter_name, limit=int(count or 0) or None,
+                    service, owner, path, chosen_modes, adapter_name, limit=int(count or 0) or None,
                     progress=lambda done, total, message: state.update(done=done, total=total, message=message),
                     stop=stop,
                 )  # fmt: skip
@@ -442,8 +465,8 @@ def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Drop
             lines.append(result.card_note)
         yield " ".join(lines), card.to_markdown(chart_name=None), str(result.chart_path)
 
-    def table_for(request: gr.Request):
-        return adapter_table(service, request.session_hash)
+    def table_for(request: gr.Request, profile: gr.OAuthProfile | None):
+        return adapter_table(service, who(request, profile).owner)
 
     event = run_btn.click(
         run, [qa_file, modes, adapter, limit], [status, report, chart],
@@ -454,9 +477,20 @@ def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Drop
 
 
 # -- the page -------------------------------------------------------------------------------------
-def build_demo(service: ExpertService) -> gr.Blocks:
+def oauth_configured() -> bool:
+    """Hugging Face sign-in works on a Space whose README front matter has `hf_oauth: true` (the Space
+    then sets OAUTH_CLIENT_ID); elsewhere Gradio's login button would need the internet."""
+    return bool(os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"))
+
+
+def build_demo(service: ExpertService, jobs: Jobs | None = None) -> gr.Blocks:
+    jobs = jobs or Jobs(workers=2, name="ingest")
     with gr.Blocks(title="Industry-expert chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## Industry-expert chat\nBase model, RAG over your documents, a LoRA adapter, or both.")
+        with gr.Row():
+            identity_md = gr.Markdown(elem_id="identity")
+            if oauth_configured():
+                gr.LoginButton(scale=0)
         status_md = gr.Markdown(service.status_line(), elem_id="status")
         timer = gr.Timer(1.0)
         with gr.Tab("Chat"):
@@ -464,34 +498,41 @@ def build_demo(service: ExpertService) -> gr.Blocks:
         with gr.Tab("Compare"):
             compare_tab(service, shared, stop_btn)
         with gr.Tab("Knowledge"):
-            knowledge = knowledge_tab(service)
+            knowledge = knowledge_tab(service, jobs)
         with gr.Tab("Adapters"):
             adapters_view = adapters_tab(service, shared)
         with gr.Tab("Evaluate") as evaluate:
             eval_adapter = evaluate_tab(service, adapters_view)
 
-        def status(current_max_new: float, request: gr.Request):
+        public_api(service, jobs)
+
+        def status(current_max_new: float, request: gr.Request, profile: gr.OAuthProfile | None):
             # Poll while loading; once ready (or failed) stop polling, fit the max-new-tokens slider to the
-            # model's context window, and fill the per-session lists.
+            # model's context window, and fill the person's own lists.
             if not service.ready:
                 waiting = gr.Slider(), gr.Dropdown(), gr.Dataframe(), gr.skip()
                 return service.status_line(), gr.Timer(active=True), *waiting
             limit = service.max_new_tokens_limit
             slider = gr.Slider(maximum=limit, value=min(int(current_max_new), limit))
-            lists = adapter_choices(service, request.session_hash), document_rows(service), knowledge_summary(service)
+            person = who(request, profile)
+            lists = (adapter_choices(service, person.owner), document_rows(service, person),
+                     knowledge_summary(service, person))  # fmt: skip
             return service.status_line(), gr.Timer(active=False), slider, *lists
 
         status_outputs = [status_md, timer, shared.max_new, shared.adapter, knowledge.documents, knowledge.summary]
         timer.tick(status, inputs=shared.max_new, outputs=status_outputs, **PRIVATE)
         demo.load(lambda: service.start().status_line(), outputs=status_md, **PRIVATE)
-        def adapters_for(request: gr.Request):
-            return adapter_table(service, request.session_hash)
+        def adapters_for(request: gr.Request, profile: gr.OAuthProfile | None):
+            return adapter_table(service, who(request, profile).owner)
 
-        def eval_choices(current: str | None, request: gr.Request):
-            return adapter_choices(service, request.session_hash, current)
+        def eval_choices(current: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
+            return adapter_choices(service, who(request, profile).owner, current)
 
+        def identity_for(request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+            return identity_line(who(request, profile), service.settings.shared_kb_writers)
+
+        demo.load(identity_for, None, identity_md, **PRIVATE)
         demo.load(adapters_for, None, [adapters_view.table, adapters_view.notes], **PRIVATE)
-        demo.load(lambda: knowledge_summary(service), None, knowledge.summary, **PRIVATE)
         evaluate.select(eval_choices, eval_adapter, eval_adapter, **PRIVATE)
     return demo
 
@@ -501,6 +542,10 @@ def serve(demo: gr.Blocks, settings: Settings, **launch) -> None:
     app accepts (Gradio's own upload endpoint took 1 GiB without them), and a bounded queue, beyond which a
     client is told at once that the app is busy."""
     largest_mb = max(settings.max_upload_mb, settings.adapter_max_mb)
+    accounts = settings.accounts()
+    if accounts:  # local sign-in: Gradio's login page, then `request.username` names the person
+        launch.setdefault("auth", accounts)
+        launch.setdefault("auth_message", "Sign in to keep your uploads across reloads and restarts.")
     demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size).launch(
         max_file_size=int(largest_mb * 1024 * 1024), show_error=True, **launch
     )

@@ -1,12 +1,12 @@
 """The adapter catalog: which adapters there are, who may see and use them, uploads, deletes, publishing.
 
-It implements `core.lora.AdapterResolver` for the answer path: `resolve_handle(name, session)` returns a
+It implements `core.lora.AdapterResolver` for the answer path: `resolve_handle(name, owner)` returns a
 checked `AdapterHandle` the engine loads. It never touches the model; when it deletes or replaces
 an adapter's files it asks the engine to unload it (`unload`). No torch here.
 
-Privacy: an upload is visible to, and usable by, only the session that uploaded it, unless the
-operator sets `publish_uploads` or calls `publish`. An upload's key holds a digest of its owner's
-session id, which no other session is ever shown.
+Privacy: an upload is visible to, and usable by, only the person who uploaded it (`owner`: a
+`core.identity.Identity.owner`, a signed-in user or a browser session), unless the operator sets
+`publish_uploads` or calls `publish`. An upload's key holds a digest of its owner, never a name.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from pathlib import Path
 
 from adapters.errors import AdapterError, AdapterNotAvailable, AdapterRejected
 from adapters.registry import AdapterInfo, AdapterRegistry, SkippedAdapter, visible_to
-from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, owner_id, sanitize_name
+from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, sanitize_name
 from adapters.upload import stage_upload
 from adapters.validate import CARD_FILE, WEIGHTS_FILE, check_adapter_folder, parse_json_object, read_small_file
 from core.errors import UserInputError
+from core.identity import is_signed_in_owner, owner_id
 from core.lora import AdapterHandle, ModelSpec
 from core.settings import Settings
 
@@ -68,16 +69,16 @@ class AdapterCatalog:
 
     # -- listing and access ------------------------------------------------------------------
     def expire_abandoned(self, now: float | None = None) -> list[str]:
-        """Delete uploads nobody made or used for `upload_ttl_hours` (a closed tab's uploads, otherwise kept
-        forever), taking them off the model first; return their keys. Runs at most once a minute on its
-        own (from listing and uploading); `now` forces a sweep at that time."""
-        ttl = float(self.settings.upload_ttl_hours) * 3600
+        """Delete uploads nobody made or used for `upload_ttl_hours` (a browser session's: a closed tab's
+        uploads, otherwise kept forever) or `user_upload_ttl_days` (a signed-in person's), taking them off
+        the model first; return their keys. Runs at most once a minute on its own (from listing and
+        uploading); `now` forces a sweep at that time."""
         moment = time.time() if now is None else now
-        if ttl <= 0 or (now is None and moment - self._last_sweep < 60):
+        if now is None and moment - self._last_sweep < 60:
             return []
         self._last_sweep = moment
         gone = []
-        for entry in self.store.abandoned_uploads(ttl, moment):
+        for entry in self.store.abandoned_uploads(self.ttl_s, moment):
             self.unload(entry.key)
             try:
                 self.store.delete(entry)
@@ -88,30 +89,36 @@ class AdapterCatalog:
             log.info("abandoned upload deleted: %s", entry.key)
         return gone
 
-    def list_adapters(self, session: str | None) -> list[AdapterInfo]:
-        """The adapters this session may use, own uploads first, then trained, published, demo."""
+    def ttl_s(self, owner_tag: str) -> float:
+        """How long an upload of `owner_tag` may lie unused, in seconds (0: forever)."""
+        if is_signed_in_owner(owner_tag):
+            return float(self.settings.user_upload_ttl_days) * 86400
+        return float(self.settings.upload_ttl_hours) * 3600
+
+    def list_adapters(self, owner: str | None) -> list[AdapterInfo]:
+        """The adapters this person may use, own uploads first, then trained, published, demo."""
         self.expire_abandoned()
         usable, _ = self.registry.scan()
-        mine = [i for i in usable if self._visible(i, session)]
+        mine = [i for i in usable if self._visible(i, owner)]
         return sorted(mine, key=lambda i: (SOURCES.index(i.source), i.name, i.key))
 
-    def problems(self, session: str | None) -> list[SkippedAdapter]:
-        """Adapter folders this session could see that are skipped, each with its one-sentence reason."""
+    def problems(self, owner: str | None) -> list[SkippedAdapter]:
+        """Adapter folders this person could see that are skipped, each with its one-sentence reason."""
         _, skipped = self.registry.scan()
-        return [s for s in skipped if self._visible(s, session)]
+        return [s for s in skipped if self._visible(s, owner)]
 
-    def resolve(self, name: str, session: str | None) -> AdapterInfo:
-        """The adapter `name` (a key, or a bare name) as seen by `session`.
+    def resolve(self, name: str, owner: str | None) -> AdapterInfo:
+        """The adapter `name` (a key, the label the page shows, or a bare name) as seen by `owner`.
 
-        A bare name shared by several adapters resolves to the session's own upload first, then
+        A bare name shared by several adapters resolves to the owner's own upload first, then
         trained, published and demo ones. Raises AdapterNotAvailable (one sentence) for an unknown
-        name, a skipped folder, or another session's upload, without saying which.
+        name, a skipped folder, or another person's upload, without saying which.
         """
         if not isinstance(name, str) or not name.strip():
             raise AdapterNotAvailable("Choose an adapter first.")
         usable, skipped = self.registry.scan()
-        visible = [i for i in usable if self._visible(i, session)]
-        chosen = next((i for i in visible if i.key == name), None)
+        visible = [i for i in usable if self._visible(i, owner)]
+        chosen = next((i for i in visible if name in (i.key, i.label)), None)  # as the page lists it
         if chosen is None:
             named = sorted((i for i in visible if i.name == name), key=lambda i: SOURCES.index(i.source))
             chosen = named[0] if named else None
@@ -122,27 +129,27 @@ class AdapterCatalog:
                     self.store.touch(entry)
             return chosen
         for bad in skipped:
-            if self._visible(bad, session) and name in (bad.key, bad.name):
+            if self._visible(bad, owner) and name in (bad.key, bad.name):
                 raise AdapterNotAvailable(f"Adapter {bad.name!r} cannot be used: {bad.reason.rstrip('.')}.")
-        raise AdapterNotAvailable(f"No adapter named {name[:80]!r} is available to this session.")
+        raise AdapterNotAvailable(f"No adapter named {name[:80]!r} is available to you.")
 
-    def resolve_handle(self, name: str, session: str | None) -> AdapterHandle:
-        """`core.lora.AdapterResolver`: what the engine loads for `name` as `session` may use it."""
-        return self.resolve(name, session).handle
+    def resolve_handle(self, name: str, owner: str | None) -> AdapterHandle:
+        """`core.lora.AdapterResolver`: what the engine loads for `name` as `owner` may use it."""
+        return self.resolve(name, owner).handle
 
-    def _visible(self, item: AdapterInfo | SkippedAdapter, session: str | None) -> bool:
-        return visible_to(item, session, self.settings.publish_uploads)
+    def _visible(self, item: AdapterInfo | SkippedAdapter, owner: str | None) -> bool:
+        return visible_to(item, owner, self.settings.publish_uploads)
 
     # -- uploads, publishing, deleting ---------------------------------------------------------
-    def upload(self, files: Sequence[str | os.PathLike], session: str, name: str | None = None) -> AdapterInfo:
-        """Check an uploaded adapter and store it privately for `session`; return its info.
+    def upload(self, files: Sequence[str | os.PathLike], owner: str, name: str | None = None) -> AdapterInfo:
+        """Check an uploaded adapter and store it privately for `owner`; return its info.
 
         `files`: the adapter's files (adapter_config.json + adapter_model.safetensors, optionally
         adapter_card.json / README.md) or one .zip holding them. Raises AdapterRejected with one
         sentence on any problem; then nothing is written. An upload never touches the model: the
         engine loads it when it is first used.
         """
-        if not isinstance(session, str) or not session:
+        if not isinstance(owner, str) or not owner:
             raise AdapterRejected("Uploading an adapter needs a browser session; reload the page and try again.")
         self.expire_abandoned()
         with self.store.staging() as staging:
@@ -159,20 +166,21 @@ class AdapterCatalog:
                     raise AdapterRejected(str(exc)) from None
             if (staging / CARD_FILE).exists():
                 parse_json_object(read_small_file(staging / CARD_FILE), CARD_FILE)
-            entry = self.store.commit_upload(staging, session, final, numbered=not chosen)
+            entry = self.store.commit_upload(staging, owner, final, numbered=not chosen,
+                                             limit=self.settings.max_adapters_per_user)  # fmt: skip
         found = self.registry.lookup(entry)
         if not isinstance(found, AdapterInfo):  # only if the folder changed under us
             raise AdapterRejected(f"The uploaded adapter could not be stored: {found.reason.rstrip('.')}.")
         log.info("adapter uploaded: %s", found.key)
         return found
 
-    def delete_upload(self, name: str, session: str) -> AdapterInfo:
-        """Delete one of `session`'s own uploads (the engine unloads it first); return what was deleted.
+    def delete_upload(self, name: str, owner: str) -> AdapterInfo:
+        """Delete one of `owner`'s own uploads (the engine unloads it first); return what was deleted.
 
-        Raises AdapterNotAvailable when `session` does not own an upload of that name.
+        Raises AdapterNotAvailable when `owner` does not own an upload of that name.
         """
-        info = self.resolve(name, session)
-        if info.source != UPLOADED or not session or info.owner != owner_id(session):
+        info = self.resolve(name, owner)
+        if info.source != UPLOADED or not owner or info.owner != owner_id(owner):
             raise AdapterNotAvailable(f"You can delete only adapters you uploaded; {info.name!r} is not one.")
         self.unload(info.key)
         entry = self.store.entry(info.key)
@@ -180,17 +188,17 @@ class AdapterCatalog:
             self.store.delete(entry)
         return info
 
-    def publish(self, name: str, session: str | None = None) -> AdapterInfo:
-        """Operator: make an upload visible to every session by moving it to `published/`.
+    def publish(self, name: str, owner: str | None = None) -> AdapterInfo:
+        """Operator: make an upload visible to everyone by moving it to `published/`.
 
-        `name` is an upload's key, or its bare name among `session`'s uploads (or among all uploads
-        when `session` is None and the name is unique). Raises AdapterNotAvailable or AdapterRejected
+        `name` is an upload's key, or its bare name among `owner`'s uploads (or among all uploads
+        when `owner` is None and the name is unique). Raises AdapterNotAvailable or AdapterRejected
         (one sentence) when there is no such upload or the name is taken.
         """
         usable, _ = self.registry.scan()
         uploads = [i for i in usable if i.source == UPLOADED]
-        if session is not None:
-            uploads = [i for i in uploads if i.owner == owner_id(session)]
+        if owner is not None:
+            uploads = [i for i in uploads if i.owner == owner_id(owner)]
         matches = [i for i in uploads if name in (i.key, i.name)]
         if len(matches) != 1:
             count = "No" if not matches else "More than one"

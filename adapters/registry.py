@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.errors import AdapterRejected
-from adapters.store import UPLOADED, AdapterStore, StoreEntry, is_plain_name, owner_id
+from adapters.store import UPLOADED, AdapterStore, StoreEntry, is_plain_name
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE, check_adapter_folder
 from core.cards import CARD_FILE, AdapterCard, read_card
+from core.identity import owner_id
 from core.lora import AdapterHandle, LoraSpec, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,12 @@ class SkippedAdapter:
     reason: str
 
 
-def visible_to(item: AdapterInfo | SkippedAdapter | StoreEntry, session: str | None, publish_uploads: bool) -> bool:
-    """Whether a session may see (and use) an adapter: uploads only by their owner, unless published."""
+def visible_to(item: AdapterInfo | SkippedAdapter | StoreEntry, owner: str | None, publish_uploads: bool) -> bool:
+    """Whether a person (`core.identity.Identity.owner`) may see and use an adapter: uploads only by their
+    owner, unless published."""
     if item.source != UPLOADED or publish_uploads:
         return True
-    return bool(session) and item.owner == owner_id(session)
+    return bool(owner) and item.owner == owner_id(owner)
 
 
 class AdapterRegistry:

@@ -2,31 +2,33 @@
 
     <repo>/adapters/demo/<name>/                 shipped demo adapters (read only)
     <data_dir>/adapters/trained/<name>/          written by the training script (--adapter-dir)
-    <data_dir>/adapters/uploads/<owner>/<name>/  uploaded by one browser session
+    <data_dir>/adapters/uploads/<owner>/<name>/  uploaded by one person (core.identity)
     <data_dir>/adapters/published/<name>/        uploads the operator made public
 
 An adapter's key is its path under those roots (`demo/x`, `trained/x`, `uploads/<owner>/x`,
-`published/x`). `<owner>` is a digest of the uploading session's id, so the raw session id is
-never written to disk or shown to anyone. Every write is a new folder renamed into place (and
-every delete a rename out of place), so a crash never leaves a half-written adapter.
+`published/x`). `<owner>` is `core.identity.owner_id` of the uploader (a signed-in user, or a
+browser session), a digest, so no user name or session id is written to disk or shown to anyone;
+a signed-in person's uploads are theirs again after a reload or a restart. Every write is a new
+folder renamed into place (and every delete a rename out of place), so a crash never leaves a
+half-written adapter.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.errors import AdapterRejected
 from core.files import fsync_dir, publish_dir
+from core.identity import owner_id
 from core.layout import DataLayout
 
 log = logging.getLogger(__name__)
@@ -38,12 +40,7 @@ SOURCES = (UPLOADED, TRAINED, PUBLISHED, DEMO)
 """Every source, in the order a bare name is resolved when several share it."""
 _FOLDERS = {TRAINED: "trained", UPLOADED: "uploads", PUBLISHED: "published"}
 MAX_NAME_CHARS = 64
-MAX_UPLOADS_PER_SESSION = 20
-
-
-def owner_id(session: str) -> str:
-    """The folder name for one session's uploads: a digest, so the session id itself never leaks."""
-    return hashlib.sha256(b"adapter-owner\0" + session.encode("utf-8")).hexdigest()[:24]
+MAX_UPLOADS_PER_OWNER = 20
 
 
 def sanitize_name(raw: str) -> str:
@@ -122,8 +119,8 @@ class AdapterStore:
             return None
         return entry if entry.path.is_dir() else None
 
-    def uploads_of(self, session: str) -> list[str]:
-        folder = self.folder(UPLOADED) / owner_id(session)
+    def uploads_of(self, owner: str) -> list[str]:
+        folder = self.folder(UPLOADED) / owner_id(owner)
         return [name for name, _ in _subfolders(folder)]
 
     @contextlib.contextmanager
@@ -137,32 +134,33 @@ class AdapterStore:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def commit_upload(self, staging: Path, session: str, name: str, numbered: bool = False) -> StoreEntry:
-        """Move a checked staging folder into the session's uploads as `name` (atomically).
+    def commit_upload(
+        self, staging: Path, owner: str, name: str, numbered: bool = False, limit: int = MAX_UPLOADS_PER_OWNER
+    ) -> StoreEntry:
+        """Move a checked staging folder into `owner`'s uploads as `name` (atomically).
 
-        Raises AdapterRejected when the session already has an adapter of that name (a name the person
-        chose is never silently changed or replaced) or has reached its upload limit; the staging folder
+        Raises AdapterRejected when the owner already has an adapter of that name (a name the person
+        chose is never silently changed or replaced) or has `limit` uploads; the staging folder
         is then left for its context to remove. `numbered`: the name was made up by the app (the upload
         had none), so a taken one becomes `name-2`, `name-3`, ...
         """
-        owner = owner_id(session)
-        target = self.folder(UPLOADED) / owner / name
+        tag = owner_id(owner)
+        target = self.folder(UPLOADED) / tag / name
         with self._write_lock:
             if target.exists() and numbered:
-                for i in range(2, MAX_UPLOADS_PER_SESSION + 2):
+                for i in range(2, limit + 2):
                     if not (target.parent / f"{name}-{i}").exists():
                         name, target = f"{name}-{i}", target.parent / f"{name}-{i}"
                         break
             if target.exists():
                 raise AdapterRejected(f"You already have an adapter named {name!r}; delete it or choose another name.")
-            if len(self.uploads_of(session)) >= MAX_UPLOADS_PER_SESSION:
+            if len(self.uploads_of(owner)) >= limit:
                 raise AdapterRejected(
-                    f"You have {MAX_UPLOADS_PER_SESSION} uploaded adapters, the most one session may keep; "
-                    "delete one first."
+                    f"You have {limit} uploaded adapters, the most one person may keep; delete one first."
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
             publish_dir(staging, target)
-        return StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, target)
+        return StoreEntry(f"uploads/{tag}/{name}", name, UPLOADED, tag, target)
 
     def publish(self, entry: StoreEntry) -> StoreEntry:
         """Move an upload to `published/` under the same name (atomically); refuse a taken name."""
@@ -192,10 +190,13 @@ class AdapterStore:
         except OSError:
             log.warning("could not record the use of %s", entry.key)
 
-    def abandoned_uploads(self, max_age_s: float, now: float) -> list[StoreEntry]:
-        """Uploads neither made nor used in the last `max_age_s` seconds."""
+    def abandoned_uploads(self, max_age_s: Callable[[str], float], now: float) -> list[StoreEntry]:
+        """Uploads neither made nor used in the last `max_age_s(owner tag)` seconds (0: kept forever)."""
         found = []
         for owner, owner_dir in _subfolders(self.folder(UPLOADED)):
+            ttl = max_age_s(owner)
+            if ttl <= 0:
+                continue
             for name, path in _subfolders(owner_dir):
                 entry = StoreEntry(f"uploads/{owner}/{name}", name, UPLOADED, owner, path)
                 last = path.stat().st_mtime
@@ -203,7 +204,7 @@ class AdapterStore:
                     last = max(last, self._mark(entry).stat().st_mtime)
                 except OSError:
                     pass
-                if now - last > max_age_s:
+                if now - last > ttl:
                     found.append(entry)
         return found
 

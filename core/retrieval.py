@@ -57,6 +57,15 @@ class Retriever(Protocol):
         ...
 
 
+@runtime_checkable
+class CollectionRetriever(Retriever, Protocol):
+    """A retriever that keeps people's private collections beside the shared one (`rag.KnowledgeBase`)."""
+
+    def for_owner(self, viewer: str | None) -> Retriever:
+        """A retriever over the shared documents plus those of `viewer` (a `core.identity.owner_id` tag)."""
+        ...
+
+
 class SentenceEncoder(Protocol):
     """What a retriever may also offer: its embedding model, to match sentences to questions and answers
     (`core.evidence`). Without it, evidence is matched on key terms alone."""

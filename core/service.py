@@ -24,10 +24,11 @@ from core.cards import staleness_note
 from core.engines import make_engine
 from core.errors import UserInputError
 from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
+from core.identity import owner_id
 from core.lora import AdapterResolver
 from core.models import LoadedModel, ModelLoadError, Progress, load_model
 from core.pipeline import AnswerPipeline, AnswerRequest, AnswerUpdate, Mode, PromptStyle
-from core.retrieval import Retriever
+from core.retrieval import CollectionRetriever, Retriever
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -210,9 +211,16 @@ class ExpertService:
         s = self.settings
         return GenerationParams(s.temperature, s.top_p, min(s.max_new_tokens, self.max_new_tokens_limit))
 
+    def retriever_for(self, owner: str | None) -> Retriever | None:
+        """What `owner`'s RAG and Hybrid answers search: the shared documents and their private ones
+        (the shared ones alone for None), when the knowledge base keeps collections."""
+        if isinstance(self.knowledge, CollectionRetriever):
+            return self.knowledge.for_owner(owner_id(owner) if owner else None)
+        return self.knowledge
+
     def request(
         self,
-        session: str | None,
+        owner: str | None,
         message: str,
         history: Sequence[Message],
         mode: Mode | str,
@@ -222,8 +230,9 @@ class ExpertService:
     ) -> AnswerRequest:
         """Understand one request, once. Raises UserInputError (one sentence) for anything wrong with it.
 
-        `adapter` is the name (or key) the user chose; it is resolved for `session`, so another
-        person's upload is refused. Modes that need a part the app lacks are refused here too.
+        `owner` is the person asking (`core.identity.Identity.owner`): `adapter`, the name (or key) they
+        chose, is resolved for them, so another person's upload is refused, and RAG searches the shared
+        documents and their private ones. Modes that need a part the app lacks are refused here too.
         """
         if self.error:
             raise UserInputError(f"The model could not be loaded, so no answer is possible: {self.error}")
@@ -241,7 +250,7 @@ class ExpertService:
             missing.append("an adapter, and adapters are not available in this app right now")
         if missing:
             raise UserInputError(f"{mode.value} mode needs " + " and ".join(missing) + ".")
-        handle = self.adapters.resolve_handle(adapter, session) if mode.uses_adapter else None
+        handle = self.adapters.resolve_handle(adapter, owner) if mode.uses_adapter else None
         notes: list[str] = []
         if handle is not None:
             live = self.knowledge.snapshot if self.knowledge is not None else None
@@ -258,7 +267,7 @@ class ExpertService:
             system_prompt=system,
             history=turns,
             adapter=handle,
-            retriever=self.knowledge if mode.uses_documents else None,
+            retriever=self.retriever_for(owner) if mode.uses_documents else None,
             notes=tuple(notes),
             earlier_questions=earlier,
         )
@@ -273,13 +282,15 @@ class ExpertService:
         system_prompt: str | None = None,
         adapter: str | None = None,
         stop: threading.Event | None = None,
+        owner: str | None = None,
     ) -> Iterator[AnswerUpdate]:
         """Stream an answer for one user's session. Raises UserInputError with one sentence.
 
+        `owner` is whose adapters and private documents the answer may use (default: the session's own).
         Without `stop`, the session's Stop button (`stop()`) ends the answer; a caller with its own
         `stop` event (a scorecard run) is not stopped by the session's chat Stop.
         """
-        request = self.request(session, message, history, mode, params, system_prompt, adapter)
+        request = self.request(owner or session, message, history, mode, params, system_prompt, adapter)
         if stop is not None:
             yield from self.pipeline.answer(request, stop)
             return
@@ -299,6 +310,7 @@ class ExpertService:
         params: GenerationParams,
         system_prompt: str | None = None,
         adapter: str | None = None,
+        owner: str | None = None,
     ) -> Iterator[list[AnswerUpdate | UserInputError | None]]:
         """Answer `message` in every mode at once; yield the list of latest updates (None: nothing yet, a
         UserInputError: that mode's one-sentence refusal) each time any of them moves on.
@@ -309,7 +321,9 @@ class ExpertService:
         events = [threading.Event() for _ in modes]
         stop = _AllOf(events)
         self._stops[session] = stop
-        shared = _SharedRetrieval(self.knowledge) if self.knowledge is not None else None
+        owner = owner or session
+        retriever = self.retriever_for(owner)
+        shared = _SharedRetrieval(retriever) if retriever is not None else None
         if shared is not None and any(_uses_documents(m) for m in modes) and isinstance(message, str):
             try:  # search and embed before any decoding starts: on a small CPU they would slow each other
                 self.pipeline.evidence_for(shared, message.strip())
@@ -321,7 +335,7 @@ class ExpertService:
 
         def run(i: int, mode: Mode | str) -> None:
             try:
-                request = self.request(session, message, [], mode, params, system_prompt, adapter)
+                request = self.request(owner, message, [], mode, params, system_prompt, adapter)
                 if request.retriever is not None and shared is not None:
                     request = dataclasses.replace(request, retriever=shared)
                 for update in self.pipeline.answer(request, events[i]):

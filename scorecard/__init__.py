@@ -139,7 +139,7 @@ def evaluate(
 
 def evaluate_for_session(
     service: ExpertService,
-    session: str,
+    owner: str,
     qa_upload: str | Path | None,
     modes: Sequence[Mode | str],
     adapter: str | None,
@@ -158,13 +158,15 @@ def evaluate_for_session(
     """
     qa_path = Path(qa_upload) if qa_upload else SHIPPED_QA
     uses_adapter = any(Mode.parse(m).uses_adapter for m in modes)
-    info = service.adapters.resolve_handle(adapter, session) if uses_adapter and adapter and service.adapters else None
-    own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a session its own
+    info = service.adapters.resolve_handle(adapter, owner) if uses_adapter and adapter and service.adapters else None
+    own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a person their own
     private = qa_upload is not None or own_adapter
     root = runs_folder(service.settings.data_dir)
-    out_dir = root / "private" / _owner(session) if private else root / "shared"
+    out_dir = root / "private" / _owner(owner) if private else root / "shared"
     write_card = own_adapter or qa_upload is None
-    result = evaluate(service, qa_path, modes, info.key if info else None, out_dir=out_dir, session=session,
+    # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
+    result = evaluate(service, qa_path, modes, info.key if info else None, out_dir=out_dir,
+                      session=owner if private else SESSION,
                       limit=limit, progress=progress, stop=stop, write_card=write_card)  # fmt: skip
     if info is not None and qa_upload is not None and not own_adapter and result.scorecard.complete:
         result.card_note = (f"{info.name} is shared, so a result on your own questions is shown to you "
@@ -172,5 +174,5 @@ def evaluate_for_session(
     return result
 
 
-def _owner(session: str) -> str:
-    return hashlib.sha256(b"scorecard-owner\0" + session.encode("utf-8")).hexdigest()[:24]
+def _owner(owner: str) -> str:
+    return hashlib.sha256(b"scorecard-owner\0" + owner.encode("utf-8")).hexdigest()[:24]

@@ -193,11 +193,11 @@ def test_uploads_are_private_to_their_session_until_published(manager, tmp_path)
     assert [i.key for i in manager.catalog.list_adapters("alice")] == [info.key]
     assert manager.catalog.list_adapters("bob") == [] and manager.catalog.list_adapters(None) == []
     for name in ("secret", info.key):
-        with pytest.raises(AdapterNotAvailable, match="available to this session"):
+        with pytest.raises(AdapterNotAvailable, match="available to you"):
             manager.catalog.resolve(name, "bob")
     with pytest.raises(AdapterNotAvailable):
         answer(manager, "secret")  # a bare name reaches only public adapters
-    with pytest.raises(AdapterNotAvailable, match="available to this session"):
+    with pytest.raises(AdapterNotAvailable, match="available to you"):
         manager.catalog.delete_upload(info.key, "bob")
 
     private = manager.catalog.settings
@@ -206,7 +206,7 @@ def test_uploads_are_private_to_their_session_until_published(manager, tmp_path)
     assert answer(manager, "secret", "bob") == mine
     manager.catalog.settings = private
 
-    published = manager.catalog.publish("secret", session="alice")
+    published = manager.catalog.publish("secret", owner="alice")
     assert published.key == "published/secret" and published.source == "published"
     assert manager.catalog.resolve("secret", "bob").key == "published/secret"
     assert answer(manager, "secret") == mine

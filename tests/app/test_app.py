@@ -49,82 +49,103 @@ def _last(chat):
     return content[0]["text"] if isinstance(content, list) else content
 
 
-def test_only_the_chat_endpoint_is_public(client):
-    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == ["/chat", "/compare"]
+API = ["/adapters_delete", "/adapters_list", "/adapters_upload", "/chat", "/compare", "/documents_delete",
+       "/documents_list", "/documents_upload", "/scorecard"]  # fmt: skip
 
 
-def test_the_readme_api_example_runs_as_written(server, capsys):
-    """README's gradio_client example, executed against a running app, so it cannot drift from the API."""
+def test_the_public_api_is_named_endpoints_with_named_inputs_and_outputs(client, server):
+    info = client.view_api(print_info=False, return_format="dict")
+    assert sorted(info["named_endpoints"]) == API and not info["unnamed_endpoints"]
+    chat = info["named_endpoints"]["/chat"]
+    assert [p["parameter_name"] for p in chat["parameters"]] == [
+        "question", "mode", "adapter", "history", "temperature", "max_new_tokens"]  # fmt: skip
+    assert [r["label"] for r in chat["returns"]] == ["Answer", "Sources", "Evidence", "Notes", "History"]
+    optional = {p["parameter_name"] for p in chat["parameters"] if p["parameter_has_default"]}
+    assert optional == {"mode", "adapter", "history", "temperature", "max_new_tokens"}  # only the question is required
+    assert "Literal['Base', 'RAG', 'Fine-tuned', 'Hybrid']" in chat["parameters"][1]["python_type"]["type"]
+    for name, endpoint in info["named_endpoints"].items():
+        labels = [r["label"] for r in endpoint["returns"]] + [p["label"] for p in endpoint["parameters"]]
+        assert all(label and not label.startswith("value_") for label in labels), name
+    printed = client.view_api(print_info=False, return_format="str")
+    assert "value_" not in printed and "-> (answer, sources, evidence, notes, history)" in printed
+    (server[1].settings.data_dir / "view_api.txt").write_text(printed)  # kept for reading
+
+
+def test_the_readme_api_examples_run_as_written(server, capsys):
+    """README's gradio_client examples, executed against a running app, so they cannot drift from the API."""
     import re
 
     from tests.conftest import REPO
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (example,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "gradio_client" in b]
-    assert 'Client("http://127.0.0.1:7860/")' in example
-    exec(example.replace("http://127.0.0.1:7860/", server[0]), {})  # our own README
+    examples = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "gradio_client" in b]
+    assert len(examples) >= 2 and all('Client("http://127.0.0.1:7860/")' in e for e in examples)
+    for example in examples:
+        exec(example.replace("http://127.0.0.1:7860/", server[0]), {})  # our own README
     printed = capsys.readouterr().out
     assert printed.strip() and "Traceback" not in printed
+    assert "Added 1 chunk to your private documents." in printed and "['harbor_notes.md'" in printed
+    assert "Deleted harbor_notes.md." in printed and "Done:" in printed
 
 
 def test_chat_streams_growing_answers(client):
-    job = client.submit("Hello there", [], "Base", None, "sys", 1.0, 1.0, 24, api_name="/chat")
-    texts = [_last(chat) for _, chat, _ in job]
+    job = client.submit("Hello there", "Base", None, [], 1.0, 24, api_name="/chat")
+    texts = [answer for answer, *_ in job]
     assert len(texts) >= 3
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert texts[-1]
 
 
-def test_empty_message_gets_a_sentence_in_the_chat(client):
-    _, chat, _ = client.predict("", [], "Base", None, "sys", 0.7, 0.9, 16, api_name="/chat")
-    assert _last(chat) == "⚠️ Please type a message first."
-    assert [m["role"] for m in chat] == ["assistant"]  # no empty user bubble
+def test_chat_needs_only_a_question_and_returns_the_history_to_go_on_with(client):
+    answer, sources, _, notes, history = client.predict("Hi", api_name="/chat")  # RAG by default
+    assert isinstance(answer, str) and isinstance(sources, list) and isinstance(notes, list)
+    assert [m["role"] for m in history] == ["user", "assistant"] and history[0]["content"] == "Hi"
+    *_, longer = client.predict("And then?", "Base", None, history, 0.0, 4, api_name="/chat")
+    assert [m["content"] for m in longer[::2]] == ["Hi", "And then?"]
 
 
-def test_too_long_message_is_refused_and_kept_in_the_textbox(client):
-    long = "Ψ" * 1990  # under the character limit, but two byte-level tokens per character
-    message, chat, _ = client.predict(long, [], "Base", None, "sys", 0.7, 0.9, 16, api_name="/chat")
-    assert "shorten it" in _last(chat)
-    assert message == long  # nothing the user typed is lost
+def test_empty_message_is_one_sentence(client):
+    with pytest.raises(AppError, match=r"^Please type a message first\.$"):
+        client.predict("", "Base", api_name="/chat")
+
+
+def test_too_long_message_is_refused_with_one_sentence(client):
+    with pytest.raises(AppError, match="shorten it"):
+        client.predict("Ψ" * 1990, "Base", api_name="/chat")  # under the character limit, but 2 tokens a character
 
 
 def test_invalid_setting_is_refused_and_the_app_keeps_serving(client):
-    message, chat, _ = client.predict("Hi", [], "Base", None, "sys", 0.7, 0.9, 2.5, api_name="/chat")
-    assert "Max new tokens must be a whole number from 1 to 512" in _last(chat)
-    # Out of a slider's range, Gradio itself answers with one sentence before our code runs.
-    with pytest.raises(AppError, match="greater than maximum value 2"):
-        client.predict("Hi", [], "Base", None, "sys", 5.0, 0.9, 16, api_name="/chat")
-    with pytest.raises(AppError, match="greater than maximum value 512"):
-        client.predict("Hi", [], "Base", None, "sys", 0.7, 0.9, 5000, api_name="/chat")
-    message, chat, _ = client.predict("Hi", [], "Base", None, "sys", 0.0, 1.0, 8, api_name="/chat")
-    assert message == "" and not _last(chat).startswith("⚠️")
+    with pytest.raises(AppError, match="Max new tokens must be a whole number from 1 to 512"):
+        client.predict("Hi", "Base", None, [], 0.7, 5000, api_name="/chat")
+    with pytest.raises(AppError, match="Temperature"):
+        client.predict("Hi", "Base", None, [], 5.0, 8, api_name="/chat")
+    with pytest.raises(AppError, match=r"'Poetry'.* is not in the list of choices: \['Base', 'RAG'"):
+        client.predict("Hi", "Poetry", api_name="/chat")
+    answer, *_ = client.predict("Hi", "Base", None, [], 0.0, 8, api_name="/chat")
+    assert answer and not answer.startswith("⚠️")
 
 
 def test_finetuned_without_adapter_says_what_it_needs(client):
-    _, chat, _ = client.predict("Hi", [], "Fine-tuned", None, "sys", 0.7, 0.9, 16, api_name="/chat")
-    assert "Fine-tuned mode needs an adapter" in _last(chat)
+    with pytest.raises(AppError, match="Fine-tuned mode needs an adapter"):
+        client.predict("Hi", "Fine-tuned", api_name="/chat")
 
 
 def test_unknown_adapter_is_one_sentence(client):
-    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "no-such-adapter", "sys", 0.7, 0.9, 16, api_name="/chat")
-    assert _last(chat) == "⚠️ No adapter named 'no-such-adapter' is available to this session."
+    with pytest.raises(AppError, match=r"^No adapter named 'no-such-adapter' is available to you\.$"):
+        client.predict("Hi", "Fine-tuned", "no-such-adapter", api_name="/chat")
 
 
-def test_rag_answer_lists_its_sources(client):
-    _, chat, sources = client.predict(
-        "What is part KX-4471?", [], "RAG", None, "sys", 0.0, 1.0, 8, api_name="/chat"
-    )
-    rows = sources["data"]
-    assert rows and rows[0][1] == "parts.md" and "KX-4471" in rows[0][4]
-    assert "**Sources:** [1] parts.md" in _last(chat)
+def test_rag_answer_lists_its_sources_apart_from_the_models_own_text(client):
+    answer, sources, evidence, _, _ = client.predict("What is part KX-4471?", "RAG", None, [], 0.0, 8,
+                                                     api_name="/chat")  # fmt: skip
+    assert sources and sources[0]["file"] == "parts.md" and "KX-4471" in sources[0]["text"]
+    assert evidence and evidence[0]["file"] == "parts.md"
+    assert "**Sources:**" not in answer and "Evidence" not in answer  # the model's words alone
 
 
 def test_rag_with_nothing_relevant_says_so(client):
-    _, chat, sources = client.predict(
-        "Quelle est la recette de la bouillabaisse ?", [], "RAG", None, "sys", 0.0, 1.0, 8, api_name="/chat"
-    )
-    assert _last(chat).startswith("I found nothing about this in the documents") and not sources["data"]
+    answer, sources, *_ = client.predict("Quelle est la recette de la bouillabaisse ?", "RAG", api_name="/chat")
+    assert answer.startswith("I found nothing about this in the documents") and not sources
 
 
 def test_finetuned_answer_notes_when_the_documents_changed_after_training(client, server, tmp_path):
@@ -137,18 +158,17 @@ def test_finetuned_answer_notes_when_the_documents_changed_after_training(client
     folder = service.settings.data_dir / "adapters" / "trained" / "kb-tuned"
     write_random_adapter(folder, service.adapters.spec, ["qkv_proj", "o_proj"], r=4, seed=7, card=card)
 
-    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "kb-tuned", "sys", 0.0, 1.0, 8, api_name="/chat")
-    assert not _last(chat).startswith("⚠️") and "may be stale" not in _last(chat)
+    _, _, _, notes, _ = client.predict("Hi", "Fine-tuned", "kb-tuned", [], 0.0, 8, api_name="/chat")
+    assert notes == []
 
     (tmp_path / "new.md").write_text("# New\n\nThe Albatross A40 was retired in 2026.\n")
     assert service.knowledge.add_files([tmp_path / "new.md"])[0].ok
-    _, chat, _ = client.predict("Hi", [], "Fine-tuned", "kb-tuned", "sys", 0.0, 1.0, 8, api_name="/chat")
-    assert "the documents have changed since, so its answers may be stale" in _last(chat)
+    _, _, _, notes, _ = client.predict("Hi", "Fine-tuned", "kb-tuned", [], 0.0, 8, api_name="/chat")
+    assert any("the documents have changed since, so its answers may be stale" in n for n in notes)
 
 
 def test_compare_answers_in_all_four_modes(client):
-    answers = client.predict("What is part KX-4471?", None, "sys", 0.0, 1.0, 8, api_name="/compare")
-    base, rag, finetuned, hybrid = answers
+    base, rag, finetuned, hybrid = client.predict("What is part KX-4471?", api_name="/compare")
     assert base and "[1] parts.md" in rag
     assert "needs an adapter" in finetuned and "needs an adapter" in hybrid
 
@@ -277,9 +297,9 @@ def test_gradios_own_upload_endpoint_refuses_a_file_over_the_apps_largest_limit(
     assert small.status_code == 200
 
 
-def test_chat_with_an_empty_conversation_carries_nothing_from_the_last_call(server, client):
-    """/chat kept a hidden conversation per client even when the caller passed chat=[], so one question's
-    text reached the next answer's prompt; an empty chat now starts from nothing."""
+def test_chat_without_a_history_carries_nothing_from_the_last_call(server, client):
+    """/chat kept a hidden conversation per client, so one question's text reached the next answer's prompt;
+    the API is now stateless unless the caller passes a history."""
     _, service = server
     seen: list[str] = []
     real = service.engine.stream
@@ -290,8 +310,8 @@ def test_chat_with_an_empty_conversation_carries_nothing_from_the_last_call(serv
 
     service.engine.stream = stream
     try:
-        client.predict("Remember the word zebra.", [], "Base", "", "sys", 0.0, 1.0, 4, api_name="/chat")
-        client.predict("What did I ask before?", [], "Base", "", "sys", 0.0, 1.0, 4, api_name="/chat")
+        client.predict("Remember the word zebra.", "Base", None, [], 0.0, 4, api_name="/chat")
+        client.predict("What did I ask before?", "Base", None, [], 0.0, 4, api_name="/chat")
     finally:
         del service.engine.stream
     assert "zebra" in seen[0] and "zebra" not in seen[1]

@@ -1,10 +1,10 @@
 """How an answer reads in the chat and in Compare: evidence quoted, unsupported sentences marked, no invented
 source numbers."""
 
-from app import UNSUPPORTED_MARK, format_answer
 from core.evidence import SourceSentences
 from core.pipeline import AnswerUpdate, Mode, attach_evidence
 from core.retrieval import Passage
+from ui.common import UNSUPPORTED_MARK, format_answer
 
 SOURCES = [
     Passage("Seals are replaced every 500 hours.", "seals.md", "section Seals", 0.9, "d1", "d1:0"),

@@ -47,7 +47,7 @@ class FakeCatalog:
     def resolve_handle(self, name, session):
         self.calls.append((name, session))
         if name == "missing":
-            raise UserInputError("No adapter named 'missing' is available to this session.")
+            raise UserInputError("No adapter named 'missing' is available to you.")
         lora = LoraSpec(4, 8.0, False, ("model.layers.0.self_attn.o_proj",))
         return AdapterHandle(f"demo/{name}", name, "demo", Path("/nowhere"), Path("/nowhere/w"), lora, 1,
                              kb_snapshot=self.kb_snapshot, kb_snapshot_date="2026-11-01T08:00:00Z")  # fmt: skip

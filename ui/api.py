@@ -1,0 +1,265 @@
+"""The public API for `gradio_client`: named endpoints with named inputs and outputs.
+
+    /chat               one answer, streamed; stateless unless a history is passed (and returned)
+    /compare            one question answered Base / RAG / Fine-tuned / Hybrid
+    /documents_list     /documents_upload     /documents_delete
+    /adapters_list      /adapters_upload      /adapters_delete
+    /scorecard          run the scorecard on the shipped held-out set (or a limit of it)
+
+The page's own events are private; these endpoints are built on hidden components so that
+`Client.view_api()` names every parameter and every output, and lists the choices of modes and shared
+adapters. A caller is a person as on the page (`ui.common.who`): a signed-in user (local
+`users`, with `Client(url, auth=(name, password))`), or else the client's own session; what they
+upload is theirs. Every refusal is one sentence (`gradio_client` raises it as `AppError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from adapters.store import DEMO, DEMO_DIR, PUBLISHED, TRAINED, AdapterStore
+from core.errors import UserInputError
+from core.generation import GenerationParams
+from core.identity import Identity
+from core.jobs import Jobs
+from core.pipeline import AnswerUpdate, Mode
+from core.service import ExpertService
+from scorecard import QAFileError, evaluate_for_session
+from ui.common import (
+    MODES,
+    MY_DOCS,
+    SHARED_KB,
+    adapter_catalog,
+    allowed_collections,
+    format_answer,
+    knowledge_base,
+    on_the_model,
+    placement_for,
+    who,
+)
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = {"private": MY_DOCS, "shared": SHARED_KB}
+
+
+def shared_adapter_names(service: ExpertService) -> list[str]:
+    """The adapters everyone may use (shipped, trained, published), by the names the page shows, read
+    from the store's folders without loading anything: the choices `view_api()` lists."""
+    store = AdapterStore(service.settings.data_dir, DEMO_DIR)
+    return sorted({e.name for e in store.entries() if e.source in (DEMO, TRAINED, PUBLISHED)})
+
+
+def _need(value: Any, what: str) -> Any:
+    if value is None:
+        raise gr.Error(f"{what} is not ready yet; the model is still loading, try again in a moment.")
+    return value
+
+
+def document_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
+    kb = _need(knowledge_base(service), "The document index")
+    return [
+        {"id": d.doc_id, "name": d.name, "collection": "shared" if d.shared else "private", "chunks": d.chunks,
+         "added": d.added_at, "bytes": d.size_bytes}
+        for d in kb.documents_for(person.tag)
+    ]  # fmt: skip
+
+
+def adapter_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
+    catalog = _need(adapter_catalog(service), "Adapters")
+    return [
+        {"name": i.name, "label": i.label, "source": i.source, "base_model": i.base_model, "rank": i.rank,
+         "targets": list(i.target_modules), "created_at": i.created_at, "eval": i.eval_summary}
+        for i in catalog.list_adapters(person.owner)
+    ]  # fmt: skip
+
+
+def source_records(update: AnswerUpdate | None) -> list[dict[str, Any]]:
+    if update is None:
+        return []
+    cited = set(update.cited)
+    return [
+        {"n": i, "file": p.source, "location": p.location, "score": round(p.score, 4), "text": p.text,
+         "cited": i in cited}
+        for i, p in enumerate(update.sources, 1)
+    ]  # fmt: skip
+
+
+def public_api(service: ExpertService, jobs: Jobs) -> None:
+    """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page)."""
+    s = service.settings
+    with gr.Group(visible=False):
+        question = gr.Textbox(label="Question")
+        mode = gr.Radio(MODES, value=Mode.RAG.value, label="Mode")
+        adapter = gr.Dropdown(  # "" for none; your own uploads by name too
+            ["", *shared_adapter_names(service)], value="", label="Adapter", allow_custom_value=True
+        )
+        history = gr.JSON([], label="History")
+        temperature = gr.Number(0.0, label="Temperature")  # checked by GenerationParams, with a sentence naming it
+        max_new_tokens = gr.Number(s.max_new_tokens, label="Max new tokens")
+        answer = gr.Textbox(label="Answer")
+        sources = gr.JSON(label="Sources")
+        evidence = gr.JSON(label="Evidence")
+        notes = gr.JSON(label="Notes")
+        answers = [gr.Textbox(label=m) for m in MODES]
+        files = gr.File(file_count="multiple", label="Files")
+        collection = gr.Radio(list(COLLECTIONS), value="private", label="Collection")
+        replace = gr.Checkbox(False, label="Replace")
+        doc_id = gr.Textbox(label="Document ID")
+        name = gr.Textbox("", label="Name")
+        result = gr.Textbox(label="Result")
+        report = gr.JSON(label="Report")
+        documents = gr.JSON(label="Documents")
+        adapters = gr.JSON(label="Adapters")
+        modes = gr.CheckboxGroup(MODES, value=MODES, label="Modes")
+        limit = gr.Number(5, label="Questions", precision=0, minimum=0)
+        status = gr.Textbox(label="Status")
+        scorecard_md = gr.Textbox(label="Scorecard")
+        scores = gr.JSON(label="Scores")
+        trigger = gr.Button()
+
+    def chat(question, mode, adapter, history, temperature, max_new_tokens, request: gr.Request,
+             profile: gr.OAuthProfile | None):  # fmt: skip
+        """Answer one question, streamed. Pass `history` (the list this endpoint returned last time) to go
+        on with a conversation; without it every call starts fresh. `adapter` is needed in Fine-tuned and
+        Hybrid mode only. Returns the model's own answer, the passages it was given (numbered as it cites
+        them), the source sentences quoted as evidence, notes (e.g. an adapter trained on older documents),
+        and the history to pass next time."""
+        person = who(request, profile)
+        turns = [t for t in (history or []) if isinstance(t, dict)] if isinstance(history, list) else []
+        max_new = s.max_new_tokens if max_new_tokens is None else max_new_tokens
+        params = GenerationParams(0.0 if temperature is None else temperature, s.top_p, max_new)  # checked there
+        update = None
+        try:
+            for update in service.answer(person.session, question, turns, mode, params, None, adapter or None,
+                                         owner=person.owner):  # fmt: skip
+                yield update.display_text(), source_records(update), [], list(update.notes), turns
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        if update is not None:
+            exchange = [{"role": "user", "content": str(question).strip()},
+                        {"role": "assistant", "content": update.text}]  # fmt: skip
+            quotes = [{"n": q.source, "text": q.text, "file": q.file, "location": q.location} for q in update.evidence]
+            yield update.display_text(), source_records(update), quotes, list(update.notes), [*turns, *exchange]
+
+    def compare(question, adapter, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Answer one question in all four modes at once (greedy); each answer as the page shows it, or the
+        sentence that says why that mode could not answer (Fine-tuned and Hybrid need an adapter)."""
+        person = who(request, profile)
+        params = GenerationParams(0.0, s.top_p, s.max_new_tokens)
+        latest: list = [None] * len(MODES)
+        for latest in service.compare(person.session, question, MODES, params, None, adapter or None,  # noqa: B007
+                                      owner=person.owner):  # fmt: skip
+            pass  # the last list holds the finished answers
+        return [("⚠️ " + str(x)) if isinstance(x, UserInputError) else format_answer(x) if x else "" for x in latest]
+
+    def documents_list(request: gr.Request, profile: gr.OAuthProfile | None):
+        """The documents you can search: the shared ones and your own private ones."""
+        return document_records(service, who(request, profile))
+
+    def documents_upload(files, collection, replace, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Add documents (.txt .md .pdf .docx .html) to your private collection, or to the shared one if the
+        operator lets you. A file whose name is taken is refused unless `replace`. Returns a report per file
+        and the documents you can search."""
+        if not files:
+            raise gr.Error("Send one or more files.")
+        if collection not in COLLECTIONS:
+            raise gr.Error(f"collection must be 'private' or 'shared', not {str(collection)[:40]!r}.")
+        person = who(request, profile)
+        placement = placement_for(service, person, COLLECTIONS[collection], bool(replace))
+        kb = _need(knowledge_base(service), "The document index")
+        job = jobs.submit("documents", lambda report: kb.add_files([Path(f) for f in files], report,
+                                                                  placement=placement))  # fmt: skip
+        job.wait()
+        try:
+            reports = job.outcome()
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        rows = [{"file": r.name, "ok": r.ok, "status": r.status, "message": r.message, "chunks": r.chunks,
+                 "id": r.doc_id} for r in reports]  # fmt: skip
+        return rows, document_records(service, person)
+
+    def documents_delete(doc_id, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Delete one of your documents by its id (from /documents_list); shared ones only if the operator
+        lets you. A deleted shared document stays recoverable by the operator (python -m rag restore)."""
+        person = who(request, profile)
+        kb = _need(knowledge_base(service), "The document index")
+        try:
+            gone = kb.delete(str(doc_id or "").strip(), allowed=allowed_collections(service, person))
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        return f"Deleted {gone.name}.", document_records(service, person)
+
+    def adapters_list(request: gr.Request, profile: gr.OAuthProfile | None):
+        """The adapters you can use: your uploads first, then trained, published and shipped ones."""
+        return adapter_records(service, who(request, profile))
+
+    def adapters_upload(files, name, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Upload a LoRA adapter (adapter_config.json + adapter_model.safetensors, or one .zip of them). It is
+        checked before it is stored (config, shapes, finite weights of a sane size) and is private to you."""
+        if not files:
+            raise gr.Error("Send adapter_config.json and adapter_model.safetensors, or one .zip of them.")
+        person = who(request, profile)
+        try:
+            info = _need(adapter_catalog(service), "Adapters").upload(list(files), person.owner, name or None)
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        return f"Added {info.name}.", adapter_records(service, person)
+
+    def adapters_delete(name, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Delete one of your uploaded adapters by name."""
+        person = who(request, profile)
+        try:
+            info = _need(adapter_catalog(service), "Adapters").delete_upload(str(name or ""), person.owner)
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
+        return f"Deleted {info.name}.", adapter_records(service, person)
+
+    def scorecard(modes, adapter, limit, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Run the scorecard on the shipped held-out set in the chosen modes (greedy; `limit` questions, 0 for
+        all), streaming its status. Finished answers are kept, so a repeated call resumes. Returns the status,
+        the scorecard as Markdown, and its figures (overall and per language, per mode)."""
+        if not service.ready or service.pipeline is None:
+            raise gr.Error(service.status_line())
+        if not modes:
+            raise gr.Error("Choose at least one mode to evaluate.")
+        person = who(request, profile)
+        state = {"done": 0, "total": 1}
+        stop = threading.Event()
+        job = jobs.submit("scorecard", lambda _: evaluate_for_session(
+            service, person.owner, None, modes, adapter or None, limit=int(limit or 0) or None,
+            progress=lambda done, total, _m: state.update(done=done, total=total), stop=stop))  # fmt: skip
+        try:
+            while not job.wait(1.0):
+                yield f"Evaluating: {state['done']} of {state['total']} answers.", "", None
+        finally:
+            stop.set()  # a cancelled call stops after the current answer; what it finished is kept
+        try:
+            outcome = job.outcome()
+        except (UserInputError, QAFileError) as exc:
+            raise gr.Error(str(exc)) from None
+        card = outcome.scorecard
+        done = f"Done: {card.name}." if card.complete else "Stopped; the answers so far are kept."
+        yield done, card.to_markdown(chart_name=None), card.to_json()
+
+    api = {"api_visibility": "public"}
+    chat_out = [answer, sources, evidence, notes, history]
+    trigger.click(chat, [question, mode, adapter, history, temperature, max_new_tokens], chat_out, api_name="chat",
+                  **on_the_model(service), **api)  # fmt: skip
+    trigger.click(compare, [question, adapter], answers, api_name="compare", **on_the_model(service), **api)
+    trigger.click(documents_list, None, documents, api_name="documents_list", **api)
+    trigger.click(documents_upload, [files, collection, replace], [report, documents], api_name="documents_upload",
+                  concurrency_id="documents", concurrency_limit=16, **api)  # fmt: skip
+    trigger.click(documents_delete, doc_id, [result, documents], api_name="documents_delete",
+                  concurrency_id="knowledge", concurrency_limit=1, **api)  # fmt: skip
+    trigger.click(adapters_list, None, adapters, api_name="adapters_list", **api)
+    trigger.click(adapters_upload, [files, name], [result, adapters], api_name="adapters_upload", **api)
+    trigger.click(adapters_delete, name, [result, adapters], api_name="adapters_delete", **api)
+    trigger.click(scorecard, [modes, adapter, limit], [status, scorecard_md, scores], api_name="scorecard",
+                  concurrency_id="scorecard", concurrency_limit=1, **api)  # fmt: skip
+
