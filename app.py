@@ -68,12 +68,12 @@ EVALUATE_HELP = (
 
 
 def identity_line(person: Identity, writers: str) -> str:
-    where = "the shared knowledge base" if person.may_change_shared(writers) else "your private documents"
+    shared = " (you may also add to the shared knowledge base)" if person.may_change_shared(writers) else ""
     if person.signed_in:
-        return (f"Signed in as **{person.name}**: your uploads are yours and stay after a reload; "
-                f"documents you add go to {where} unless you choose otherwise.")  # fmt: skip
-    return (f"Not signed in: your uploads belong to this browser tab (gone from view after a reload) and "
-            f"documents you add go to {where}.")  # fmt: skip
+        return (f"Signed in as **{person.name}**: your documents and adapters are private to you{shared} and "
+                "stay after a reload.")  # fmt: skip
+    return (f"Not signed in: your documents and adapters are private to this browser tab{shared}; a reload "
+            "starts afresh.")  # fmt: skip
 
 
 # -- composition: the parts attached once the model is loaded ------------------------------------
@@ -346,14 +346,19 @@ class AdaptersView:
 
 def adapters_tab(service: ExpertService, shared: Shared) -> AdaptersView:
     notes = gr.Markdown("Adapters appear here as soon as they are written to the store.")
-    table = gr.Dataframe(headers=ADAPTER_HEADERS, label="Adapters you can use", interactive=False)
+    table = gr.Dataframe(
+        headers=ADAPTER_HEADERS, label="Adapters you can use", interactive=False, elem_id="adapter-table"
+    )
     refresh = gr.Button("Refresh")
-    files = gr.File(file_count="multiple", label="Upload adapter_config.json + adapter_model.safetensors, or a .zip")
-    name = gr.Textbox(label="Name (optional)")
+    files = gr.File(
+        file_count="multiple", label="Upload adapter_config.json + adapter_model.safetensors, or a .zip",
+        elem_id="adapter-files",
+    )  # fmt: skip
+    name = gr.Textbox(label="Name (optional)", elem_id="adapter-name")
     with gr.Row():
         upload_btn = gr.Button("Upload adapter", variant="primary")
         delete_btn = gr.Button("Delete the chosen upload", variant="stop")
-    result = gr.Markdown()
+    result = gr.Markdown(elem_id="adapter-result")
 
     def catalog() -> AdapterCatalog:
         found = adapter_catalog(service)

@@ -29,6 +29,9 @@ import torch
 from core.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent  # where `python -m rag`, `-m train`, `-m scorecard` run from
+SCREENSHOTS = REPO / "test-output" / "browser"
+"""Where the browser tests save what the page looked like (kept by CI as the test output; not in git)."""
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 # -- the tiny model -----------------------------------------------------------------------------------
 PHI3_CHAT_TEMPLATE = (
@@ -494,3 +497,21 @@ class AdapterRig:
     def load(self, name, session=None):
         with self.engine.using(self.handle(name, session)):
             pass
+
+
+def start_app(settings, sample_docs: dict[str, str], folder: Path):
+    """The real app (`app.build_service`, `build_demo`, `serve`) on a free loopback port, its sample documents
+    written under `folder`. Returns (url, service, demo); close the demo when done."""
+    import app
+
+    docs = folder / "sample-docs"
+    write_docs(docs, sample_docs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app, "SAMPLE_DOCS", docs)
+        service = app.build_service(settings)
+        assert service.wait_ready(timeout=180), service.status_line()
+    assert service.knowledge is not None and service.adapters is not None, service.status_line()
+    demo = app.build_demo(service)
+    port = free_port()
+    app.serve(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/", service, demo

@@ -8,7 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.conftest import build_tiny_phi3, free_port
+from tests.conftest import SCREENSHOTS, build_tiny_phi3, free_port
 
 KB_DOCS = {
     "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
@@ -215,7 +215,7 @@ def test_browser_chat_status_and_stop(page, server):
     page.get_by_text("Please type a message first.").wait_for(timeout=30_000)
 
     page.locator("#stop").click()  # nothing running: a no-op, the page stays usable
-    page.screenshot(path=str(server[1].settings.data_dir / "browser-chat.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
 
 
 @pytest.mark.slow
@@ -267,8 +267,16 @@ def test_browser_knowledge_upload_reports_each_file(page, server, tmp_path):
     assert "✅" in text and text.count("❌") == 2
     assert "empty.txt" in text and "slides.pptx" in text
     page.wait_for_function("() => document.querySelector('#documents').innerText.includes('wind_limits.md')")
-    assert server[1].knowledge.search("Tern T12 gust limit W-38")[0].source == "wind_limits.md"
-    page.screenshot(path=str(server[1].settings.data_dir / "browser-knowledge.png"), full_page=True)
+    assert "yours (private)" in page.locator("#documents").inner_text()
+    # private to this browser session: the shared index does not have it, this person's answers do
+    assert all(p.source != "wind_limits.md" for p in server[1].knowledge.search("Tern T12 gust limit W-38"))
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#mode").get_by_text("RAG", exact=True).click()
+    page.locator("#message textarea").fill("What is the Tern T12 gust limit W-38?")
+    page.locator("#send").click()
+    page.locator("#chat").get_by_text("wind_limits.md").first.wait_for(timeout=60_000)  # the answer's sources
+    _wait_until_stable(page, page.locator("#chat .message.bot").last)
+    page.screenshot(path=str(SCREENSHOTS / "knowledge-upload-cited.png"), full_page=True)
 
 
 def _wait_until_stable(page, locator, quiet_ms: int = 1500, timeout_s: float = 30) -> None:
