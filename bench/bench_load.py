@@ -8,7 +8,8 @@ is answered once alone; under load each answer is compared with it:
   this checks for: a request served with someone else's adapter);
 - **differs**: neither (batch composition changes llama.cpp's summation order, so a near-tie may flip);
 - errors (anything but an answer), latency p50/p95 (submit to last output), queue wait p50/p95 (submit to
-  the first streamed output), answers per minute, against one user alone in the same run.
+  the moment the queue starts the request), first output p50/p95 (queue wait + first token), answers per
+  minute, against one user alone in the same run.
 
     python bench/bench_load.py [--users 8] [--seconds 90] [--data-dir data]
 """
@@ -44,22 +45,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def ask(client, question: str, mode: str, adapter: str, max_new: int) -> tuple[str, float, float]:
-    """(answer text, seconds to the first streamed output, seconds to the end) in a fresh session."""
+def ask(client, question: str, mode: str, adapter: str, max_new: int) -> tuple[str, float, float, float]:
+    """(answer text, seconds waiting in the queue, seconds to the first streamed output, seconds to the end),
+    in a fresh session, through the public stateless /chat."""
+    from gradio_client.utils import Status
+
     client.reset_session()
     started = time.perf_counter()
-    job = client.submit(question, [], mode, adapter, "", 0.0, 1.0, max_new, api_name="/chat")
-    first = None
+    job = client.submit(question, mode, adapter, [], 0.0, max_new, api_name="/chat")
+    queued = first = None
     while not job.done():
+        now = time.perf_counter() - started
+        if queued is None and job.status().code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS):
+            queued = now
         if first is None and job.outputs():
-            first = time.perf_counter() - started
+            first = now
         time.sleep(0.01)
-    result = job.result()
+    answer = job.result()[0]
     total = time.perf_counter() - started
-    chat = result[1]
-    content = chat[-1]["content"]
-    text = content[0]["text"] if isinstance(content, list) else content
-    return str(text), first if first is not None else total, total
+    first = first if first is not None else total
+    return str(answer), min(queued if queued is not None else first, first), first, total
 
 
 def main() -> None:
@@ -93,12 +98,12 @@ def main() -> None:
     expected: dict[tuple[str, str, str], str] = {}
     alone_times = []
     for case in cases:
-        text, _, total = ask(alone_client, *case, args.max_new_tokens)
+        text, _, _, total = ask(alone_client, *case, args.max_new_tokens)
         expected[case] = text
         alone_times.append(total)
     print(f"{len(cases)} cases answered alone: median {statistics.median(alone_times):.2f} s each")
 
-    results: list[tuple[tuple[str, str, str], str | None, float, float, str | None]] = []
+    results: list[tuple[tuple[str, str, str], str | None, float, float, float, str | None]] = []
     lock = threading.Lock()
     deadline = time.monotonic() + args.seconds
 
@@ -108,12 +113,13 @@ def main() -> None:
             if time.monotonic() > deadline:
                 return
             try:
-                text, wait, total = ask(client, *case, args.max_new_tokens)
+                text, queued, first, total = ask(client, *case, args.max_new_tokens)
                 error = None
             except Exception as exc:  # counted, not raised: the load goes on
-                text, wait, total, error = None, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:200]
+                text, error = None, f"{type(exc).__name__}: {exc}"[:200]
+                queued = first = total = float("nan")
             with lock:
-                results.append((case, text, wait, total, error))
+                results.append((case, text, queued, first, total, error))
 
     started = time.monotonic()
     threads = [threading.Thread(target=user, args=(i * 3,)) for i in range(args.users)]
@@ -123,8 +129,8 @@ def main() -> None:
         t.join()
     elapsed = time.monotonic() - started
 
-    errors = [r for r in results if r[4]]
-    answered = [r for r in results if not r[4]]
+    errors = [r for r in results if r[5]]
+    answered = [r for r in results if not r[5]]
     wrong = differs = 0
     for case, text, *_ in answered:
         if text == expected[case]:
@@ -135,8 +141,9 @@ def main() -> None:
             wrong += 1
         else:
             differs += 1
-    waits = [r[2] for r in answered]
-    totals = [r[3] for r in answered]
+    queued = [r[2] for r in answered]
+    waits = [r[3] for r in answered]
+    totals = [r[4] for r in answered]
     print()
     alone = statistics.median(alone_times)
     print(f"answers {len(results)} in {elapsed:.0f} s: {60 * len(answered) / elapsed:.1f}/min, one user alone "
@@ -144,10 +151,11 @@ def main() -> None:
     print(f"errors {len(errors)}; wrong adapter {wrong}; differs from the answer alone {differs}")
     print(f"latency p50 {percentile(totals, 0.5):.2f} s, p95 {percentile(totals, 0.95):.2f} s "
           f"(alone: median {statistics.median(alone_times):.2f} s)")  # fmt: skip
+    print(f"queue wait p50 {percentile(queued, 0.5):.2f} s, p95 {percentile(queued, 0.95):.2f} s")
     print(f"first output (queue wait + first token) p50 {percentile(waits, 0.5):.2f} s, "
           f"p95 {percentile(waits, 0.95):.2f} s")  # fmt: skip
     for error in errors[:5]:
-        print("  error:", error[0], error[4])
+        print("  error:", error[0], error[5])
     demo.close()
     service.engine.close()
 

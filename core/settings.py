@@ -157,6 +157,14 @@ class Settings:
         metadata=_help("How often the app checks whether another process (python -m rag) saved the index; 0 = never."),
     )
     max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
+    parse_timeout_s: float = field(
+        default=60.0,
+        metadata=_help(
+            "Seconds a PDF, DOCX or HTML file may take to read (in a child process, killed after); 0 reads in-process "
+            "without a limit."
+        ),
+    )
+    parse_memory_mb: int = field(default=2048, metadata=_help("MiB of memory reading one such file may take."))
     users: str = field(
         default="",
         metadata=_help(
@@ -271,7 +279,8 @@ class Settings:
         if not 0 <= self.chunk_overlap < self.chunk_size:
             problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
         for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch",
-                     "queue_max_size", "max_documents_per_user", "max_adapters_per_user", "index_snapshots_kept"):
+                     "queue_max_size", "max_documents_per_user", "max_adapters_per_user", "index_snapshots_kept",
+                     "parse_memory_mb"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.rag_context not in ("sentences", "chunks"):
@@ -291,7 +300,7 @@ class Settings:
             self.accounts()
         except ValueError as exc:
             problems.append(str(exc))
-        for name in ("upload_ttl_hours", "user_upload_ttl_days"):
+        for name in ("upload_ttl_hours", "user_upload_ttl_days", "parse_timeout_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 or more, not {getattr(self, name)}")
         for name in ("max_upload_mb", "adapter_max_mb", "adapter_max_update", "max_document_mb_per_user"):

@@ -25,6 +25,7 @@ from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError
 from rag.manifest import FORMAT_VERSION, DocumentEntry, Manifest
 from rag.memory_index import LiveIndex, MemoryIndex, NewDocument, check_model
 from rag.preparation import PreparedDocument, prepare, read_source
+from rag.readers.bounded import ReadBounds
 from rag.records import FileReport, Placement, Progress
 from rag.storage import IndexStorage, chunk_record, new_id, utc_now
 from rag.uploads import UploadStore
@@ -55,6 +56,11 @@ class Ingestion:
         self._live = live
         self._embedding = embedding
         self._chunker: Chunker | None = None
+
+    @property
+    def bounds(self) -> ReadBounds:
+        """What reading one file may take (`parse_timeout_s`, `parse_memory_mb`)."""
+        return ReadBounds(self.settings.parse_timeout_s, self.settings.parse_memory_mb)
 
     @property
     def chunker(self) -> Chunker:
@@ -92,7 +98,7 @@ class Ingestion:
         for i, (name, source) in enumerate(items):
             progress(0.95 * i / total, f"Reading {name}")
             try:
-                doc = prepare(name, read_source(source, limit), self.chunker, limit)
+                doc = prepare(name, read_source(source, limit), self.chunker, limit, self.bounds)
                 doc.owner = placement.owner
                 progress(0.95 * (i + 0.3) / total, f"Embedding {len(doc.chunks)} chunks of {name}")
                 pending.append((i, doc, embedder.encode(doc.contexts)))
@@ -170,7 +176,7 @@ class Ingestion:
                 progress(0.9 * n / max(len(old.documents), 1), f"Re-indexing {doc.name}")
                 try:
                     data = self._uploads.read(doc.doc_id, doc.name)
-                    ready = prepare(doc.name, data, self.chunker, float("inf"))
+                    ready = prepare(doc.name, data, self.chunker, float("inf"), self.bounds)
                     ready.owner = doc.owner
                     entries[ready.doc_id] = doc
                     prepared.append((len(reports), ready, self._embedding.model.encode(ready.contexts)))

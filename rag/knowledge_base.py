@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from core.identity import is_signed_in_owner
 from core.layout import DataLayout
 from core.retrieval import Passage, Retriever, Snapshot
 from core.settings import Settings
@@ -85,7 +88,14 @@ class KnowledgeBase:
         self._stop_watching.clear()
 
         def follow() -> None:
+            last_sweep = 0.0
             while not self._stop_watching.wait(interval):
+                if time.monotonic() - last_sweep >= EXPIRY_SWEEP_S:
+                    last_sweep = time.monotonic()
+                    try:
+                        self.expire_abandoned()
+                    except Exception:  # the disk or another writer; the next sweep tries again
+                        log.warning("expiring abandoned private documents failed", exc_info=True)
                 if not self._live.write_lock.acquire(blocking=False):
                     continue  # this process is writing; it reloads before it saves anyway
                 try:
@@ -99,6 +109,26 @@ class KnowledgeBase:
         self._watcher = threading.Thread(target=follow, name="index-watch", daemon=True)
         self._watcher.start()
         return self
+
+    def expire_abandoned(self, now: datetime | None = None) -> list[DocumentInfo]:
+        """Delete private documents past their owner's time: a browser session's `upload_ttl_hours` after
+        they were added (nobody can reach them once the tab is gone), a signed-in person's
+        `user_upload_ttl_days` (0: kept). One save for all of them; returns what was deleted. The watcher
+        (`watch`) runs this every few minutes."""
+        now = now or datetime.now(timezone.utc)
+        gone = []
+        for d in self._live.current().manifest.documents:
+            if d.owner is None:
+                continue
+            ttl = (self.settings.user_upload_ttl_days * 86400 if is_signed_in_owner(d.owner)
+                   else self.settings.upload_ttl_hours * 3600)  # fmt: skip
+            added = _parse_time(d.added_at)
+            if ttl > 0 and added is not None and (now - added).total_seconds() > ttl:
+                gone.append(d)
+        if gone:
+            self._ingestion.commit([], [d.doc_id for d in gone])
+            log.info("expired %d abandoned private documents", len(gone))
+        return [_info(d) for d in gone]
 
     def stop_watching(self) -> None:
         if self._watcher is not None:
@@ -291,6 +321,16 @@ class KnowledgeBase:
                 index_dir=str(self.index_dir),
                 disk_bytes=self._storage.disk_bytes() + folder_bytes(self._uploads.root),
             )
+
+
+EXPIRY_SWEEP_S = 300.0
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
 
 
 def _info(d: DocumentEntry) -> DocumentInfo:

@@ -14,7 +14,8 @@ from pathlib import Path
 from core.terms import terms
 from rag.chunking import Chunker, context_text
 from rag.errors import IngestError
-from rag.readers import check_extension, read_sections
+from rag.readers import check_extension
+from rag.readers.bounded import ReadBounds, read_sections_bounded
 from rag.records import Chunk
 from rag.uploads import safe_name
 
@@ -81,15 +82,18 @@ def folder_files(folder: str | Path, recursive: bool) -> list[Path]:
     )
 
 
-def prepare(name: str, data: bytes, chunker: Chunker, max_upload_mb: float) -> PreparedDocument:
-    """Read and chunk one file. Raises `IngestError` (one sentence) for any input problem."""
+def prepare(
+    name: str, data: bytes, chunker: Chunker, max_upload_mb: float, bounds: ReadBounds | None = None
+) -> PreparedDocument:
+    """Read and chunk one file, reading within `bounds` (time and memory; see `rag.readers.bounded`).
+    Raises `IngestError` (one sentence) for any input problem."""
     name = safe_name(name)
     check_extension(name)
     if not data:
         raise IngestError(f"{name} is empty.")
     if len(data) > max_upload_mb * MIB:
         raise IngestError(f"{name} is {len(data) / MIB:.1f} MB, over the {max_upload_mb:g} MB upload limit.")
-    sections, note = read_sections(name, data)
+    sections, note = read_sections_bounded(name, data, bounds)
     chunks = chunker.chunk(sections)
     if not chunks:
         raise IngestError(f"{name} has no text to index.")

@@ -66,6 +66,8 @@ def read_docx(name: str, data: bytes) -> tuple[list[Section], str]:
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = list(document.iter_inner_content())
+    except MemoryError:  # out of the reading process's memory ceiling: not a damaged file
+        raise
     except Exception:  # BadZipFile, KeyError, ValueError, lxml errors: all mean "not a readable .docx"
         raise IngestError(f"{name} could not be read as a Word document; the file is damaged or not a .docx.") from None
     path = HeadingPath()

@@ -108,6 +108,8 @@ def read_html(name: str, data: bytes) -> tuple[list[Section], str]:
     try:
         parser.feed(text)
         parser.close()
+    except MemoryError:  # out of the reading process's memory ceiling: not a damaged file
+        raise
     except Exception:  # html.parser is lenient; anything it still rejects is not a page we can read
         raise IngestError(f"{name} could not be read as HTML.") from None
     parser.flush()

@@ -31,6 +31,8 @@ def read_pdf(name: str, data: bytes) -> tuple[list[Section], str]:
                 sections.append(Section(text, page=number))
     except IngestError:
         raise
+    except MemoryError:  # out of the reading process's memory ceiling: not a damaged file
+        raise
     except Exception:  # pypdf raises many types (PdfReadError, ValueError, KeyError, ...) on bad input
         raise IngestError(damaged) from None
     finally:

@@ -212,6 +212,28 @@ def test_a_docx_with_two_million_empty_paragraphs_is_refused_in_a_second() -> No
     assert read_docx("fine.docx", base)[0][0].text == "Intro\nHello world."
 
 
+def test_structured_files_are_read_within_a_deadline_and_a_memory_ceiling() -> None:
+    """PDF, DOCX and HTML are parsed in a child process that is killed at `parse_timeout_s` and cannot map more
+    than `parse_memory_mb`; either way the file gets one sentence and the caller goes on."""
+    import time
+
+    from rag.readers.bounded import ReadBounds, read_sections_bounded
+    from tests.conftest import make_docx
+
+    docx = make_docx("Title", [("Intro", ["Hello world."])])
+    sections, _ = read_sections_bounded("fine.docx", docx, ReadBounds(60, 2048))
+    assert sections[0].text == "Intro\nHello world."  # read in the child, returned whole
+
+    started = time.perf_counter()
+    with pytest.raises(IngestError, match=r"^slow\.docx took longer than 0\.001 s to read, so reading it was stopped"):
+        read_sections_bounded("slow.docx", docx, ReadBounds(0.001, 2048))
+    assert time.perf_counter() - started < 10
+    with pytest.raises(IngestError, match=r"^big\.docx needs more than 16 MB of memory to read"):
+        read_sections_bounded("big.docx", docx, ReadBounds(60, 16))
+    with pytest.raises(IngestError, match=r"^damaged\.docx"):  # the reader's own sentence comes back from the child
+        read_sections_bounded("damaged.docx", b"PK\x03\x04 not a zip", ReadBounds(60, 2048))
+
+
 def test_a_document_with_more_text_than_the_limit_is_refused_before_embedding() -> None:
     from rag.readers import MAX_DOCUMENT_CHARS, read_sections
 

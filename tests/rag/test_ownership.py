@@ -157,3 +157,20 @@ def test_the_cli_lists_snapshots_and_restores_the_previous_one(tmp_path: Path) -
     assert kb.refresh() and "24 months" in kb.search("battery warranty", fusion="keyword")[0].text
     refused = cli("add", str(junk[0]))
     assert refused.returncode == 1 and "not added" in refused.stdout
+
+
+def test_abandoned_private_documents_expire_by_their_owners_kind(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    kb = _kb(tmp_path, upload_ttl_hours=24, user_upload_ttl_days=90)
+    tab = Identity("tab-x").tag  # a browser session nobody can reach once the tab is closed
+    (gone,) = _private(kb, tmp_path / "s", tab, {"scratch.md": "# Scratch\n\nThe olive crate is in bay 3.\n"})
+    (kept,) = _private(kb, tmp_path / "u", ALICE, {"notes.md": "# Notes\n\nThe amber gate code is 4471.\n"})
+    now = datetime.now(timezone.utc)
+    assert kb.expire_abandoned(now + timedelta(hours=1)) == []
+    expired = kb.expire_abandoned(now + timedelta(hours=25))
+    assert [d.doc_id for d in expired] == [gone.doc_id]
+    assert [d.name for d in kb.documents_for(ALICE)][-1] == "notes.md"
+    assert [d.doc_id for d in kb.expire_abandoned(now + timedelta(days=91))] == [kept.doc_id]
+    assert not (tmp_path / "data" / "uploads" / gone.doc_id).exists()
+    assert sorted(d.name for d in kb.list_documents()) == ["company_overview.md", "warranty.md"]
