@@ -275,7 +275,7 @@ def knowledge_tab(service: ExpertService, jobs: Jobs) -> KnowledgeView:
         target = gr.Radio([MY_DOCS, SHARED_KB], value=MY_DOCS, label="Add to", elem_id="doc-target", scale=2)
         replace = gr.Checkbox(
             False, label="Replace a document of the same name", elem_id="doc-replace", scale=1,
-            info="The old version stays recoverable (python -m rag restore).",
+            info="A replaced shared document stays recoverable by the operator (python -m rag restore).",
         )  # fmt: skip
     add_btn = gr.Button("Add to index", variant="primary", elem_id="add-docs")
     report = gr.Dataframe(

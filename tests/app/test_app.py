@@ -8,7 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.conftest import SCREENSHOTS, build_tiny_phi3, free_port
+from tests.conftest import SCREENSHOTS, build_tiny_phi3, free_port, start_app
 
 KB_DOCS = {
     "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
@@ -19,23 +19,14 @@ KB_DOCS = {
 @pytest.fixture(scope="module")
 def server(tiny_settings, tmp_path_factory):
     # A longer context than the shared tiny model, so numbered sources fit in RAG prompts.
-    model_dir = build_tiny_phi3(tmp_path_factory.mktemp("tiny-phi3-1k"), context=1024)
-    docs = tmp_path_factory.mktemp("docs")
-    for name, text in KB_DOCS.items():
-        (docs / name).write_text(text)
+    folder = tmp_path_factory.mktemp("app")
+    model_dir = build_tiny_phi3(folder / "tiny-phi3-1k", context=1024)
     settings = tiny_settings.replace(
         model=str(model_dir), system_prompt="You are a test assistant.",
-        data_dir=tmp_path_factory.mktemp("app-data"), top_k=2, max_upload_mb=2.0, adapter_max_mb=2.0,
+        data_dir=folder / "data", top_k=2, max_upload_mb=2.0, adapter_max_mb=2.0,
     )  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app, "SAMPLE_DOCS", docs)
-        service = app.build_service(settings)
-        assert service.wait_ready(timeout=180), service.status_line()
-    assert service.knowledge is not None and service.adapters is not None, service.status_line()
-    demo = app.build_demo(service)
-    port = free_port()
-    app.serve(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", service
+    url, service, demo = start_app(settings, KB_DOCS, folder)
+    yield url, service
     demo.close()
 
 

@@ -174,3 +174,13 @@ def test_abandoned_private_documents_expire_by_their_owners_kind(tmp_path: Path)
     assert [d.doc_id for d in kb.expire_abandoned(now + timedelta(days=91))] == [kept.doc_id]
     assert not (tmp_path / "data" / "uploads" / gone.doc_id).exists()
     assert sorted(d.name for d in kb.list_documents()) == ["company_overview.md", "warranty.md"]
+
+
+def test_a_reindex_keeps_every_document_in_its_own_collection(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    (mine,) = _private(kb, tmp_path, ALICE, {"notes.md": "# Notes\n\nThe amber gate code is 4471.\n"})
+    before = {d.doc_id: (d.name, d.owner) for d in kb.list_documents()}
+    assert all(r.ok for r in kb.reindex())
+    assert {d.doc_id: (d.name, d.owner) for d in kb.list_documents()} == before
+    assert kb.search("amber gate code", fusion="keyword", viewer=BOB) == []
+    assert kb.search("amber gate code", fusion="keyword", viewer=ALICE)[0].doc_id == mine.doc_id
