@@ -52,8 +52,9 @@ class Job(Generic[T]):
 
 
 class Jobs:
-    """A small pool of worker threads for long jobs (daemon threads: a job in flight does not keep the
-    process alive at shutdown; what it writes is crash-safe on its own)."""
+    """A small pool of worker threads for long jobs. At exit the interpreter lets the jobs in flight finish
+    (a document's reading is bounded by `parse_timeout_s`); a killed process loses only them, since what
+    they write is crash-safe on its own."""
 
     def __init__(self, workers: int = 2, name: str = "job"):
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
