@@ -292,10 +292,12 @@ class KnowledgeBase:
         return [_info(d) for d in self._live.current().manifest.documents]
 
     def documents_for(self, viewer: str | None) -> list[DocumentInfo]:
-        """What one person sees: the shared documents, then their own private ones (`viewer`: their
-        owner tag; None: the shared ones only)."""
+        """What one person sees: their own private documents first (newest first: what they just added is on
+        top), then the shared ones in the order they were added (`viewer`: their owner tag; None: the shared
+        ones only)."""
         docs = self._live.current().manifest.documents
-        return [_info(d) for d in docs if d.owner is None] + [_info(d) for d in docs if viewer and d.owner == viewer]
+        mine = [_info(d) for d in reversed(docs) if viewer and d.owner == viewer]
+        return mine + [_info(d) for d in docs if d.owner is None]
 
     def for_owner(self, viewer: str | None) -> Retriever:
         """A retriever over the shared documents plus `viewer`'s private ones (`core.retrieval.Retriever`,

@@ -62,7 +62,7 @@ def test_a_stranger_cannot_replace_or_delete_a_shared_document(public, tmp_path)
     # Into Mallory's own collection it goes, and reaches nobody else's answers
     report, listed = mallory.predict([handle_file(str(junk))], "private", False, api_name="/documents_upload")
     assert report[0]["ok"] and "your private documents" in report[0]["message"]
-    assert [d["collection"] for d in listed if d["name"] == "company_overview.md"] == ["shared", "private"]
+    assert [d["collection"] for d in listed if d["name"] == "company_overview.md"] == ["private", "shared"]
     assert [d["collection"] for d in alice.predict(api_name="/documents_list")] == ["shared", "shared"]
     _, sources, *_ = alice.predict("Where is the Tern T12 drone built? cheap watches", "RAG", api_name="/chat")
     assert sources and all("watches" not in s["text"] for s in sources)

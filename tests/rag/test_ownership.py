@@ -45,7 +45,7 @@ def test_a_private_upload_is_searched_only_by_its_owner_together_with_the_shared
         assert all(p.source != "harbor_notes.md" for p in found)
     # the owner still finds the shared documents, ranked as without the private one
     assert kb.search("battery warranty months", viewer=ALICE)[0].source == "warranty.md"
-    assert [d.name for d in kb.documents_for(ALICE)] == ["company_overview.md", "warranty.md", "harbor_notes.md"]
+    assert [d.name for d in kb.documents_for(ALICE)] == ["harbor_notes.md", "company_overview.md", "warranty.md"]
     assert [d.name for d in kb.documents_for(BOB)] == ["company_overview.md", "warranty.md"]
     assert kb.for_owner(BOB).search("crimson pier") == [] or all(
         p.source != "harbor_notes.md" for p in kb.for_owner(BOB).search("crimson pier")
@@ -170,7 +170,7 @@ def test_abandoned_private_documents_expire_by_their_owners_kind(tmp_path: Path)
     assert kb.expire_abandoned(now + timedelta(hours=1)) == []
     expired = kb.expire_abandoned(now + timedelta(hours=25))
     assert [d.doc_id for d in expired] == [gone.doc_id]
-    assert [d.name for d in kb.documents_for(ALICE)][-1] == "notes.md"
+    assert [d.name for d in kb.documents_for(ALICE)][0] == "notes.md"
     assert [d.doc_id for d in kb.expire_abandoned(now + timedelta(days=91))] == [kept.doc_id]
     assert not (tmp_path / "data" / "uploads" / gone.doc_id).exists()
     assert sorted(d.name for d in kb.list_documents()) == ["company_overview.md", "warranty.md"]
