@@ -483,9 +483,10 @@ def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Drop
 
 # -- the page -------------------------------------------------------------------------------------
 def oauth_configured() -> bool:
-    """Hugging Face sign-in works on a Space whose README front matter has `hf_oauth: true` (the Space
-    then sets OAUTH_CLIENT_ID); elsewhere Gradio's login button would need the internet."""
-    return bool(os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"))
+    """Hugging Face sign-in works on a Space (SYSTEM=spaces, as Gradio itself checks) whose README front matter
+    has `hf_oauth: true` (the Space then sets OAUTH_CLIENT_ID); elsewhere Gradio's login button would fake a
+    user from a local Hugging Face token, which needs the internet."""
+    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("OAUTH_CLIENT_ID"))
 
 
 def build_demo(service: ExpertService, jobs: Jobs | None = None) -> gr.Blocks:

@@ -407,3 +407,30 @@ def test_uploads_nobody_used_for_upload_ttl_hours_are_deleted_and_unloaded(tiny_
     assert not old.path.exists() and old.key not in rig.resident
     assert [a.name for a in rig.catalog.list_adapters("tab-open")] == ["kept"]
     assert kept.path.exists()
+
+
+def test_a_signed_in_persons_uploads_outlive_a_sessions_and_count_against_their_quota(tiny_settings, tmp_path):
+    """Expiry is by the kind of owner: a browser session's uploads after upload_ttl_hours unused, a signed-in
+    person's after user_upload_ttl_days; and max_adapters_per_user bounds what one person keeps."""
+    import os
+    import time
+
+    from core.identity import Identity
+
+    settings = tiny_settings.replace(data_dir=tmp_path / "data", upload_ttl_hours=1.0, user_upload_ttl_days=30.0,
+                                     max_adapters_per_user=2)  # fmt: skip
+    rig = AdapterRig(settings)
+    alice, tab = Identity("tab-1", "alice").owner, Identity("tab-2").owner
+    mine = rig.catalog.upload(adapter_files(tmp_path / "a", rig, seed=1), alice, name="mine")
+    theirs = rig.catalog.upload(adapter_files(tmp_path / "b", rig, seed=2), tab, name="theirs")
+    two_days_ago = time.time() - 2 * 86400
+    for info in (mine, theirs):
+        os.utime(info.path, (two_days_ago, two_days_ago))
+    assert rig.catalog.expire_abandoned(now=time.time()) == [theirs.key]
+    assert rig.catalog.expire_abandoned(now=time.time() + 27 * 86400) == []  # 29 days unused
+    assert rig.catalog.expire_abandoned(now=time.time() + 29 * 86400) == [mine.key]  # 31 days
+
+    rig.catalog.upload(adapter_files(tmp_path / "c", rig, seed=3), alice, name="one")
+    rig.catalog.upload(adapter_files(tmp_path / "d", rig, seed=4), alice, name="two")
+    with pytest.raises(AdapterRejected, match="You have 2 uploaded adapters, the most one person may keep"):
+        rig.catalog.upload(adapter_files(tmp_path / "e", rig, seed=5), alice, name="three")

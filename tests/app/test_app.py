@@ -8,7 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.conftest import SCREENSHOTS, build_tiny_phi3, free_port, start_app
+from tests.conftest import REPO, SCREENSHOTS, build_tiny_phi3, free_port, start_app
 
 KB_DOCS = {
     "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
@@ -352,3 +352,30 @@ def test_a_client_beyond_the_queue_limit_is_told_at_once_that_the_app_is_busy():
     finally:
         release.set()
         demo.close()
+
+
+def test_on_a_space_with_hf_oauth_the_page_offers_hugging_face_sign_in(server, monkeypatch):
+    """With `hf_oauth: true` a Space sets OAUTH_CLIENT_ID (and SPACE_ID): the page gets Gradio's LoginButton, and
+    every handler takes the OAuth profile (tests/core/test_identity.py maps it to the person). Elsewhere the
+    button would need the internet, so it is left out. (Signing in itself needs huggingface.co: not tested here.)"""
+    import gradio as gr
+
+    def buttons(demo) -> int:
+        return sum(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+
+    import gradio.oauth
+
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "test-client")  # on a laptop that happens to have it set: no button
+    assert buttons(app.build_demo(server[1])) == 0
+    space = {"SYSTEM": "spaces", "SPACE_ID": "someone/industry-expert-chat"}
+    for name, value in space.items():
+        monkeypatch.setenv(name, value)
+    oauth = {"OAUTH_CLIENT_ID": "test-client", "OAUTH_CLIENT_SECRET": "s", "OAUTH_SCOPES": "openid profile",
+             "OPENID_PROVIDER_URL": "https://huggingface.co"}  # what a Space sets; gradio reads them at import
+    for name, value in oauth.items():
+        monkeypatch.setattr(gradio.oauth, name, value)
+    demo = app.build_demo(server[1])
+    assert buttons(demo) == 1
+    assert any(getattr(route, "path", "") == "/login/huggingface" for route in demo.app.routes)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "\nhf_oauth: true\n" in readme.split("---")[1]

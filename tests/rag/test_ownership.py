@@ -170,7 +170,7 @@ def test_abandoned_private_documents_expire_by_their_owners_kind(tmp_path: Path)
     assert kb.expire_abandoned(now + timedelta(hours=1)) == []
     expired = kb.expire_abandoned(now + timedelta(hours=25))
     assert [d.doc_id for d in expired] == [gone.doc_id]
-    assert [d.name for d in kb.documents_for(ALICE)][0] == "notes.md"
+    assert kb.documents_for(ALICE)[0].name == "notes.md"
     assert [d.doc_id for d in kb.expire_abandoned(now + timedelta(days=91))] == [kept.doc_id]
     assert not (tmp_path / "data" / "uploads" / gone.doc_id).exists()
     assert sorted(d.name for d in kb.list_documents()) == ["company_overview.md", "warranty.md"]
