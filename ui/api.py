@@ -93,6 +93,7 @@ def source_records(update: AnswerUpdate | None) -> list[dict[str, Any]]:
 def public_api(service: ExpertService, jobs: Jobs) -> None:
     """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page)."""
     s = service.settings
+    scorecards = Jobs(workers=1, name="scorecard")  # one run at a time, never on the document workers
     with gr.Group(visible=False):
         question = gr.Textbox(label="Question")
         mode = gr.Radio(MODES, value=Mode.RAG.value, label="Mode")
@@ -231,7 +232,7 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
         person = who(request, profile)
         state = {"done": 0, "total": 1}
         stop = threading.Event()
-        job = jobs.submit("scorecard", lambda _: evaluate_for_session(
+        job = scorecards.submit("scorecard", lambda _: evaluate_for_session(
             service, person.owner, None, modes, adapter or None, limit=int(limit or 0) or None,
             progress=lambda done, total, _m: state.update(done=done, total=total), stop=stop))  # fmt: skip
         try:
