@@ -14,7 +14,6 @@ training script records it in the adapter card); it reads only `snapshot_id` and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,11 +136,6 @@ class Manifest:
 
     def document(self, doc_id: str) -> DocumentEntry | None:
         return next((d for d in self.documents if d.doc_id == doc_id), None)
-
-    @property
-    def shared(self) -> Manifest:
-        """This manifest with only the shared knowledge base's documents (what a fresh visitor searches)."""
-        return dataclasses.replace(self, documents=tuple(d for d in self.documents if d.owner is None))
 
     @classmethod
     def from_json(cls, value: Any) -> Manifest:
