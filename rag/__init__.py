@@ -5,9 +5,12 @@
     reports = kb.add_files(paths, progress=lambda fraction, message: ...)   # list[FileReport]
     passages = kb.search("What does E-PW-131 mean?")         # list[core.retrieval.Passage]
     kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot; kb.refresh()
+    kb.add_files(paths, placement=Placement(owner=tag, added_by=tag))   # one person's private collection
+    kb.search(query, viewer=tag); kb.for_owner(tag); kb.documents_for(tag); kb.snapshots(); kb.restore(id)
     read_snapshot(settings.data_dir)                          # Snapshot(id, created_at) | None, no model loaded
 
-    python -m rag ingest <folder> | add <files> | list | delete <doc_id> | search "<query>" | reindex | stats
+    python -m rag ingest <folder> | add <files> [--replace] | list | delete <doc_id> | search "<query>"
+                  | reindex | stats | snapshots | restore <snapshot_id|previous>
 
 Pipeline: file -> `preparation` (`readers`: txt, md, pdf, docx, html -> sections with page/heading;
 `chunking`: LlamaIndex SentenceSplitter, sized in the embedding model's tokens) -> `ingestion`
@@ -29,7 +32,8 @@ So the current manifest is `<data_dir>/index/` + the line in CURRENT + `/manifes
 JSON (typed as `rag.manifest.Manifest`) with: `format`, `snapshot_id` (changes on every add, delete
 or reindex), `parent_snapshot_id`, `created_at` (ISO 8601 UTC), `embed_model`, `dim`, `chunk_size`,
 `chunk_overlap`, `effective_chunk_size`, `keyword_tokenizer`, `next_vector_id`, `sample_seeded`, and
-`documents`: a list of {`doc_id`, `name`, `sha256`, `chunks`, `added_at`, `size_bytes`, `segment`, `upload`, `note`}.
+`documents`: a list of {`doc_id`, `name`, `sha256`, `chunks`, `added_at`, `size_bytes`, `segment`, `upload`, `note`},
+plus `owner` and `added_by` (`core.identity.owner_id` tags) on a document of someone's private collection.
 Files are only ever replaced by rename, so a reader never sees a half-written manifest.
 
 Nothing heavy happens at import: the embedding model loads on the first add or search.
