@@ -2,33 +2,35 @@
 
 The structured formats (PDF, DOCX, HTML) are parsed by libraries that a crafted file can keep busy for
 minutes or make allocate gigabytes (a 327 KB .docx of 2 million empty paragraphs ran for 25 minutes at
-3.9 GB). So they are read in a child process, forked from a small clean server process (multiprocessing's
-`forkserver`, which has loaded only the readers), with `RLIMIT_AS` set to `parse_memory_mb`, and killed
-when `parse_timeout_s` passes. The child's failure becomes one sentence; the app and its other uploads go
-on. Plain text and Markdown are decoded in-process: their cost is linear in their (already capped) size.
+3.9 GB). So they are read by a fresh Python process (`python -m rag.readers.bounded`, which imports only
+the readers), with `RLIMIT_AS` set to `parse_memory_mb`, killed when `parse_timeout_s` passes. The file
+goes in on stdin; the sections come back as JSON on stdout (never a pickle: the child handles hostile
+bytes, so the parent trusts nothing it says beyond plain data). A timeout, an out-of-memory or a crash
+becomes one sentence; the app and its other uploads go on. Plain text and Markdown are decoded
+in-process: their cost is linear in their (already capped) size.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import resource
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import PurePath
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePath
 
 from rag.errors import IngestError
 from rag.readers import read_sections
 from rag.records import Section
 
 IN_PROCESS = (".txt", ".text", ".md", ".markdown")
-_CONTEXT = multiprocessing.get_context("forkserver")
-# The parsers load in the server, once: a child forks with them in memory (fast, and no import under its ceiling).
-_CONTEXT.set_forkserver_preload(["rag.readers", "zipfile", "docx", "docx.table", "pypdf"])
+ROOT = Path(__file__).resolve().parents[2]  # where `rag` is importable from
 
 
 @dataclass(frozen=True)
 class ReadBounds:
-    """What reading one file may take: seconds of wall time and MiB of address space (0: unbounded, in-process)."""
+    """What reading one file may take: seconds of wall time (0: read in-process, unbounded) and MiB of
+    address space."""
 
     timeout_s: float = 60.0
     memory_mb: int = 2048
@@ -40,47 +42,59 @@ def read_sections_bounded(name: str, data: bytes, bounds: ReadBounds | None) -> 
     too much memory to read."""
     if bounds is None or bounds.timeout_s <= 0 or PurePath(name).suffix.lower() in IN_PROCESS:
         return read_sections(name, data)
-    receiver, sender = _CONTEXT.Pipe(duplex=False)
-    child = _CONTEXT.Process(target=_read_in_child, args=(sender, name, data, bounds.memory_mb), daemon=True)
-    child.start()
-    sender.close()
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "rag.readers.bounded", str(int(bounds.memory_mb)), name]
     try:
-        if not receiver.poll(bounds.timeout_s):
-            raise IngestError(
-                f"{name} took longer than {bounds.timeout_s:g} s to read, so reading it was stopped; "
-                "save it again (or as plain text) and upload that."
-            )
-        kind, value = receiver.recv()
-    except EOFError:  # the child died without a word: killed for memory, or a crash in a parser's C code
-        kind, value = "memory", ""
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join(timeout=5)
+        done = subprocess.run(command, input=data, capture_output=True, timeout=bounds.timeout_s, env=env, cwd=ROOT)
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        raise IngestError(
+            f"{name} took longer than {bounds.timeout_s:g} s to read, so reading it was stopped; "
+            "save it again (or as plain text) and upload that."
+        ) from None
+    try:
+        reply = json.loads(done.stdout.decode("utf-8"))
+        kind = reply["kind"]
+    except (ValueError, KeyError, TypeError):  # killed for memory, or a crash in a parser's C code
+        kind, reply = "memory", {}
     if kind == "ok":
-        return value
+        return [Section(**s) for s in reply["sections"]], str(reply["note"])
     if kind == "refused":
-        raise IngestError(value)
+        raise IngestError(str(reply["message"]))
     if kind == "memory":
         raise IngestError(
             f"{name} needs more than {bounds.memory_mb} MB of memory to read, so it was refused; "
             "split it into smaller files."
         )
-    raise IngestError(f"{name} could not be read ({value}).")
+    raise IngestError(f"{name} could not be read ({str(reply.get('error', 'error'))[:60]}).")
 
 
-def _read_in_child(sender: Connection, name: str, data: bytes, memory_mb: int) -> None:
+def _child(memory_mb: int, name: str) -> dict:
+    """In the child: read stdin as the file `name` under the memory ceiling; the reply as plain data."""
+    import resource
+
+    import docx  # noqa: F401 -- the parsers load before the ceiling, so no import fails under it
+    import pypdf  # noqa: F401
+
+    data = sys.stdin.buffer.read()
+    if memory_mb > 0:
+        limit = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        if memory_mb > 0:
-            limit = memory_mb * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        sender.send(("ok", read_sections(name, data)))
+        sections, note = read_sections(name, data)
+        return {"kind": "ok", "sections": [asdict(s) for s in sections], "note": note}
     except IngestError as exc:
-        sender.send(("refused", str(exc)))
+        return {"kind": "refused", "message": str(exc)}
     except MemoryError:
-        sender.send(("memory", ""))
+        return {"kind": "memory"}
     except Exception as exc:  # a parser's own bug, reported by its type only
-        sender.send(("failed", type(exc).__name__))
-    finally:
-        sender.close()
+        return {"kind": "failed", "error": type(exc).__name__}
+
+
+if __name__ == "__main__":
+    reply = _child(int(sys.argv[1]), sys.argv[2])
+    try:
+        out = json.dumps(reply, ensure_ascii=False)
+    except MemoryError:
+        out = '{"kind": "memory"}'
+    sys.stdout.write(out)

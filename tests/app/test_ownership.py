@@ -195,3 +195,20 @@ def test_a_slow_upload_holds_up_neither_other_uploads_nor_chats(public, tmp_path
         release.set()
     report, _ = slow.result(timeout=60)
     assert report[0]["ok"]
+
+
+def test_a_pdf_is_read_in_its_bounded_child_and_a_docx_bomb_is_refused_at_once(public, tmp_path):
+    import time
+
+    from tests.conftest import make_pdf
+    from tests.rag.test_ingestion import _docx_bomb
+
+    url, _ = public
+    client = Client(url, verbose=False)
+    (pdf,) = write_docs(tmp_path, {"winch.pdf": make_pdf(["The heron winch lifts 40 kg.", "Service it yearly."])})
+    (bomb,) = write_docs(tmp_path, {"bomb.docx": _docx_bomb()[0]})
+    started = time.perf_counter()
+    report, _ = client.predict([handle_file(str(pdf)), handle_file(str(bomb))], api_name="/documents_upload")
+    assert report[0]["ok"] and report[0]["chunks"] >= 1
+    assert not report[1]["ok"] and "more than 100,000 paragraphs" in report[1]["message"]
+    assert time.perf_counter() - started < 30
