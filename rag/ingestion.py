@@ -226,10 +226,13 @@ class Ingestion:
         for i, doc, vectors in prepared:
             collection = [d for d in documents if d.owner == doc.owner and d.doc_id not in removals]
             where = Placement(doc.owner).collection
-            known = next((d for d in collection if d.sha256 == doc.sha256), None)
+            # the same bytes already in this collection, or in the shared one a private uploader searches anyway
+            visible = collection + [d for d in documents if d.owner is None and doc.owner is not None
+                                    and d.doc_id not in removals]  # fmt: skip
+            known = next((d for d in visible if d.sha256 == doc.sha256), None)
             if known is not None:
                 same = "" if known.name == doc.name else f" as {known.name}"
-                message = f"{doc.name} is already in {where}{same}, unchanged."
+                message = f"{doc.name} is already in {Placement(known.owner).collection}{same}, unchanged."
                 reports[i] = FileReport(doc.name, True, message, "unchanged", known.chunks, known.doc_id)
                 continue
             same_name = [d.doc_id for d in collection if d.name == doc.name]

@@ -53,14 +53,18 @@ def test_a_private_upload_is_searched_only_by_its_owner_together_with_the_shared
 
 
 def test_the_same_file_in_two_private_collections_is_two_documents_that_reveal_nothing(tmp_path: Path) -> None:
+    """Nobody learns from an upload's report that someone else holds the same file; only what the uploader
+    can search anyway (the shared documents) is named."""
     kb = _kb(tmp_path)
     same = {"plan.md": "# Plan\n\nThe violet launch window opens on 3 May.\n"}
     (a,) = _private(kb, tmp_path, ALICE, same)
     (b,) = _private(kb, tmp_path, BOB, same)
     assert a.status == b.status == "added" and a.doc_id != b.doc_id  # no "already in the index" for Bob
-    # a private copy of a shared file is the owner's own document, not a pointer to the shared one
-    (c,) = _private(kb, tmp_path, BOB, {"warranty.md": SHARED["warranty.md"]})
-    assert c.status == "added"
+    # a private copy of a shared file is not stored twice (it would be retrieved twice): the shared one serves
+    (c,) = _private(kb, tmp_path, BOB, {"my_warranty.md": SHARED["warranty.md"]})
+    assert c.status == "unchanged" and c.message == (
+        "my_warranty.md is already in the shared knowledge base as warranty.md, unchanged.")  # fmt: skip
+    assert [d.name for d in kb.documents_for(BOB)] == ["plan.md", "company_overview.md", "warranty.md"]
 
 
 def test_one_person_cannot_delete_another_persons_or_the_shared_documents(tmp_path: Path) -> None:
