@@ -23,7 +23,7 @@ from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, sanitize_n
 from adapters.upload import stage_upload
 from adapters.validate import CARD_FILE, WEIGHTS_FILE, check_adapter_folder, parse_json_object, read_small_file
 from core.errors import UserInputError
-from core.identity import is_signed_in_owner, owner_id
+from core.identity import owner_id
 from core.lora import AdapterHandle, ModelSpec
 from core.settings import Settings
 
@@ -78,7 +78,7 @@ class AdapterCatalog:
             return []
         self._last_sweep = moment
         gone = []
-        for entry in self.store.abandoned_uploads(self.ttl_s, moment):
+        for entry in self.store.abandoned_uploads(self.settings.upload_ttl_s, moment):
             self.unload(entry.key)
             try:
                 self.store.delete(entry)
@@ -88,12 +88,6 @@ class AdapterCatalog:
             gone.append(entry.key)
             log.info("abandoned upload deleted: %s", entry.key)
         return gone
-
-    def ttl_s(self, owner_tag: str) -> float:
-        """How long an upload of `owner_tag` may lie unused, in seconds (0: forever)."""
-        if is_signed_in_owner(owner_tag):
-            return float(self.settings.user_upload_ttl_days) * 86400
-        return float(self.settings.upload_ttl_hours) * 3600
 
     def list_adapters(self, owner: str | None) -> list[AdapterInfo]:
         """The adapters this person may use, own uploads first, then trained, published, demo."""

@@ -257,7 +257,7 @@ def staleness_note(
             return None
     elif trained_on == live_snapshot:
         return None
-    trained = _parse_date(trained_on_date)
+    trained = parse_date(trained_on_date)
     if trained is None:
         return (
             f"This adapter was trained against an earlier knowledge base (snapshot {trained_on[:40]}); "
@@ -269,7 +269,9 @@ def staleness_note(
     )
 
 
-def _parse_date(value: Any) -> datetime | None:
+def parse_date(value: Any) -> datetime | None:
+    """An ISO 8601 time as written in cards and manifests ("2025-11-21T14:30:05Z"), timezone-aware (UTC when it
+    names none); None for anything else."""
     if not isinstance(value, str) or not value:
         return None
     try:

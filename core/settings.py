@@ -18,7 +18,7 @@ from typing import Any
 
 from core import config_fields
 from core.config_fields import problems_message
-from core.identity import WRITERS
+from core.identity import WRITERS, is_signed_in_owner
 
 ENV_PREFIX = "EXPERT_"
 TITLE = "Invalid settings"
@@ -230,6 +230,13 @@ class Settings:
         default=0,
         metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
     )
+
+    def upload_ttl_s(self, owner_tag: str | None) -> float:
+        """How long an upload of `owner_tag` (`core.identity.owner_id`) may lie unused, in seconds (0: forever):
+        `user_upload_ttl_days` for a signed-in person's, `upload_ttl_hours` for a browser session's."""
+        if is_signed_in_owner(owner_tag):
+            return float(self.user_upload_ttl_days) * 86400
+        return float(self.upload_ttl_hours) * 3600
 
     def accounts(self) -> list[tuple[str, str]]:
         """The local sign-in accounts of `users`, as (name, password) pairs. Raises ValueError (naming the

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.identity import is_signed_in_owner
+from core.cards import parse_date
 from core.layout import DataLayout
 from core.retrieval import Passage, Retriever, Snapshot
 from core.settings import Settings
@@ -120,9 +120,8 @@ class KnowledgeBase:
         for d in self._live.current().manifest.documents:
             if d.owner is None:
                 continue
-            ttl = (self.settings.user_upload_ttl_days * 86400 if is_signed_in_owner(d.owner)
-                   else self.settings.upload_ttl_hours * 3600)  # fmt: skip
-            added = _parse_time(d.added_at)
+            ttl = self.settings.upload_ttl_s(d.owner)
+            added = parse_date(d.added_at)
             if ttl > 0 and added is not None and (now - added).total_seconds() > ttl:
                 gone.append(d)
         if gone:
@@ -326,13 +325,6 @@ class KnowledgeBase:
 
 
 EXPIRY_SWEEP_S = 300.0
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except (TypeError, ValueError):
-        return None
 
 
 def _info(d: DocumentEntry) -> DocumentInfo:

@@ -15,7 +15,6 @@ written into its card, where the Adapters tab shows it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 from core.cards import CardWriteError, Evaluation, record_evaluation
 from core.generation import GenerationParams
+from core.identity import owner_id
 from core.pipeline import Mode
 from core.service import ExpertService
 from scorecard.qa import QAFileError, QASet, load_qa
@@ -162,7 +162,7 @@ def evaluate_for_session(
     own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a person their own
     private = qa_upload is not None or own_adapter
     root = runs_folder(service.settings.data_dir)
-    out_dir = root / "private" / _owner(owner) if private else root / "shared"
+    out_dir = root / "private" / owner_id(owner) if private else root / "shared"
     write_card = own_adapter or qa_upload is None
     # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
     result = evaluate(service, qa_path, modes, info.key if info else None, out_dir=out_dir,
@@ -172,7 +172,3 @@ def evaluate_for_session(
         result.card_note = (f"{info.name} is shared, so a result on your own questions is shown to you "
                             "but not written into its card.")  # fmt: skip
     return result
-
-
-def _owner(owner: str) -> str:
-    return hashlib.sha256(b"scorecard-owner\0" + owner.encode("utf-8")).hexdigest()[:24]
