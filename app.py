@@ -6,12 +6,11 @@ and `scorecard/`; this file composes them, builds one small function per tab, an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to the internet
 # Idle OpenMP threads sleep instead of spinning: generation and embedding run on several threads
@@ -20,7 +19,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
 
-from adapters import AdapterCatalog
 from adapters.attach import attach_adapters
 from core.errors import UserInputError
 from core.generation import GenerationParams
@@ -29,9 +27,8 @@ from core.jobs import Jobs
 from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
 from core.settings import Settings, SettingsError
-from rag import KnowledgeBase
 from rag.attach import SAMPLE_DOCS, knowledge_attachment
-from scorecard import SHIPPED_QA, QAFileError, evaluate_for_session, load_qa
+from scorecard import SHIPPED_QA, QAFileError, load_qa
 from ui.api import public_api
 from ui.common import (
     MODES,
@@ -44,9 +41,12 @@ from ui.common import (
     file_reports,
     format_answer,
     knowledge_base,
+    need_adapters,
+    need_knowledge,
     on_the_model,
-    placement_for,
+    scorecard_steps,
     shared_writers,
+    start_adding,
     who,
 )
 
@@ -287,22 +287,13 @@ def knowledge_tab(service: ExpertService, jobs: Jobs) -> KnowledgeView:
         delete_btn = gr.Button("Delete document", variant="stop", scale=1, elem_id="delete-doc")
         reindex_btn = gr.Button("Re-index everything", scale=1)
 
-    def kb() -> KnowledgeBase:
-        found = knowledge_base(service)
-        if found is None:
-            raise gr.Error("The document index is not ready yet." if not service.ready else service.status_line())
-        return found
-
     def add_documents(
         paths, target, replace, request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()
     ):
         if not paths:
             raise gr.Error("Choose one or more files first.")
         person = who(request, profile)
-        placement = placement_for(service, person, target, replace)
-        index = kb()
-        job = jobs.submit("documents", lambda report: index.add_files([Path(p) for p in paths], report,
-                                                                     placement=placement))  # fmt: skip
+        job = start_adding(service, jobs, person, paths, target, replace)
         while not job.wait(0.5):  # the job runs on its own worker; this only shows how far it is
             progress(job.fraction, desc=job.message)
         try:
@@ -316,7 +307,7 @@ def knowledge_tab(service: ExpertService, jobs: Jobs) -> KnowledgeView:
             raise gr.Error("Type the ID of the document to delete (first column).")
         person = who(request, profile)
         try:
-            kb().delete(str(doc).strip(), allowed=allowed_collections(service, person))
+            need_knowledge(service).delete(str(doc).strip(), allowed=allowed_collections(service, person))
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         return document_rows(service, person), knowledge_summary(service, person), ""
@@ -326,7 +317,7 @@ def knowledge_tab(service: ExpertService, jobs: Jobs) -> KnowledgeView:
         if not person.may_change_shared(service.settings.shared_kb_writers):
             writers = shared_writers(service.settings.shared_kb_writers)
             raise gr.Error(f"Re-indexing rebuilds the shared knowledge base, which {writers} may change.")
-        reports = kb().reindex(progress=lambda f, m: progress(f, desc=m))
+        reports = need_knowledge(service).reindex(progress=lambda f, m: progress(f, desc=m))
         return file_reports(reports), document_rows(service, person), knowledge_summary(service, person)
 
     # Uploads wait on their job, not on each other: many may wait at once while the workers embed.
@@ -360,21 +351,16 @@ def adapters_tab(service: ExpertService, shared: Shared) -> AdaptersView:
         delete_btn = gr.Button("Delete the chosen upload", variant="stop")
     result = gr.Markdown(elem_id="adapter-result")
 
-    def catalog() -> AdapterCatalog:
-        found = adapter_catalog(service)
-        if found is None:
-            raise gr.Error("Adapters are not loaded yet.")
-        return found
-
     def upload(paths, new_name, chosen, request: gr.Request, profile: gr.OAuthProfile | None):
-        owner = who(request, profile).owner
+        person = who(request, profile)
+        owner = person.owner
         if not paths:
             raise gr.Error("Choose adapter_config.json and adapter_model.safetensors, or one .zip of them.")
         try:
-            info = catalog().upload(list(paths), owner, new_name or None)
+            info = need_adapters(service).upload(list(paths), owner, new_name or None)
         except UserInputError as exc:
             return f"{WARNING}{exc}", *adapter_table(service, owner), adapter_choices(service, owner, chosen), None
-        whose = "you; it stays after a reload" if who(request, profile).signed_in else "this browser tab"
+        whose = "you; it stays after a reload" if person.signed_in else "this browser tab"
         message = f"✅ Added {info.label}. It is private to {whose}."
         return message, *adapter_table(service, owner), adapter_choices(service, owner, info.key), None
 
@@ -383,7 +369,7 @@ def adapters_tab(service: ExpertService, shared: Shared) -> AdaptersView:
         if not chosen:
             raise gr.Error("Choose one of your uploaded adapters first.")
         try:
-            info = catalog().delete_upload(chosen, owner)
+            info = need_adapters(service).delete_upload(chosen, owner)
         except UserInputError as exc:
             return f"{WARNING}{exc}", *adapter_table(service, owner), adapter_choices(service, owner, chosen)
         return f"Deleted {info.name}.", *adapter_table(service, owner), adapter_choices(service, owner)
@@ -408,7 +394,7 @@ def shipped_qa_summary() -> str:
     return f"Shipped held-out set: {len(qa.items)} questions ({no_answer} with no answer in the documents; {langs})."
 
 
-def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Dropdown:
+def evaluate_tab(service: ExpertService, adapters_view: AdaptersView, scorecards: Jobs) -> gr.Dropdown:
     gr.Markdown(EVALUATE_HELP)
     gr.Markdown(shipped_qa_summary())
     with gr.Row():
@@ -428,42 +414,24 @@ def evaluate_tab(service: ExpertService, adapters_view: AdaptersView) -> gr.Drop
         path, chosen_modes, adapter_name, count, request: gr.Request, profile: gr.OAuthProfile | None,
         progress=gr.Progress(),
     ):  # fmt: skip
-        if not service.ready or service.pipeline is None:
-            raise gr.Error(service.status_line())
-        if not chosen_modes:
-            raise gr.Error("Choose at least one mode to evaluate.")
-        state = {"done": 0, "total": 1, "message": "Starting"}
-        owner = who(request, profile).owner
-        box: dict = {}
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                box["result"] = evaluate_for_session(
-                    service, owner, path, chosen_modes, adapter_name, limit=int(count or 0) or None,
-                    progress=lambda done, total, message: state.update(done=done, total=total, message=message),
-                    stop=stop,
-                )  # fmt: skip
-            except (UserInputError, QAFileError) as exc:
-                box["error"] = str(exc)
-            except Exception as exc:  # the app keeps serving; the log has the traceback
-                log.exception("evaluation failed")
-                box["error"] = f"The evaluation failed ({type(exc).__name__}); try again."
-
-        worker = threading.Thread(target=work, name="scorecard", daemon=True)
-        worker.start()
+        steps = scorecard_steps(service, scorecards, who(request, profile).owner, path, chosen_modes, adapter_name,
+                                count)  # fmt: skip
         try:
-            while worker.is_alive():
-                worker.join(0.5)
-                done, total = state["done"], max(state["total"], 1)
-                progress(done / total, desc=f"{done} of {total} answers · {state['message']}")
-                yield f"Evaluating: {done} of {total} answers ({state['message']}).", gr.skip(), gr.skip()
-        finally:
-            stop.set()  # a cancelled run stops after its current answer; what it finished is kept
-        if "error" in box:
-            yield f"{WARNING}{box['error']}", gr.skip(), gr.skip()
+            with contextlib.closing(steps):  # a cancelled run stops after its current answer; what it finished is kept
+                for step in steps:
+                    if step.result is None:
+                        progress(step.done / step.total, desc=f"{step.done} of {step.total} answers · {step.message}")
+                        yield f"Evaluating: {step.done} of {step.total} answers ({step.message}).", gr.skip(), gr.skip()
+        except gr.Error:
+            raise
+        except (UserInputError, QAFileError) as exc:
+            yield f"{WARNING}{exc}", gr.skip(), gr.skip()
             return
-        result = box["result"]
+        except Exception as exc:  # the app keeps serving; the log has the traceback
+            log.exception("evaluation failed")
+            yield f"{WARNING}The evaluation failed ({type(exc).__name__}); try again.", gr.skip(), gr.skip()
+            return
+        result = step.result
         card = result.scorecard
         lines = [f"Done: {card.name}." if card.complete else "Stopped; the answers so far are kept."]
         if result.card_note:
@@ -491,6 +459,7 @@ def oauth_configured() -> bool:
 
 def build_demo(service: ExpertService, jobs: Jobs | None = None) -> gr.Blocks:
     jobs = jobs or Jobs(workers=2, name="ingest")
+    scorecards = Jobs(workers=1, name="scorecard")  # one run at a time (page and API), never on the document workers
     with gr.Blocks(title="Industry-expert chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## Industry-expert chat\nBase model, RAG over your documents, a LoRA adapter, or both.")
         with gr.Row():
@@ -508,9 +477,9 @@ def build_demo(service: ExpertService, jobs: Jobs | None = None) -> gr.Blocks:
         with gr.Tab("Adapters"):
             adapters_view = adapters_tab(service, shared)
         with gr.Tab("Evaluate") as evaluate:
-            eval_adapter = evaluate_tab(service, adapters_view)
+            eval_adapter = evaluate_tab(service, adapters_view, scorecards)
 
-        public_api(service, jobs)
+        public_api(service, jobs, scorecards)
 
         def status(current_max_new: float, request: gr.Request, profile: gr.OAuthProfile | None):
             # Poll while loading; once ready (or failed) stop polling, fit the max-new-tokens slider to the

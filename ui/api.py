@@ -15,9 +15,8 @@ upload is theirs. Every refusal is one sentence (`gradio_client` raises it as `A
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -29,17 +28,18 @@ from core.identity import Identity
 from core.jobs import Jobs
 from core.pipeline import AnswerUpdate, Mode
 from core.service import ExpertService
-from scorecard import QAFileError, evaluate_for_session
+from scorecard import QAFileError
 from ui.common import (
     MODES,
     MY_DOCS,
     SHARED_KB,
-    adapter_catalog,
     allowed_collections,
     format_answer,
-    knowledge_base,
+    need_adapters,
+    need_knowledge,
     on_the_model,
-    placement_for,
+    scorecard_steps,
+    start_adding,
     who,
 )
 
@@ -55,14 +55,8 @@ def shared_adapter_names(service: ExpertService) -> list[str]:
     return sorted({e.name for e in store.entries() if e.source in (DEMO, TRAINED, PUBLISHED)})
 
 
-def _need(value: Any, what: str) -> Any:
-    if value is None:
-        raise gr.Error(f"{what} is not ready yet; the model is still loading, try again in a moment.")
-    return value
-
-
 def document_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
-    kb = _need(knowledge_base(service), "The document index")
+    kb = need_knowledge(service)
     return [
         {"id": d.doc_id, "name": d.name, "collection": "shared" if d.shared else "private", "chunks": d.chunks,
          "added": d.added_at, "bytes": d.size_bytes}
@@ -71,7 +65,7 @@ def document_records(service: ExpertService, person: Identity) -> list[dict[str,
 
 
 def adapter_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
-    catalog = _need(adapter_catalog(service), "Adapters")
+    catalog = need_adapters(service)
     return [
         {"name": i.name, "label": i.label, "source": i.source, "base_model": i.base_model, "rank": i.rank,
          "targets": list(i.target_modules), "created_at": i.created_at, "eval": i.eval_summary}
@@ -90,10 +84,10 @@ def source_records(update: AnswerUpdate | None) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def public_api(service: ExpertService, jobs: Jobs) -> None:
-    """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page)."""
+def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
+    """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page).
+    `jobs`: the document workers; `scorecards`: the scorecard's worker (shared with the page)."""
     s = service.settings
-    scorecards = Jobs(workers=1, name="scorecard")  # one run at a time, never on the document workers
     with gr.Group(visible=False):
         question = gr.Textbox(label="Question")
         mode = gr.Radio(MODES, value=Mode.RAG.value, label="Mode")
@@ -172,10 +166,7 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
         if collection not in COLLECTIONS:
             raise gr.Error(f"collection must be 'private' or 'shared', not {str(collection)[:40]!r}.")
         person = who(request, profile)
-        placement = placement_for(service, person, COLLECTIONS[collection], bool(replace))
-        kb = _need(knowledge_base(service), "The document index")
-        job = jobs.submit("documents", lambda report: kb.add_files([Path(f) for f in files], report,
-                                                                  placement=placement))  # fmt: skip
+        job = start_adding(service, jobs, person, files, COLLECTIONS[collection], bool(replace))
         job.wait()
         try:
             reports = job.outcome()
@@ -189,9 +180,9 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
         """Delete one of your documents by its id (from /documents_list); shared ones only if the operator
         lets you. A deleted shared document stays recoverable by the operator (python -m rag restore)."""
         person = who(request, profile)
-        kb = _need(knowledge_base(service), "The document index")
+        allowed = allowed_collections(service, person)
         try:
-            gone = kb.delete(str(doc_id or "").strip(), allowed=allowed_collections(service, person))
+            gone = need_knowledge(service).delete(str(doc_id or "").strip(), allowed=allowed)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         return f"Deleted {gone.name}.", document_records(service, person)
@@ -207,7 +198,7 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
             raise gr.Error("Send adapter_config.json and adapter_model.safetensors, or one .zip of them.")
         person = who(request, profile)
         try:
-            info = _need(adapter_catalog(service), "Adapters").upload(list(files), person.owner, name or None)
+            info = need_adapters(service).upload(list(files), person.owner, name or None)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         return f"Added {info.name}.", adapter_records(service, person)
@@ -216,7 +207,7 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
         """Delete one of your uploaded adapters by name."""
         person = who(request, profile)
         try:
-            info = _need(adapter_catalog(service), "Adapters").delete_upload(str(name or ""), person.owner)
+            info = need_adapters(service).delete_upload(str(name or ""), person.owner)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         return f"Deleted {info.name}.", adapter_records(service, person)
@@ -225,25 +216,15 @@ def public_api(service: ExpertService, jobs: Jobs) -> None:
         """Run the scorecard on the shipped held-out set in the chosen modes (greedy; `limit` questions, 0 for
         all), streaming its status. Finished answers are kept, so a repeated call resumes. Returns the status,
         the scorecard as Markdown, and its figures (overall and per language, per mode)."""
-        if not service.ready or service.pipeline is None:
-            raise gr.Error(service.status_line())
-        if not modes:
-            raise gr.Error("Choose at least one mode to evaluate.")
-        person = who(request, profile)
-        state = {"done": 0, "total": 1}
-        stop = threading.Event()
-        job = scorecards.submit("scorecard", lambda _: evaluate_for_session(
-            service, person.owner, None, modes, adapter or None, limit=int(limit or 0) or None,
-            progress=lambda done, total, _m: state.update(done=done, total=total), stop=stop))  # fmt: skip
+        steps = scorecard_steps(service, scorecards, who(request, profile).owner, None, modes, adapter, limit, 1.0)
         try:
-            while not job.wait(1.0):
-                yield f"Evaluating: {state['done']} of {state['total']} answers.", "", None
-        finally:
-            stop.set()  # a cancelled call stops after the current answer; what it finished is kept
-        try:
-            outcome = job.outcome()
+            with contextlib.closing(steps):  # a cancelled call stops after the current answer
+                for step in steps:
+                    if step.result is None:
+                        yield f"Evaluating: {step.done} of {step.total} answers.", "", None
         except (UserInputError, QAFileError) as exc:
             raise gr.Error(str(exc)) from None
+        outcome = step.result
         card = outcome.scorecard
         done = f"Done: {card.name}." if card.complete else "Stopped; the answers so far are kept."
         yield done, card.to_markdown(chart_name=None), card.to_json()

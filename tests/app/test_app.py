@@ -379,3 +379,22 @@ def test_on_a_space_with_hf_oauth_the_page_offers_hugging_face_sign_in(server, m
     assert any(getattr(route, "path", "") == "/login/huggingface" for route in demo.app.routes)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "\nhf_oauth: true\n" in readme.split("---")[1]
+
+
+def test_the_page_and_the_api_run_the_scorecard_through_one_helper(server):
+    """`ui.common.scorecard_steps`: progress steps while the run goes on, the result last; one sentence before it
+    starts when no mode is chosen."""
+    import gradio as gr
+
+    from core.jobs import Jobs
+    from ui.common import scorecard_steps
+
+    service = server[1]
+    with pytest.raises(gr.Error, match=r"Choose at least one mode to evaluate\."):
+        next(scorecard_steps(service, Jobs(1), "session:x", None, [], None, 1))
+    running = []  # one step object, updated in place: read it as it comes
+    for step in scorecard_steps(service, Jobs(1), "session:x", None, ["Base"], None, 2, every_s=0.05):
+        running.append(step.result is None)
+    assert running[-1] is False and all(running[:-1])
+    card = step.result.scorecard
+    assert card.complete and card.questions == 2
