@@ -55,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser(
         "restore", help="Bring back the shared documents of an earlier snapshot (as a new snapshot; undoable)."
     )
-    restore.add_argument(
-        "snapshot", nargs="?", help="Snapshot id from `snapshots`; default: the one before the current."
-    )
+    restore.add_argument("snapshot", help="A snapshot id from `snapshots`, or 'previous' (the one before the current).")
     return parser
 
 
