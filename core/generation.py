@@ -262,11 +262,12 @@ class Engine:
         check_update_sizes(tensors, adapter.lora, self.base_norms(), max_update)
 
     def base_norms(self) -> dict[str, float]:
-        """Frobenius norm of each linear layer's base weight (computed once; empty when the weights are not
-        here: a model server's, or 4-bit packed ones)."""
+        """Frobenius norm of each linear layer's base weight (computed once): from the model, or, when it holds
+        no weights (llama.cpp runs them), from its safetensors file one tensor at a time. Empty when neither is
+        here: a model server's weights, or 4-bit packed ones."""
         if self._base_norms is None:
             norms: dict[str, float] = {}
-            if self.loaded.device.type != "meta" and not self.loaded.quantization:
+            if self.loaded.has_weights and not self.loaded.quantization:
                 base = self.residency.base
                 modules = dict(base.named_modules())
                 with torch.inference_mode():
@@ -275,6 +276,17 @@ class Engine:
                         weight = getattr(getattr(layer, "base_layer", layer), "weight", None)
                         if weight is not None:
                             norms[path] = float(torch.linalg.matrix_norm(weight.float()))
+            elif self.loaded.weights_file is not None and self.loaded.weights_file.is_file():
+                from safetensors import safe_open
+
+                tied = {"lm_head.weight": "model.embed_tokens.weight"}  # a tied head is saved once, as the embedding
+                with safe_open(str(self.loaded.weights_file), framework="pt") as f, torch.inference_mode():
+                    names = set(f.keys())
+                    for path in self.spec.linear:
+                        name = f"{path}.weight"
+                        name = name if name in names else tied.get(name, "")
+                        if name in names:
+                            norms[path] = float(torch.linalg.matrix_norm(f.get_tensor(name).float()))
             self._base_norms = norms
         return self._base_norms
 
@@ -286,7 +298,10 @@ class Engine:
     @contextlib.contextmanager
     def using(self, adapter: AdapterHandle | None) -> Iterator[Any]:
         """Hold the model with `adapter` active (None: the bare base) and yield it, for direct forward
-        passes (tests, benchmarks). Raises AdapterUnusable before yielding if it cannot be loaded."""
+        passes (tests, benchmarks). Raises AdapterUnusable before yielding if it cannot be loaded, and
+        RuntimeError when this process holds no torch weights (llama.cpp or a model server runs them)."""
+        if not self.loaded.has_weights:
+            raise RuntimeError(f"The {self.name} engine holds no torch weights to run directly.")
         with self.lock:
             self.residency.activate(adapter)
             yield self.loaded.model

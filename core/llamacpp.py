@@ -39,46 +39,15 @@ import torch
 
 from core.errors import AdapterUnusable
 from core.generation import Engine, GenerationParams, IncrementalDecoder, answer_processors
+from core.llamacpp_lib import LlamaCppUnavailable, import_llama_cpp, quiet, requantized
 from core.lora import AdapterHandle
 from core.models import LoadedModel
+
+__all__ = ["LlamaCppEngine", "LlamaCppUnavailable", "import_llama_cpp", "requantized"]
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
-
-
-class LlamaCppUnavailable(RuntimeError):
-    """llama.cpp cannot run here; the message is one sentence for the status line."""
-
-
-def import_llama_cpp() -> Any:
-    """The llama_cpp module, or LlamaCppUnavailable saying why not."""
-    try:
-        import llama_cpp
-    except ImportError:
-        raise LlamaCppUnavailable("llama-cpp-python is not installed") from None
-    except OSError as exc:  # the shared library failed to load (wrong CPU, missing symbol)
-        raise LlamaCppUnavailable(f"llama-cpp-python is installed but its library did not load ({exc})") from None
-    return llama_cpp
-
-
-_LOG_CALLBACK: Any = None
-
-
-def _quiet(llama_cpp: Any) -> None:
-    """Send llama.cpp's own log lines to this module's logger at debug level (once per process)."""
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, user_data: Any) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
-
-    _LOG_CALLBACK = callback  # ctypes callbacks must outlive their registration
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    llama_cpp.llama_backend_init()
 
 
 @dataclass(eq=False)
@@ -162,33 +131,6 @@ class _Context:
             self.lib.llama_adapter_lora_free(self.lora)
 
 
-def requantized(source: str | os.PathLike, folder: str | os.PathLike, kind: str = "q8_0") -> Path:
-    """`source` re-encoded by llama.cpp as `kind` (Q8_0: about 0.6 s for SmolLM2), written once under `folder`
-    beside-then-renamed, and reused while the source file is unchanged. Raises LlamaCppUnavailable."""
-    lib = import_llama_cpp()
-    _quiet(lib)
-    source = Path(source)
-    stat = source.stat()
-    out = Path(folder) / f"{source.stem}.{kind}-{stat.st_size:x}-{int(stat.st_mtime):x}.gguf"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    params = lib.llama_model_quantize_default_params()
-    params.ftype = {"q8_0": lib.LLAMA_FTYPE_MOSTLY_Q8_0}[kind]
-    params.allow_requantize = True
-    params.nthread = max(1, len(os.sched_getaffinity(0)))
-    started = time.perf_counter()
-    try:
-        if lib.llama_model_quantize(str(source).encode(), str(staging).encode(), ctypes.byref(params)) != 0:
-            raise LlamaCppUnavailable(f"llama.cpp could not re-encode {source.name} as {kind}")
-        os.replace(staging, out)
-    finally:
-        staging.unlink(missing_ok=True)
-    log.info("%s re-encoded as %s in %.1f s", source.name, kind, time.perf_counter() - started)
-    return out
-
-
 class LlamaCppEngine(Engine):
     """An `Engine` whose tokens come from llama.cpp over `gguf_path`; see the module docstring."""
 
@@ -205,7 +147,7 @@ class LlamaCppEngine(Engine):
     ):
         super().__init__(loaded, max_message_chars, max_resident_adapters)
         self.lib = import_llama_cpp()
-        _quiet(self.lib)
+        quiet(self.lib)
         self.gguf_path = Path(gguf_path)
         self.label = ""
         self.cache_dir = Path(cache_dir)

@@ -40,6 +40,8 @@ END_OF_TURN_TOKENS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<
 Progress = Callable[[float, str], None]
 SERVED_ELSEWHERE = "served elsewhere"
 """`LoadedModel.quantization` of a model whose weights stay on an OpenAI-compatible server."""
+IN_LLAMACPP = "in llama.cpp"
+"""`LoadedModel.quantization` of a model whose only weights are llama.cpp's (the GGUF), none in torch."""
 
 
 class ModelLoadError(RuntimeError):
@@ -58,6 +60,14 @@ class LoadedModel:
     stop_token_ids: list[int] = field(default_factory=list)
     gguf_path: Path | None = None
     """The GGUF file the weights came from (the embedded model), which the llama.cpp engine runs."""
+    weights_file: Path | None = None
+    """A safetensors file with the weights, when `model` holds none (its layers on the meta device): what the
+    upload check of an adapter's update sizes reads, one tensor at a time."""
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether `model` holds real torch weights (False: a skeleton for llama.cpp or a model server)."""
+        return self.device.type != "meta"
 
     @property
     def context_window(self) -> int:
@@ -71,6 +81,8 @@ class LoadedModel:
     def describe(self) -> str:
         if self.quantization == SERVED_ELSEWHERE:
             return f"{self.name} (weights on the model server), context {self.context_window} tokens"
+        if self.quantization == IN_LLAMACPP:
+            return f"{self.name} (weights in llama.cpp, none in torch), context {self.context_window} tokens"
         dtype = str(self.dtype).removeprefix("torch.")
         quant = f", {self.quantization}" if self.quantization else ""
         return f"{self.name} on {self.device.type} ({dtype}{quant}), context {self.context_window} tokens"
@@ -123,8 +135,11 @@ def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
     return ids
 
 
-def load_model(settings: Settings, progress: Progress | None = None) -> LoadedModel:
-    """Load the model the settings name. Raises ModelLoadError with one sentence on failure."""
+def load_model(settings: Settings, progress: Progress | None = None, weights: bool = True) -> LoadedModel:
+    """Load the model the settings name. Raises ModelLoadError with one sentence on failure.
+
+    `weights=False`: the tokenizer and the model's layers on the meta device only (names, shapes, config), for
+    an engine that holds the weights itself: llama.cpp over the embedded GGUF, or a model server."""
     report = progress or (lambda fraction, message: log.info("%3.0f%% %s", fraction * 100, message))
     started = time.perf_counter()
     device = pick_device(settings.device)
@@ -132,7 +147,11 @@ def load_model(settings: Settings, progress: Progress | None = None) -> LoadedMo
     name = resolve_model_name(settings.model, device)
     report(0.05, f"Loading {name} on {device.type}")
     if settings.engine == "openai":  # a model server generates: only the tokenizer and the layer shapes here
-        loaded = _load_skeleton(name, settings, report)
+        loaded = _load_skeleton(name, settings, report, SERVED_ELSEWHERE)
+    elif not weights:
+        if name != EMBEDDED_MODEL:
+            raise ModelLoadError("Only the embedded model can load without its torch weights.")
+        loaded = _load_skeleton(name, settings, report, IN_LLAMACPP)
     elif name == EMBEDDED_MODEL:
         if settings.load_in_4bit:
             raise ModelLoadError("4-bit loading applies to Hub or local models, not to the embedded GGUF model.")
@@ -179,9 +198,9 @@ def _load_pretrained(
     return LoadedModel(model, tokenizer, name, device, dtype, quantization)
 
 
-def _load_skeleton(name: str, settings: Settings, report: Progress) -> LoadedModel:
+def _load_skeleton(name: str, settings: Settings, report: Progress, kind: str) -> LoadedModel:
     """The tokenizer, and the model built on the meta device (layer names and shapes, no weights): what the
-    app needs of the model when an OpenAI-compatible server runs it (prompts, stop tokens, adapter checks)."""
+    app needs of the model when another engine holds the weights (prompts, stop tokens, adapter checks)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     source = str(embedded_cache_dir(settings.data_dir, report)) if name == EMBEDDED_MODEL else name
@@ -199,10 +218,14 @@ def _load_skeleton(name: str, settings: Settings, report: Progress) -> LoadedMod
         model.generation_config = GenerationConfig.from_pretrained(source)
     except (OSError, ValueError):
         pass
-    display = EMBEDDED_NAME if name == EMBEDDED_MODEL else name
+    embedded = name == EMBEDDED_MODEL
     dtype = getattr(config, "dtype", None)
     dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
-    return LoadedModel(model, tokenizer, display, torch.device("meta"), dtype, quantization=SERVED_ELSEWHERE)
+    return LoadedModel(
+        model, tokenizer, EMBEDDED_NAME if embedded else name, torch.device("meta"), dtype, quantization=kind,
+        gguf_path=embedded_gguf_path() if embedded else None,
+        weights_file=Path(source) / "model.safetensors" if embedded else None,
+    )  # fmt: skip
 
 
 def _explain_load_failure(name: str, exc: Exception, offline: bool) -> str:

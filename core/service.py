@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from core.cards import staleness_note
-from core.engines import make_engine
+from core.engines import start_engine
 from core.errors import UserInputError
 from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
 from core.identity import owner_id
 from core.lora import AdapterResolver
-from core.models import LoadedModel, ModelLoadError, Progress, load_model
+from core.models import LoadedModel, ModelLoadError, Progress
 from core.pipeline import AnswerPipeline, AnswerRequest, AnswerUpdate, Mode, PromptStyle
 from core.retrieval import CollectionRetriever, Retriever
 from core.settings import Settings
@@ -158,8 +158,8 @@ class ExpertService:
 
     def _load(self) -> None:
         try:
-            self.loaded = load_model(self.settings, self._report)
-            self.engine, fallback = make_engine(self.loaded, self.settings)
+            self.engine, fallback = start_engine(self.settings, self._report)
+            self.loaded = self.engine.loaded
             if fallback:
                 self.warnings.append(fallback)
             self.pipeline = AnswerPipeline(self.engine, PromptStyle.from_settings(self.settings))

@@ -132,9 +132,10 @@ def test_concurrent_users_all_get_complete_answers(service):
 
 
 def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded, monkeypatch):
+    from core import engines
     from core import service as service_module
 
-    monkeypatch.setattr(service_module, "load_model", lambda settings, progress: forced_model(tiny_loaded, "The"))
+    monkeypatch.setattr(engines, "load_model", lambda settings, progress, weights=True: forced_model(tiny_loaded, "The"))
     service = service_module.ExpertService(tiny_settings)
     assert service.wait_ready(timeout=60)
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)

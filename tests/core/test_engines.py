@@ -25,20 +25,26 @@ def test_asking_for_llamacpp_on_a_model_without_gguf_falls_back_with_one_sentenc
     assert "GGUF" in warning and "transformers" in warning and warning.count(". ") == 0
 
 
-def test_llamacpp_that_cannot_load_falls_back_and_the_status_line_says_so(tiny_loaded, tiny_settings, monkeypatch):
-    def missing():
-        raise llamacpp.LlamaCppUnavailable("llama-cpp-python is not installed")
-
-    monkeypatch.setattr(llamacpp, "import_llama_cpp", missing)
+def test_llamacpp_whose_library_cannot_load_falls_back_and_the_status_line_says_so(
+    tiny_loaded, tiny_settings, monkeypatch, tmp_path
+):
+    """llama-cpp-python pointed at a folder without its libraries: the child check fails, nothing is imported
+    in this process, and the status line says why in one sentence."""
+    empty = tmp_path / "no-libs"
+    empty.mkdir()
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(empty))
     loaded = copy.copy(tiny_loaded)
-    loaded.gguf_path = Path("/nowhere/model.gguf")
-    engine, warning = make_engine(loaded, tiny_settings)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    loaded.gguf_path = gguf
+    engine, warning = make_engine(loaded, tiny_settings.replace(data_dir=tmp_path))
     assert type(engine) is Engine
-    assert warning == "llama.cpp (llama-cpp-python is not installed); answering with transformers, about 6x slower."
+    assert warning.startswith("llama.cpp failed its start-up check (") and "answering with transformers" in warning
+    assert "make engine" in warning and warning.count(". ") == 0
     service = ExpertService.over(tiny_settings, engine)
     service.warnings.append(warning)
     status = service.status_line()
-    assert "engine: transformers" in status and "llama-cpp-python is not installed" in status
+    assert "engine: transformers" in status and "start-up check" in status
 
 
 @pytest.mark.parametrize(
