@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import build_service
 from core.generation import Engine, GenerationParams
+from core.models import load_model
 from core.settings import Settings
 
 PROMPT = "Write a detailed paragraph about how cold-chain drones keep vaccines cold during long flights."
@@ -115,7 +116,7 @@ def main() -> None:
     fast = service.engine
     if fast.name != "llama.cpp":
         sys.exit(f"The llama.cpp engine did not start: {service.status_line()}")
-    slow = Engine(service.loaded)
+    slow = Engine(load_model(service.settings))  # the app's process holds no torch weights beside llama.cpp
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=args.new_tokens)
     handle = service.adapters.resolve_handle(ADAPTER, None)
     lora_file = fast.lora_file(handle)
@@ -163,7 +164,21 @@ def main() -> None:
     print(f"first token alternating base/adapter / same adapter: {switch:.2f} "
           f"({statistics.median(alternating) * 1000:.1f} vs {statistics.median(same) * 1000:.1f} ms)")  # fmt: skip
 
-    # -- Compare: four modes in one pass ------------------------------------------------------------
+    together, one, apart = compare_ratio(service, params, args.runs)
+    print(f"\nCompare (4 modes) / one RAG answer: {together / one:.2f}  (target <= 2.0; "
+          f"{together:.2f} s vs {one:.2f} s; one after another {apart:.2f} s = {apart / one:.2f}x)")  # fmt: skip
+
+    many, single = users_ratio(service, params, args.runs)
+    print(f"4 users at once, total tokens/s / one user's: {many / single:.2f}  (target >= 2; "
+          f"{many:.1f} vs {single:.1f} tokens/s)")  # fmt: skip
+    one = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 1) for _ in range(args.runs))
+    four = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 4) for _ in range(args.runs))
+    print(f"llama.cpp alone: a decode step of 4 sequences {four:.1f} ms / of 1 {one:.1f} ms = {four / one:.2f}; "
+          f"the most 4 users can gain over 1 here is {4 * one / four:.2f}x")  # fmt: skip
+
+
+def compare_ratio(service, params: GenerationParams, runs: int) -> tuple[float, float, float]:
+    """Median seconds of (Compare's four modes in one pass, one RAG answer, the four one after another)."""
     modes = ["Base", "RAG", "Fine-tuned", "Hybrid"]
 
     def compare_run() -> Run:
@@ -185,37 +200,34 @@ def main() -> None:
             "Compare, one pass": compare_run,
             "four one after another": sequential_run,
         },
-        args.runs,
+        runs,
     )
-    one = statistics.median(r[1] for r in four["one RAG answer"])
-    together = statistics.median(r[1] for r in four["Compare, one pass"])
-    apart = statistics.median(r[1] for r in four["four one after another"])
-    print(f"\nCompare (4 modes) / one RAG answer: {together / one:.2f}  (target <= 2.0; "
-          f"{together:.2f} s vs {one:.2f} s; one after another {apart:.2f} s = {apart / one:.2f}x)")  # fmt: skip
+    return (
+        statistics.median(r[1] for r in four["Compare, one pass"]),
+        statistics.median(r[1] for r in four["one RAG answer"]),
+        statistics.median(r[1] for r in four["four one after another"]),
+    )
 
-    # -- four users at once ---------------------------------------------------------------------
-    def users(n: int) -> Run:
-        results: list[Run] = [None] * n  # type: ignore[list-item]
+
+def users_ratio(service, params: GenerationParams, runs: int, n: int = 4) -> tuple[float, float]:
+    """Median total tokens/s of `n` users answered at once (threads, Base), and of one user alone."""
+
+    def users(count: int) -> Run:
+        results: list[Run] = [None] * count  # type: ignore[list-item]
 
         def user(i: int) -> None:
             results[i] = answer_run(service, USER_PROMPTS[i % len(USER_PROMPTS)], "Base", params)
 
         started = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(count)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         return 0.0, time.perf_counter() - started, sum(r[2] for r in results)
 
-    load = rotate({"1 user": lambda: users(1), "4 users": lambda: users(4)}, args.runs)
-    ratio = tps(load["4 users"]) / tps(load["1 user"])
-    print(f"4 users at once, total tokens/s / one user's: {ratio:.2f}  (target >= 2; "
-          f"{tps(load['4 users']):.1f} vs {tps(load['1 user']):.1f} tokens/s)")  # fmt: skip
-    one = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 1) for _ in range(args.runs))
-    four = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 4) for _ in range(args.runs))
-    print(f"llama.cpp alone: a decode step of 4 sequences {four:.1f} ms / of 1 {one:.1f} ms = {four / one:.2f}; "
-          f"the most 4 users can gain over 1 here is {4 * one / four:.2f}x")  # fmt: skip
+    load = rotate({"1 user": lambda: users(1), f"{n} users": lambda: users(n)}, runs)
+    return tps(load[f"{n} users"]), tps(load["1 user"])
 
 
 def raw_step_ms(llama_cpp, gguf: str, threads: int, sequences: int, steps: int = 40) -> float:

@@ -82,9 +82,11 @@ def probe_prompt(tokenizer: Any) -> list[int]:
     """A RAG-shaped chat prompt of at least 200 tokens in several scripts, as the answer path builds them."""
     sources = "\n".join(PROMPT_SOURCES)
     content = f"{PROMPT_QUESTION}\n\nSources:\n{sources}\n\nQuestion: {PROMPT_QUESTION}"
-    messages = [{"role": "system", "content": "Answer from the numbered sources only, and cite them."}]
-    ids = tokenizer.apply_chat_template(messages + [{"role": "user", "content": content}], add_generation_prompt=True,
-                                        tokenize=True)  # fmt: skip
+    messages = [
+        {"role": "system", "content": "Answer from the numbered sources only, and cite them."},
+        {"role": "user", "content": content},
+    ]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     while len(ids) < 200:  # a tokenizer with very long tokens: repeat the sources
         ids = ids[:1] + list(tokenizer.encode(sources, add_special_tokens=False)) + ids[1:]

@@ -104,7 +104,9 @@ def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress 
     from core.llamacpp_lib import LlamaCppUnavailable, requantized, requantized_path
 
     if loaded.gguf_path is None:
-        raise _Unavailable("the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers.")
+        raise _Unavailable(
+            "the llama.cpp engine runs GGUF models only (the embedded one); answering with transformers."
+        )
     if not loaded.gguf_path.is_file():
         raise _Unavailable(f"llama.cpp (the model file {loaded.gguf_path} is missing); answering with transformers.")
     cache = DataLayout(settings.data_dir).model_cache

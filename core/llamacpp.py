@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 
 _DONE = object()
 
+DEFAULT_CONTEXT = 4096
+"""Cells of one llama.cpp context (its KV cache), shared by the answers batched in it, unless the model's own
+context is shorter. Each adapter in use has a context of its own, and SmolLM2's 8192 cells cost 180 MiB of
+f16 KV cache each; a RAG prompt with its answer takes under 2,000 (bench/bench_footprint.py)."""
+
 
 @dataclass(eq=False)
 class _Job:
@@ -154,7 +159,7 @@ class LlamaCppEngine(Engine):
         self.threads = threads or max(1, len(os.sched_getaffinity(0)))
         self.sequences = max(1, sequences)
         self.max_resident_adapters = max(1, max_resident_adapters)
-        self.n_ctx = int(context_size or self.context_window)
+        self.n_ctx = int(context_size or min(loaded.context_window, DEFAULT_CONTEXT))
         mparams = self.lib.llama_model_default_params()
         mparams.n_gpu_layers = 0
         self.model = self.lib.llama_model_load_from_file(str(self.gguf_path).encode(), mparams)
@@ -176,9 +181,15 @@ class LlamaCppEngine(Engine):
 
     name = "llama.cpp"
 
+    @property
+    def context_window(self) -> int:
+        """The cells of each llama.cpp context, which the answers batched in it share: prompts are fitted to it."""
+        return self.n_ctx
+
     def describe(self) -> str:
         source = self.label or self.gguf_path.name
-        return f"llama.cpp over {source}, {self.threads} threads, up to {self.sequences} answers batched"
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        return f"llama.cpp over {source}, {threads}, up to {self.sequences} answers batched in {self.n_ctx} tokens"
 
     def _meta(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(256)

@@ -280,9 +280,24 @@ def embedded_cache_dir(data_dir: Path, report: Progress | None = None) -> Path:
     cache = DataLayout(data_dir).model_cache / EMBEDDED_CACHE
     if not (cache / "model.safetensors").is_file():
         if report is not None:
-            report(0.1, "First start: dequantizing the embedded GGUF (about 20 s, once)")
-        build_embedded_cache(cache)
+            report(0.1, "First start: dequantizing the embedded GGUF (about 30 s, once)")
+        _build_in_child(cache)
     return cache
+
+
+def _build_in_child(cache: Path) -> None:
+    """`build_embedded_cache` in a process of its own: dequantizing holds two fp32 copies of the model (about
+    1 GB), which a long-running app would otherwise keep as resident memory it never uses again."""
+    import subprocess
+    import sys
+
+    embedded_gguf_path()  # the missing-package sentence, before starting anything
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-m", "core.models", str(cache)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()] or ["no output"]
+        raise ModelLoadError(lines[-1].removeprefix("core.models.ModelLoadError: ")[:300])
 
 
 def build_embedded_cache(cache: Path) -> None:
@@ -317,3 +332,12 @@ def build_embedded_cache(cache: Path) -> None:
     plain.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     replace_dir(staging, cache)
+
+
+if __name__ == "__main__":  # python -m core.models CACHE_DIR: build the embedded model's cache there
+    import sys
+
+    try:
+        build_embedded_cache(Path(sys.argv[1]))
+    except ModelLoadError as exc:
+        sys.exit(str(exc))

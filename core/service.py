@@ -205,7 +205,7 @@ class ExpertService:
     @property
     def max_new_tokens_limit(self) -> int:
         """The model's limit once loaded; the generic cap before that."""
-        return max_new_tokens_limit(self.loaded.context_window) if self.loaded else 1024
+        return max_new_tokens_limit(self.engine.context_window) if self.engine else 1024
 
     def default_params(self) -> GenerationParams:
         s = self.settings

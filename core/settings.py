@@ -78,7 +78,11 @@ class Settings:
         ),
     )
     engine_threads: int = field(
-        default=0, metadata=_help("llama.cpp threads; 0 means every core this process may use.")
+        default=0,
+        metadata=_help(
+            "llama.cpp threads; 0 means half the cores this process may use (at least 1), so one busy neighbour "
+            "on a shared machine does not stall every decoding step."
+        ),
     )
     engine_batch: int = field(
         default=4,

@@ -135,7 +135,8 @@ def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded,
     from core import engines
     from core import service as service_module
 
-    monkeypatch.setattr(engines, "load_model", lambda settings, progress, weights=True: forced_model(tiny_loaded, "The"))
+    forced = forced_model(tiny_loaded, "The")
+    monkeypatch.setattr(engines, "load_model", lambda settings, progress, weights=True: forced)
     service = service_module.ExpertService(tiny_settings)
     assert service.wait_ready(timeout=60)
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
