@@ -29,13 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def default_threads() -> int:
-    """llama.cpp threads when the setting says 0: half the cores this process may use, at least one.
-
-    llama.cpp's threads spin at a barrier after every layer until the slowest has finished, so one thread
-    that shares its core with another busy process (the embedder, Gradio, a neighbour on a shared vCPU)
-    stalls all of them: on 2 cores, 2 threads decoded 5-20x slower beside one busy process, 1 thread did not
-    (bench/bench_busy.py). The spare core also serves the embedder and the web server."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    """The most llama.cpp threads when the setting says 0: every core this process may use, up to 8. Each
+    step then runs on 1 or that many, whichever decodes faster at the moment (`core.llamacpp.ThreadTuner`):
+    on 2 cores, 2 threads decode 1.4x faster than one on an idle machine and 3.6x slower than one beside a
+    busy process (bench/bench_busy.py)."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
 def wants_llamacpp(settings: Settings) -> bool:
@@ -125,7 +123,7 @@ def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress 
         shipped = settings.engine_gguf == "shipped"
         gguf = loaded.gguf_path if shipped else requantized(loaded.gguf_path, cache, settings.engine_gguf)
         engine = LlamaCppEngine(loaded, gguf, cache / "gguf-lora", threads=threads, sequences=settings.engine_batch,
-                                **_common(settings))  # fmt: skip
+                                adaptive_threads=not settings.engine_threads, **_common(settings))  # fmt: skip
     except (LlamaCppUnavailable, OSError) as exc:
         log.warning("llama.cpp engine unavailable: %s", exc)
         raise _Unavailable(f"llama.cpp ({exc}); answering with transformers, about 4x slower.") from None

@@ -55,6 +55,48 @@ context is shorter. Each adapter in use has a context of its own, and SmolLM2's 
 f16 KV cache each; a RAG prompt with its answer takes under 2,000 (bench/bench_footprint.py)."""
 
 
+class ThreadTuner:
+    """Picks llama.cpp's thread count for each decoding step from what steps have cost lately.
+
+    llama.cpp's threads meet at a spinning barrier after every layer. On an idle machine more threads decode
+    faster (2 threads: 1.4x one, on 2 cores here); when another process holds one of the cores, the thread
+    that shares it stalls every barrier, and 2 threads decode 3.6x slower than one (bench/bench_busy.py). The
+    tuner keeps an exponential average of the step time for each candidate count (1 and `most`) and each
+    batch size, uses the faster one, and tries the other on one step in `explore_every`, so it moves to one
+    thread within a few steps of a neighbour getting busy, and back once the neighbour is gone."""
+
+    def __init__(self, most: int, explore_every: int = 48, weight: float = 0.3):
+        self.choices = sorted({1, max(1, most)})
+        self.explore_every, self.weight = explore_every, weight
+        self.cost: dict[tuple[int, int], float] = {}
+        self.steps: dict[int, int] = {}
+
+    def pick(self, rows: int) -> int:
+        """Threads for the next step of `rows` sequences."""
+        if len(self.choices) == 1:
+            return self.choices[0]
+        known = {n: self.cost.get((n, rows)) for n in self.choices}
+        unknown = [n for n, c in known.items() if c is None]
+        if unknown:
+            return unknown[-1]
+        best = min(self.choices, key=lambda n: known[n])
+        self.steps[rows] = self.steps.get(rows, 0) + 1
+        if self.steps[rows] % self.explore_every == 0:
+            return next(n for n in self.choices if n != best)
+        return best
+
+    def record(self, threads: int, rows: int, seconds: float) -> None:
+        """What one decoding step (one new token for each of `rows` sequences) cost with `threads`."""
+        key = (threads, rows)
+        old = self.cost.get(key)
+        self.cost[key] = seconds if old is None else old + self.weight * (seconds - old)
+
+    def describe(self) -> str:
+        if len(self.choices) == 1:
+            return f"{self.choices[0]} thread{'s' if self.choices[0] > 1 else ''}"
+        return f"{self.choices[0]}-{self.choices[-1]} threads (whichever decodes faster now)"
+
+
 @dataclass(eq=False)
 class _Job:
     prompt: list[int]
@@ -91,6 +133,7 @@ class _Context:
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = threads
         params.kv_unified = True  # the sequences share one KV cache of n_ctx cells
+        self.threads = threads
         params.no_perf = True
         ctx = lib.llama_init_from_model(model, params)
         if not ctx:
@@ -149,6 +192,7 @@ class LlamaCppEngine(Engine):
         threads: int | None = None,
         sequences: int = 4,
         context_size: int | None = None,
+        adaptive_threads: bool = False,
     ):
         super().__init__(loaded, max_message_chars, max_resident_adapters)
         self.lib = import_llama_cpp()
@@ -157,6 +201,9 @@ class LlamaCppEngine(Engine):
         self.label = ""
         self.cache_dir = Path(cache_dir)
         self.threads = threads or max(1, len(os.sched_getaffinity(0)))
+        """The most threads a step uses; with `adaptive_threads` each step uses 1 or this, whichever decodes
+        faster now (`ThreadTuner`), else always this."""
+        self.tuner = ThreadTuner(self.threads) if adaptive_threads else None
         self.sequences = max(1, sequences)
         self.max_resident_adapters = max(1, max_resident_adapters)
         self.n_ctx = int(context_size or min(loaded.context_window, DEFAULT_CONTEXT))
@@ -188,7 +235,7 @@ class LlamaCppEngine(Engine):
 
     def describe(self) -> str:
         source = self.label or self.gguf_path.name
-        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        threads = self.tuner.describe() if self.tuner else f"{self.threads} thread{'s' if self.threads > 1 else ''}"
         return f"llama.cpp over {source}, {threads}, up to {self.sequences} answers batched in {self.n_ctx} tokens"
 
     def _meta(self, key: str) -> str | None:
@@ -414,7 +461,16 @@ class LlamaCppEngine(Engine):
         if not rows:
             return
         batch.n_tokens = n
+        decoding = n == len(rows)  # one new token per sequence: the steps the tuner compares
+        if self.tuner is not None:
+            threads = self.tuner.pick(len(rows))
+            if threads != context.threads:
+                lib.llama_set_n_threads(context.ctx, threads, threads)
+                context.threads = threads
+        started = time.perf_counter()
         status = lib.llama_decode(context.ctx, batch)
+        if self.tuner is not None and decoding and status == 0:
+            self.tuner.record(context.threads, len(rows), time.perf_counter() - started)
         self.steps += 1
         self.batched_tokens += len(rows)
         if status != 0:

@@ -80,8 +80,8 @@ class Settings:
     engine_threads: int = field(
         default=0,
         metadata=_help(
-            "llama.cpp threads; 0 means half the cores this process may use (at least 1), so one busy neighbour "
-            "on a shared machine does not stall every decoding step."
+            "llama.cpp threads; 0 means adaptive: each step on 1 thread or on every core (up to 8), whichever "
+            "decodes faster at the moment, so one busy neighbour on a shared machine does not stall decoding."
         ),
     )
     engine_batch: int = field(

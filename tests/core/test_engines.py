@@ -81,3 +81,27 @@ def test_the_embedded_gguf_is_re_encoded_once_as_q8_0(embedded_data_dir, tmp_pat
     mtime = first.stat().st_mtime_ns
     assert llamacpp.requantized(embedded_gguf_path(), tmp_path) == first and first.stat().st_mtime_ns == mtime
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_the_thread_tuner_leaves_a_busy_core_and_comes_back_when_it_is_free():
+    """Each step runs on 1 thread or on every core, whichever decodes faster now: 2 threads are faster on an
+    idle machine, 3.6x slower beside a busy process (bench/bench_busy.py)."""
+    from core.llamacpp import ThreadTuner
+
+    tuner = ThreadTuner(2, explore_every=8)
+    cost = {1: 0.010, 2: 0.006}  # idle: two threads win
+
+    def run(steps: int) -> list[int]:
+        picked = []
+        for _ in range(steps):
+            n = tuner.pick(rows=1)
+            tuner.record(n, 1, cost[n])
+            picked.append(n)
+        return picked
+
+    assert run(40)[-8:].count(2) >= 7  # mostly 2 threads, one exploring step in 8
+    cost[2] = 0.050  # a neighbour takes a core
+    assert run(40)[-16:].count(1) >= 14
+    cost[2] = 0.006  # gone again
+    assert run(80)[-16:].count(2) >= 14
+    assert ThreadTuner(1).pick(rows=3) == 1 and "1 thread" == ThreadTuner(1).describe()
