@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.child import module_command
 from core.llamacpp_lib import LlamaCppUnavailable, import_llama_cpp, library_dir, library_id, quiet, requantized
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 CHECK_VERSION = 1
 NEW_TOKENS = 24
 TIMEOUT_S = 60.0
-REBUILD = "rebuild it for this machine with `make engine`"
+REBUILD = "build it for this machine with `make engine`"
 
 PROMPT_SOURCES = (
     "[1] The Tern T12 cold-chain drone carries up to 4.5 kg and keeps its hold between 2 and 8 °C for 14 hours.",
@@ -179,13 +179,10 @@ def check_engine(
 
 
 def _run_child(job: dict[str, Any], stop_ids: Sequence[int], timeout_s: float) -> ProbeResult:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent)]
-                                                      + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # fmt: skip
+    command, env = module_command("core.engine_probe")
     try:
-        child = subprocess.run(
-            [sys.executable, "-m", "core.engine_probe"], input=json.dumps(job), capture_output=True, text=True,
-            timeout=timeout_s, env=env,
-        )  # fmt: skip
+        child = subprocess.run(command, input=json.dumps(job), capture_output=True, text=True, timeout=timeout_s,
+                               env=env)  # fmt: skip
     except subprocess.TimeoutExpired:
         return ProbeResult(False, f"llama.cpp did not finish its start-up check within {timeout_s:.0f} s (it hung)")
     if child.returncode < 0:

@@ -36,12 +36,8 @@ def default_threads() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
-def wants_llamacpp(settings: Settings) -> bool:
-    """Whether the settings ask for llama.cpp: by name, or `auto` with the embedded model on the CPU."""
-    if settings.engine == "llamacpp":
-        return True
-    if settings.engine != "auto":
-        return False
+def _embedded_on_cpu(settings: Settings) -> bool:
+    """Whether the settings load the embedded GGUF model on the CPU (what llama.cpp runs in this process)."""
     try:
         device = pick_device(settings.device)
     except Exception:  # a wrong device setting is load_model's to report
@@ -54,18 +50,16 @@ def start_engine(settings: Settings, progress: Progress | None = None) -> tuple[
     GGUF after its child-process check, with no torch weights loaded; else the model's weights and
     transformers. Returns the engine and a one-sentence warning when it had to fall back. Raises
     ModelLoadError (one sentence) when no model can be loaded at all."""
-    if wants_llamacpp(settings) and settings.engine != "openai":
-        device = pick_device(settings.device)
-        if resolve_model_name(settings.model, device) == EMBEDDED_MODEL and device.type == "cpu":
-            skeleton = load_model(settings, progress, weights=False)
-            try:
-                return llamacpp_engine(skeleton, settings, progress), None
-            except _Unavailable as exc:
-                warning = str(exc)
-            if progress is not None:
-                progress(0.8, "llama.cpp cannot run here: loading the weights for transformers")
-            loaded = load_model(settings, progress)
-            return Engine(loaded, **_batched(settings)), warning
+    if settings.engine in ("auto", "llamacpp") and _embedded_on_cpu(settings):
+        skeleton = load_model(settings, progress, weights=False)
+        try:
+            return llamacpp_engine(skeleton, settings, progress), None
+        except _Unavailable as exc:
+            warning = str(exc)
+        if progress is not None:
+            progress(0.8, "llama.cpp cannot run here: loading the weights for transformers")
+        loaded = load_model(settings, progress)
+        return Engine(loaded, **_batched(settings)), warning
     loaded = load_model(settings, progress)
     return make_engine(loaded, settings, progress)
 
@@ -113,9 +107,7 @@ def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress 
         progress(0.7, "Checking llama.cpp on this CPU (once per library build)")
     verdict = check_engine(loaded, loaded.gguf_path, settings.engine_gguf, cache, threads)
     if not verdict.ok:
-        log.warning("llama.cpp failed its start-up check: %s", verdict.reason)
-        if verdict.reason == "llama-cpp-python is not installed":
-            raise _Unavailable(f"llama.cpp ({verdict.reason}); answering with transformers, about 4x slower.")
+        log.warning("llama.cpp will not serve: %s", verdict.reason)
         raise _Unavailable(fallback_sentence(verdict))
     try:
         from core.llamacpp import LlamaCppEngine

@@ -17,7 +17,9 @@ generation runs in llama.cpp (llama-cpp-python's C API) instead of transformers 
 
 Sampling (greedy, or temperature / top-p) and the answer path's logits processors (repetition guard,
 copy bias) run in numpy/torch on each sequence's logits, exactly as the transformers engine applies them.
-The transformers model stays loaded beside it for the adapter checks (`spec`) and `using()`.
+The app gives it a model without torch weights (`load_model(weights=False)`: tokenizer, layer names and
+shapes for the adapter checks); `using()` then refuses. Each decoding step runs on 1 thread or on
+`threads`, whichever decodes faster at the moment (`ThreadTuner`), when `adaptive_threads` is set.
 """
 
 from __future__ import annotations
@@ -133,13 +135,12 @@ class _Context:
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = threads
         params.kv_unified = True  # the sequences share one KV cache of n_ctx cells
-        self.threads = threads
         params.no_perf = True
         ctx = lib.llama_init_from_model(model, params)
         if not ctx:
             raise RuntimeError("llama.cpp could not create a context (out of memory?)")
         self.lib, self.ctx, self.key, self.lora = lib, ctx, key, lora
-        self.n_ctx, self.n_seq = n_ctx, n_seq
+        self.n_ctx, self.n_seq, self.threads = n_ctx, n_seq, threads
         self.lora_file = lora_file  # the converted file `lora` was loaded from
         if lora is not None:
             adapters = (lib.llama_adapter_lora_p_ctypes * 1)(lora)

@@ -289,12 +289,12 @@ def _build_in_child(cache: Path) -> None:
     """`build_embedded_cache` in a process of its own: dequantizing holds two fp32 copies of the model (about
     1 GB), which a long-running app would otherwise keep as resident memory it never uses again."""
     import subprocess
-    import sys
+
+    from core.child import module_command
 
     embedded_gguf_path()  # the missing-package sentence, before starting anything
-    root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run([sys.executable, "-m", "core.models", str(cache)], capture_output=True, text=True, env=env)
+    command, env = module_command("core.models", str(cache))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()] or ["no output"]
         raise ModelLoadError(lines[-1].removeprefix("core.models.ModelLoadError: ")[:300])

@@ -13,18 +13,17 @@ in-process: their cost is linear in their (already capped) size.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
+from core.child import ROOT, module_command
 from rag.errors import IngestError
 from rag.readers import read_sections
 from rag.records import Section
 
 IN_PROCESS = (".txt", ".text", ".md", ".markdown")
-ROOT = Path(__file__).resolve().parents[2]  # where `rag` is importable from
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,8 @@ def read_sections_bounded(name: str, data: bytes, bounds: ReadBounds | None) -> 
     too much memory to read."""
     if bounds is None or bounds.timeout_s <= 0 or PurePath(name).suffix.lower() in IN_PROCESS:
         return read_sections(name, data)
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "rag.readers.bounded", str(int(bounds.memory_mb)), name]
+    command, env = module_command("rag.readers.bounded", str(int(bounds.memory_mb)), name, OMP_NUM_THREADS="1",
+                                  OPENBLAS_NUM_THREADS="1")  # fmt: skip
     try:
         done = subprocess.run(command, input=data, capture_output=True, timeout=bounds.timeout_s, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:  # run() has killed the child
