@@ -10,6 +10,8 @@ added:
   transformers: the torch weights);
 - index: the document index opened (built, at a first start);
 - embedder: the embedding model, loaded by the first search;
+- freed at ready: what the app hands back to the operating system once every part is up (glibc's
+  `malloc_trim`: the first start's temporaries), a negative figure;
 - answering: the first RAG answer (llama.cpp's context and KV cache, the adapter catalog).
 
 Baseline in the same run: the same starts with `--engine transformers` (the torch weights in memory), the
@@ -50,7 +52,7 @@ def child(data_dir: str, engine: str) -> None:
     import app  # noqa: F401  (everything the app imports)
     from adapters.attach import attach_adapters
     from core.generation import GenerationParams
-    from core.service import ExpertService
+    from core.service import ExpertService, release_free_memory
     from core.settings import Settings
     from rag.attach import SAMPLE_DOCS
     from rag.knowledge_base import ensure_sample_index
@@ -66,6 +68,8 @@ def child(data_dir: str, engine: str) -> None:
     marks["embedder"] = rss_mib()
     service.attach_knowledge(kb)
     attach_adapters(service, lambda *_: None)
+    release_free_memory()  # as the service does once every part is attached
+    marks["freed at ready"] = rss_mib()
     ready = time.perf_counter() - START
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=48)
     final = list(service.answer("bench", QUESTION, [], "RAG", params))[-1]
@@ -100,7 +104,7 @@ def main() -> None:
                 results.setdefault((engine, "second"), []).append(start(folder, engine))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
-    names = ["runtime", "model", "index", "embedder", "answering"]
+    names = ["runtime", "model", "index", "embedder", "freed at ready", "answering"]
     print(f"medians of {args.runs} runs; resident MiB after the first RAG answer, and what each part added\n")
     print(f"{'engine':>22} {'start':>6} | {'ready s':>7} | {'total':>6} | " + " | ".join(f"{n:>9}" for n in names))
     for (engine, when), runs in results.items():
