@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,15 @@ except ImportError:  # pragma: no cover - depends on the host
 
 
 MAX_NEW_TOKENS_CAP = 4096
+
+_NOT_TEXT = re.compile("[\ud800-\udfff\x00]")
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` is text a tokenizer can take: no lone UTF-16 surrogate (which no UTF-8 encodes, and
+    which the tokenizer refuses with an internal message) and no NUL."""
+    return _NOT_TEXT.search(value) is None
+
 
 
 def max_new_tokens_limit(context_window: int) -> int:
@@ -317,6 +327,10 @@ class Engine:
     def check_message(self, message: Any) -> str:
         if not isinstance(message, str) or not message.strip():
             raise UserInputError("Please type a message first.")
+        if not is_text(message):
+            raise UserInputError(
+                "Your message holds characters that are not text (a lone surrogate or a NUL); please type it again."
+            )
         if len(message) > self.max_message_chars:
             raise UserInputError(
                 f"Your message is {len(message):,} characters long; the limit is {self.max_message_chars:,}."

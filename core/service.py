@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from core.cards import staleness_note
 from core.engines import start_engine
 from core.errors import UserInputError
-from core.generation import Engine, GenerationParams, Message, max_new_tokens_limit
+from core.generation import Engine, GenerationParams, Message, is_text, max_new_tokens_limit
 from core.identity import owner_id
 from core.lora import AdapterResolver
 from core.models import LoadedModel, ModelLoadError, Progress
@@ -274,6 +274,13 @@ class ExpertService:
                 notes.append(note)
         system = self.settings.system_prompt if system_prompt is None else system_prompt
         turns, earlier = history_for(mode, history or ())
+        if not all(is_text(str(m["content"])) for m in turns) or not all(map(is_text, earlier)):
+            raise UserInputError(
+                "The conversation holds characters that are not text (a lone surrogate or a NUL); "
+                "clear it and ask again."
+            )
+        if system and not is_text(system):
+            raise UserInputError("The system prompt holds characters that are not text (a lone surrogate or a NUL).")
         return AnswerRequest(
             message=message,
             mode=mode,

@@ -91,6 +91,8 @@ def test_closing_the_stream_releases_the_model(engine):
         ("Hi", GenerationParams(0.7, 0.9, 10_000), "from 1 to 128"),
         ("Hi", GenerationParams(0.7, 0.9, 2.5), "whole number"),
         ("Hi", GenerationParams("hot", 0.9, 10), "must be numbers"),
+        ("Hi \ud800 there", GREEDY, "not text (a lone surrogate or a NUL)"),
+        ("Hi\x00", GREEDY, "not text (a lone surrogate or a NUL)"),
     ],
 )
 def test_bad_input_gets_one_sentence_and_the_model_keeps_serving(service, message, params, expected):
@@ -98,6 +100,16 @@ def test_bad_input_gets_one_sentence_and_the_model_keeps_serving(service, messag
         ask(service, message, params=params)
     assert expected in str(err.value) and "\n" not in str(err.value)
     assert ask(service, "Hi", params=GREEDY)[-1].done
+
+
+def test_invalid_text_in_the_history_gets_one_sentence(service):
+    """A lone surrogate in an earlier turn reached the tokenizer, which answered with its own internal message."""
+    history = [{"role": "user", "content": "broken \ud800"}, {"role": "assistant", "content": "ok"}]
+    with pytest.raises(UserInputError, match=r"^The conversation holds characters that are not text") as err:
+        service.request(None, "Hi", history, "Base", GREEDY)
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserInputError, match="system prompt holds characters"):
+        service.request(None, "Hi", [], "Base", GREEDY, system_prompt="sys\x00")
 
 
 def test_unknown_mode_is_refused(service):
