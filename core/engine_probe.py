@@ -59,7 +59,6 @@ class ProbeResult:
     reason: str = ""
     """Why not, as one sentence for the status line (empty when ok)."""
     seconds: float = 0.0
-    cached: bool = False
 
 
 def cpu_identity() -> str:
@@ -98,15 +97,12 @@ def probe_lora(loaded: Any, base_gguf: Path, folder: Path, rank: int = 8) -> Pat
     LoRA for `base_gguf`, written once under `folder`. None for an architecture the converter does not write."""
     import numpy as np
 
-    from core.gguf import SUPPORTED, GgufArch, GgufError, convert_lora, tensor_name
+    from core.gguf import GgufArch, GgufError, convert_lora, tensor_name
     from core.lora import TENSOR_PREFIX, AdapterHandle, LoraSpec, ModelSpec
 
-    config = loaded.model.config
-    arch = {"llama": "llama", "phi3": "phi3"}.get(config.model_type)
-    if arch not in SUPPORTED:
+    info = GgufArch.from_config(loaded.model.config)
+    if info is None:
         return None
-    heads = int(config.num_attention_heads)
-    info = GgufArch(arch, heads, int(getattr(config, "num_key_value_heads", None) or heads))
     spec = ModelSpec.from_model(loaded.model, loaded.name)
     modules = []
     for path in sorted(spec.linear):
@@ -115,7 +111,7 @@ def probe_lora(loaded: Any, base_gguf: Path, folder: Path, rank: int = 8) -> Pat
                 modules.append(path)
         except GgufError:
             continue
-    out = folder / f"engine-probe-{arch}-r{rank}-{len(modules)}.gguf"
+    out = folder / f"engine-probe-{info.arch}-r{rank}-{len(modules)}.gguf"
     if out.is_file():
         return out
     rng = np.random.default_rng(0)
@@ -154,8 +150,7 @@ def check_engine(
         known = {}
     if key in known and isinstance(known[key], dict):
         seen = known[key]
-        return ProbeResult(bool(seen.get("ok")), str(seen.get("reason", "")), time.perf_counter() - started, True)
-    stop_ids = list(getattr(loaded, "stop_token_ids", []) or [])
+        return ProbeResult(bool(seen.get("ok")), str(seen.get("reason", "")), time.perf_counter() - started)
     job = {
         "model": str(model_gguf),
         "kind": kind,
@@ -165,7 +160,7 @@ def check_engine(
         "new_tokens": NEW_TOKENS,
         "threads": threads,
     }
-    result = _run_child(job, stop_ids, timeout_s)
+    result = _run_child(job, loaded.stop_token_ids, timeout_s)
     result = ProbeResult(result.ok, result.reason, time.perf_counter() - started)
     log.info("llama.cpp start-up check: %s in %.1f s", "passed" if result.ok else result.reason, result.seconds)
     known[key] = {"ok": result.ok, "reason": result.reason, "seconds": round(result.seconds, 2), "when": time.time()}

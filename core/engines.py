@@ -93,7 +93,7 @@ def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress 
     """The llama.cpp engine over `loaded`'s GGUF, once the child-process check passed. Raises _Unavailable with
     the status line's sentence."""
     from core.engine_probe import check_engine, fallback_sentence
-    from core.llamacpp_lib import LlamaCppUnavailable, requantized, requantized_path
+    from core.llamacpp_lib import LlamaCppUnavailable, requantized
 
     if loaded.gguf_path is None:
         raise _Unavailable(
@@ -119,7 +119,7 @@ def llamacpp_engine(loaded: LoadedModel, settings: Settings, progress: Progress 
     except (LlamaCppUnavailable, OSError) as exc:
         log.warning("llama.cpp engine unavailable: %s", exc)
         raise _Unavailable(f"llama.cpp ({exc}); answering with transformers, about 4x slower.") from None
-    if gguf == requantized_path(loaded.gguf_path, cache, settings.engine_gguf) and not shipped:
+    if not shipped:
         engine.label = f"{loaded.gguf_path.name} re-encoded as {settings.engine_gguf.upper()}"
     return engine
 

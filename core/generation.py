@@ -52,7 +52,6 @@ def is_text(value: str) -> bool:
     return _NOT_TEXT.search(value) is None
 
 
-
 def max_new_tokens_limit(context_window: int) -> int:
     """The most new tokens one answer may ask for: half the context, so a question fits too."""
     return max(1, min(MAX_NEW_TOKENS_CAP, context_window // 2))

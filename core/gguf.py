@@ -58,6 +58,15 @@ class GgufArch:
     n_head_kv: int
 
     @classmethod
+    def from_config(cls, config: Any) -> GgufArch | None:
+        """What llama.cpp calls a transformers model with this config (None: an architecture not supported)."""
+        arch = {"llama": "llama", "phi3": "phi3"}.get(config.model_type)
+        if arch is None:
+            return None
+        heads = int(config.num_attention_heads)
+        return cls(arch, heads, int(getattr(config, "num_key_value_heads", None) or heads))
+
+    @classmethod
     def read(cls, path: str | os.PathLike) -> GgufArch:
         from gguf import GGUFReader
 
@@ -162,10 +171,10 @@ def write_model(model: Any, out: str | os.PathLike, tokenizer: Any) -> Path:
     import gguf
 
     config = model.config
-    arch = {"llama": "llama", "phi3": "phi3"}.get(config.model_type)
-    if arch is None:
+    arch_info = GgufArch.from_config(config)
+    if arch_info is None:
         raise GgufError(f"Writing {config.model_type!r} models as GGUF is not supported.")
-    n_head, n_kv = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
+    arch, n_head, n_kv = arch_info.arch, arch_info.n_head, arch_info.n_head_kv
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
     writer = gguf.GGUFWriter(str(out), arch)
     writer.add_type(gguf.GGUFType.MODEL)
@@ -187,7 +196,6 @@ def write_model(model: Any, out: str | os.PathLike, tokenizer: Any) -> Path:
 
     state = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
     tied = bool(getattr(config, "tie_word_embeddings", False))
-    arch_info = GgufArch(arch, n_head, n_kv)
     for key, value in state.items():
         if not key.endswith(".weight"):
             continue

@@ -46,21 +46,26 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def library_files(folder: Path) -> list[Path]:
-    """The shared libraries in `folder`, each once (a wheel installs libggml.so, .so.0 and .so.0.25.3 as three
-    copies of the same bytes), by shortest name."""
+def _libraries(folder: Path) -> dict[str, Path]:
+    """{digest: path} of the shared libraries in `folder`, each once (a wheel installs libggml.so, .so.0 and
+    .so.0.25.3 as three copies of the same bytes) under its shortest name, sorted by name."""
     seen: dict[str, Path] = {}
     for path in sorted(list(folder.glob("*.so*")) + list(folder.glob("*.dylib")), key=lambda p: (len(p.name), p.name)):
         if path.is_file():
             seen.setdefault(_digest(path), path)
-    return sorted(seen.values(), key=lambda p: p.name)
+    return dict(sorted(seen.items(), key=lambda item: item[1].name))
+
+
+def library_files(folder: Path) -> list[Path]:
+    """The shared libraries in `folder`, each once, sorted by name."""
+    return list(_libraries(folder).values())
 
 
 def library_id(folder: Path) -> str:
     """A digest of the library build in `folder` (every library's bytes): a rebuild gets a new id."""
     h = hashlib.sha256()
-    for path in library_files(folder):
-        h.update(path.name.encode() + b"\0" + _digest(path).encode())
+    for digest, path in _libraries(folder).items():
+        h.update(path.name.encode() + b"\0" + digest.encode())
     return h.hexdigest()[:24]
 
 
