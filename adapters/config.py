@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.errors import AdapterRejected
-from core.lora import TENSOR_PREFIX, LoraSpec, ModelSpec
+from adapters.spec import TENSOR_PREFIX, LoraSpec, ModelSpec
 
 MAX_TARGETS = 64
 MAX_TARGET_CHARS = 128

@@ -16,12 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from adapters.cards import CARD_FILE, AdapterCard, read_card
 from adapters.errors import AdapterRejected
+from adapters.spec import AdapterHandle, LoraSpec, ModelSpec
 from adapters.store import UPLOADED, AdapterStore, StoreEntry, is_plain_name
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE, check_adapter_folder
-from core.cards import CARD_FILE, AdapterCard, read_card
 from core.identity import owner_id
-from core.lora import AdapterHandle, LoraSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,19 @@ class AdapterInfo:
     def handle(self) -> AdapterHandle:
         ref = self.card.kb_snapshot
         return AdapterHandle(
-            key=self.key, name=self.name, source=self.source, folder=self.path, weights=self.path / WEIGHTS_FILE,
-            lora=self.lora, max_bytes=self.max_bytes, version=self.version,
-            kb_snapshot=ref.snapshot_id if ref else None, kb_snapshot_date=ref.created_at if ref else None,
+            key=self.key,
+            name=self.name,
+            source=self.source,
+            folder=self.path,
+            weights=self.path / WEIGHTS_FILE,
+            lora=self.lora,
+            max_bytes=self.max_bytes,
+            version=self.version,
+            kb_snapshot=ref.snapshot_id if ref else None,
+            kb_snapshot_date=ref.created_at if ref else None,
             kb_content_id=ref.content_id if ref else None,
             label=self.label,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from adapters.spec import TENSOR_PREFIX, ModelSpec
 from adapters.validate import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
-from core.lora import TENSOR_PREFIX, ModelSpec
 
 
 def lora_config_dict(
@@ -57,9 +57,13 @@ def lora_config_dict(
 
 
 def random_lora_tensors(
-    spec: ModelSpec, target_modules: Sequence[str], r: int = 4, seed: int = 0, scale: float = 0.5,
+    spec: ModelSpec,
+    target_modules: Sequence[str],
+    r: int = 4,
+    seed: int = 0,
+    scale: float = 0.5,
     dtype: torch.dtype = torch.float32,
-) -> dict[str, torch.Tensor]:  # fmt: skip
+) -> dict[str, torch.Tensor]:
     """lora_A (r, in) and lora_B (out, r) for every linear layer whose last name part is in
     `target_modules`, drawn from N(0, scale^2) with `seed`. B is non-zero (unlike a fresh
     PEFT adapter), so the adapter changes the model's output."""

@@ -4,7 +4,7 @@ An adapter is `adapter_config.json` + `adapter_model.safetensors`. The config is
 plain JSON (duplicate keys refused) and checked by `adapters.config`. The weights file is then
 read header-first with `safetensors.safe_open` (never `torch.load`, never a pickle) and every
 tensor must be the lora_A / lora_B of a targeted layer with the shapes that layer needs. The engine
-checks the tensors it actually loads once more (`core.residency`). No torch here: the catalog
+checks the tensors it actually loads once more (`engines.residency`). No torch here: the catalog
 validates from file headers. Every refusal is an `AdapterRejected` whose message is one sentence
 naming the bad value.
 """
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.cards import CARD_FILE
 from adapters.config import AdapterConfig, check_config, short_repr
 from adapters.errors import AdapterRejected
-from core.cards import CARD_FILE
-from core.lora import ModelSpec
+from adapters.spec import ModelSpec
+from adapters.tensors import tensor_problem
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -33,7 +33,6 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib",
 
 SMALL_FILE_LIMITS = {CONFIG_FILE: 64 * 1024, CARD_FILE: 1024 * 1024, README_FILE: 256 * 1024}
 MAX_HEADER_BYTES = 8 * 1024 * 1024
-FLOAT_DTYPES = ("F32", "F16", "BF16")
 
 
 @dataclass(frozen=True)
@@ -106,31 +105,10 @@ def check_weights_file(path: Path, config: AdapterConfig, spec: ModelSpec, max_b
                 found[name] = (tuple(tensor.get_shape()), str(tensor.get_dtype()))
     except Exception as exc:  # safetensors raises its own error types for every malformed header
         raise AdapterRejected(f"{WEIGHTS_FILE} is not a valid safetensors file ({short_repr(str(exc), 80)}).") from None
-    _compare(found, config.lora.expected_tensors(spec), config)
+    problem = tensor_problem(found, config.lora.expected_tensors(spec))
+    if problem:
+        raise AdapterRejected(f"{WEIGHTS_FILE}: {problem}")
     return size
-
-
-def _compare(
-    found: Mapping[str, tuple[tuple[int, ...], str]], expected: Mapping[str, tuple[int, int]], config: AdapterConfig
-) -> None:
-    for name, (shape, dtype) in found.items():
-        if name not in expected:
-            raise AdapterRejected(
-                f"{WEIGHTS_FILE} holds the tensor {short_repr(name)}, "
-                "which is not a LoRA weight of a targeted layer of the live model."
-            )
-        if shape != expected[name]:
-            raise AdapterRejected(
-                f"Tensor {name!r} has shape {list(shape)}, "
-                f"but with r={config.r} the live model needs {list(expected[name])}."
-            )
-        if dtype not in FLOAT_DTYPES:
-            raise AdapterRejected(f"Tensor {name!r} has dtype {dtype}; only F32, F16 and BF16 are accepted.")
-    missing = [name for name in expected if name not in found]
-    if missing:
-        raise AdapterRejected(
-            f"{WEIGHTS_FILE} has no tensor {missing[0]!r} ({len(missing)} missing), so it does not fit the live model."
-        )
 
 
 def check_adapter_folder(folder: Path, spec: ModelSpec, max_rank: int, max_bytes: int) -> CheckedAdapter:

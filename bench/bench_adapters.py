@@ -1,6 +1,6 @@
 """Adapter hot-swap vs reloading the base model, and memory over many load/remove cycles.
 
-On the embedded SmolLM2-135M (loaded through `core.models.load_model` from its safetensors
+On the embedded SmolLM2-135M (loaded through `engines.loading.load_model` from its safetensors
 cache), with two random LoRA adapters of realistic size (r=16 on every linear layer of the
 decoder, saved in PEFT's format) plus the shipped demo adapter when adapters/demo/ has one:
 
@@ -33,10 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from adapters import DEMO_DIR, AdapterCatalog
+from adapters.store import AdapterStore
 from adapters.synthetic import write_random_adapter
-from core.generation import Engine, GenerationParams
-from core.models import load_model
+from answer.prompts import Prompter
 from core.settings import Settings
+from engines.base import GenerationParams
+from engines.loading import load_model
+from engines.transformers_engine import TransformersEngine
 
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -73,7 +76,7 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank of the random adapters.")
     args = parser.parse_args()
 
-    base_settings = Settings(model=args.model, data_dir=Path("data"))
+    base_settings = Settings.of(model=args.model, data_dir=Path("data"))
     reloads = []
     for _ in range(args.reloads):  # the baseline: what switching would cost without hot-swap
         started = time.perf_counter()
@@ -97,9 +100,9 @@ def run_adapters(
 ) -> None:
     """Switch timing, answers and the memory cycles, with the adapter store in the scratch folder `work`."""
     settings = base_settings.replace(data_dir=work, max_resident_adapters=4)
-    engine = Engine(loaded, max_resident_adapters=settings.max_resident_adapters)
+    engine = TransformersEngine(loaded, max_resident_adapters=settings.engine.max_resident_adapters)
     demo = DEMO_DIR if DEMO_DIR.is_dir() else None
-    catalog = AdapterCatalog(engine.spec, settings, demo_dir=demo, unload=engine.unload)
+    catalog = AdapterCatalog(engine.spec, AdapterStore(settings.data_dir, demo), settings.uploads, unload=engine.unload)
     targets = [t for t in LLAMA_LINEAR if t in catalog.spec.leaf_names()] or ["qkv_proj", "o_proj"]
     keys = []
     for name, seed in (("rand-a", 1), ("rand-b", 2)):
@@ -146,7 +149,9 @@ def run_adapters(
     print(f"cold load / reload = {median_ms(cold) / reload_ms:.4f}")
 
     greedy = GenerationParams(temperature=0, max_new_tokens=16)
-    prompt, _ = engine.build_prompt(settings.system_prompt, [], "What's the Kestrava motto?", greedy.max_new_tokens)
+    prompt, _ = Prompter(engine.tokenizer, engine.context_window).build(
+        settings.answer.system_prompt, [], "What's the Kestrava motto?", greedy.max_new_tokens
+    )
     outputs = {key: "".join(engine.stream(prompt, greedy, adapter=handles[key])) for key in [None, *keys]}
     print(f"greedy answers differ per adapter: {len(set(outputs.values())) == len(outputs)}")
     for key, text in outputs.items():

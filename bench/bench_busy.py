@@ -26,10 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import build_service
 from bench.bench_engine import PROMPT, answer_run, compare_ratio, users_ratio
-from core.generation import GenerationParams
+from compose import compose
 from core.settings import Settings
+from engines.base import GenerationParams
 
 
 @contextmanager
@@ -63,8 +63,8 @@ def main() -> None:
     for label, threads in (("adaptive (default)", 0), ("1, fixed", 1), (f"{cores}, fixed", cores)):
         if threads == 1 and cores == 1:
             continue
-        settings = Settings(data_dir=Path(args.data_dir), engine="llamacpp", engine_threads=threads)
-        service = build_service(settings).start()
+        settings = Settings.of(data_dir=Path(args.data_dir), engine="llamacpp", engine_threads=threads)
+        service = compose(settings).start().service
         if not service.wait_ready() or service.engine.name != "llama.cpp":
             sys.exit(service.status_line())
         answer_run(service, PROMPT, "Base", params)  # warm
@@ -82,8 +82,11 @@ def main() -> None:
         with neighbour() if when == "busy" else nullcontext():
             together, one, apart = compare_ratio(service, params, args.runs)
             many, single = users_ratio(service, params, args.runs)
-        print(f"  {when}: Compare / one RAG answer {together / one:.2f} (one after another {apart / one:.2f}); "
-              f"4 users / 1 {many / single:.2f} ({many:.1f} vs {single:.1f} tok/s)", flush=True)  # fmt: skip
+        print(
+            f"  {when}: Compare / one RAG answer {together / one:.2f} (one after another {apart / one:.2f}); "
+            f"4 users / 1 {many / single:.2f} ({many:.1f} vs {single:.1f} tok/s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

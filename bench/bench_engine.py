@@ -30,10 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import build_service
-from core.generation import Engine, GenerationParams
-from core.models import load_model
+from answer.prompts import Prompter
+from compose import compose
 from core.settings import Settings
+from engines.base import GenerationParams
+from engines.loading import load_model
+from engines.transformers_engine import TransformersEngine
 
 PROMPT = "Write a detailed paragraph about how cold-chain drones keep vaccines cold during long flights."
 QUESTION = "What is the maximum payload of the Tern T12?"
@@ -57,7 +59,7 @@ def answer_run(service, message: str, mode: str, params: GenerationParams, adapt
     return first or 0.0, time.perf_counter() - started, tokens
 
 
-def stream_run(engine: Engine, prompt: list[int], params: GenerationParams, adapter=None) -> Run:
+def stream_run(engine: TransformersEngine, prompt: list[int], params: GenerationParams, adapter=None) -> Run:
     started, first, tokens = time.perf_counter(), None, 0
     for delta in engine.stream(prompt, params, adapter=adapter):
         tokens += 1
@@ -110,18 +112,21 @@ def main() -> None:
 
     import llama_cpp
 
-    service = build_service(Settings(data_dir=Path(args.data_dir), engine="llamacpp")).start()
+    app = compose(Settings.of(data_dir=Path(args.data_dir), engine="llamacpp")).start()
+    service = app.service
     if not service.wait_ready():
         sys.exit(service.status_line())
     fast = service.engine
     if fast.name != "llama.cpp":
         sys.exit(f"The llama.cpp engine did not start: {service.status_line()}")
-    slow = Engine(load_model(service.settings))  # the app's process holds no torch weights beside llama.cpp
+    slow = TransformersEngine(load_model(service.settings))  # the app's process holds no torch weights beside llama.cpp
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=args.new_tokens)
-    handle = service.adapters.resolve_handle(ADAPTER, None)
+    handle = app.adapters.resolve_handle(ADAPTER, None)
     lora_file = fast.lora_file(handle)
-    prompt, _ = fast.build_prompt(service.settings.system_prompt, [], PROMPT, args.new_tokens)
-    stop_ids = set(service.loaded.stop_token_ids)
+    prompt, _ = Prompter(fast.tokenizer, fast.context_window).build(
+        service.settings.answer.system_prompt, [], PROMPT, args.new_tokens
+    )
+    stop_ids = set(fast.loaded.stop_token_ids)
     common = dict(n_threads=fast.threads, n_threads_batch=fast.threads, n_ctx=4096, verbose=False)
     raw = llama_cpp.Llama(model_path=str(fast.gguf_path), **common)
     raw_lora = llama_cpp.Llama(model_path=str(fast.gguf_path), lora_path=str(lora_file), **common)
@@ -148,8 +153,10 @@ def main() -> None:
     print(f"app / raw llama.cpp, no adapter:    {base:.2f}  (target >= 0.90)")
     print(f"app / raw llama.cpp, with adapter:  {lora:.2f}  (target >= 0.75)")
     print(f"app / transformers, no adapter:     {tps(rows['app, Base']) / tps(rows['transformers engine']):.2f}x")
-    print(f"app / transformers, with adapter:   "
-          f"{tps(rows['app, Fine-tuned']) / tps(rows['transformers engine + adapter']):.2f}x")  # fmt: skip
+    print(
+        f"app / transformers, with adapter:   "
+        f"{tps(rows['app, Fine-tuned']) / tps(rows['transformers engine + adapter']):.2f}x"
+    )
     print(f"first token, app / raw llama.cpp:   {ttft(rows['app, Base']) / ttft(rows['raw llama.cpp']):.2f}")
 
     # -- switching adapters per answer ------------------------------------------------------------
@@ -161,20 +168,28 @@ def main() -> None:
         alternating.append(stream_run(fast, prompt, short, None)[0])
         alternating.append(stream_run(fast, prompt, short, handle)[0])
     switch = statistics.median(alternating) / statistics.median(same)
-    print(f"first token alternating base/adapter / same adapter: {switch:.2f} "
-          f"({statistics.median(alternating) * 1000:.1f} vs {statistics.median(same) * 1000:.1f} ms)")  # fmt: skip
+    print(
+        f"first token alternating base/adapter / same adapter: {switch:.2f} "
+        f"({statistics.median(alternating) * 1000:.1f} vs {statistics.median(same) * 1000:.1f} ms)"
+    )
 
     together, one, apart = compare_ratio(service, params, args.runs)
-    print(f"\nCompare (4 modes) / one RAG answer: {together / one:.2f}  (target <= 2.0; "
-          f"{together:.2f} s vs {one:.2f} s; one after another {apart:.2f} s = {apart / one:.2f}x)")  # fmt: skip
+    print(
+        f"\nCompare (4 modes) / one RAG answer: {together / one:.2f}  (target <= 2.0; "
+        f"{together:.2f} s vs {one:.2f} s; one after another {apart:.2f} s = {apart / one:.2f}x)"
+    )
 
     many, single = users_ratio(service, params, args.runs)
-    print(f"4 users at once, total tokens/s / one user's: {many / single:.2f}  (target >= 2; "
-          f"{many:.1f} vs {single:.1f} tokens/s)")  # fmt: skip
+    print(
+        f"4 users at once, total tokens/s / one user's: {many / single:.2f}  (target >= 2; "
+        f"{many:.1f} vs {single:.1f} tokens/s)"
+    )
     one = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 1) for _ in range(args.runs))
     four = statistics.median(raw_step_ms(llama_cpp, str(fast.gguf_path), fast.threads, 4) for _ in range(args.runs))
-    print(f"llama.cpp alone: a decode step of 4 sequences {four:.1f} ms / of 1 {one:.1f} ms = {four / one:.2f}; "
-          f"the most 4 users can gain over 1 here is {4 * one / four:.2f}x")  # fmt: skip
+    print(
+        f"llama.cpp alone: a decode step of 4 sequences {four:.1f} ms / of 1 {one:.1f} ms = {four / one:.2f}; "
+        f"the most 4 users can gain over 1 here is {4 * one / four:.2f}x"
+    )
 
 
 def compare_ratio(service, params: GenerationParams, runs: int) -> tuple[float, float, float]:

@@ -49,26 +49,24 @@ def child(data_dir: str, engine: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.path.insert(0, str(ROOT))
-    import app  # noqa: F401  (everything the app imports)
-    from adapters.attach import attach_adapters
-    from core.generation import GenerationParams
-    from core.service import ExpertService, release_free_memory
+    import app as _app  # noqa: F401  (everything the app imports)
+    from compose import SAMPLE_DOCS, compose, release_free_memory
     from core.settings import Settings
-    from rag.attach import SAMPLE_DOCS
-    from rag.knowledge_base import ensure_sample_index
+    from engines.base import GenerationParams
+    from rag.knowledge_base import KnowledgeBase, ensure_sample_index
 
     marks = {"runtime": rss_mib()}
-    settings = Settings(data_dir=Path(data_dir), engine=engine)
-    service = ExpertService(settings).start()
+    settings = Settings.of(data_dir=Path(data_dir), engine=engine)
+    app = compose(settings, parts=("adapters",)).start()  # the index is opened below, to measure it apart
+    service = app.service
     assert service.wait_ready(600), service.status_line()
     marks["model"] = rss_mib()
-    kb = ensure_sample_index(settings, SAMPLE_DOCS)
+    kb = ensure_sample_index(KnowledgeBase.from_settings(settings), SAMPLE_DOCS)
     marks["index"] = rss_mib()
     kb.search("warm-up")
     marks["embedder"] = rss_mib()
-    service.attach_knowledge(kb)
-    attach_adapters(service, lambda *_: None)
-    release_free_memory()  # as the service does once every part is attached
+    service.use_knowledge(kb)
+    release_free_memory()  # as compose.App does once every part is loaded
     marks["freed at ready"] = rss_mib()
     ready = time.perf_counter() - START
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=48)
@@ -83,8 +81,9 @@ def child(data_dir: str, engine: str) -> None:
 
 
 def start(data_dir: Path, engine: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(data_dir), engine], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(data_dir), engine], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -116,8 +115,10 @@ def main() -> None:
     for when in ("first", "second"):
         default = statistics.median(r["total_mib"] for r in results[("auto", when)])
         base = statistics.median(r["total_mib"] for r in results[("transformers", when)])
-        print(f"{when} start: default engine / torch weights in memory = {default / base:.2f} "
-              f"({default:.0f} / {base:.0f} MiB; target <= 1229 MiB)")  # fmt: skip
+        print(
+            f"{when} start: default engine / torch weights in memory = {default / base:.2f} "
+            f"({default:.0f} / {base:.0f} MiB; target <= 1229 MiB)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.language import detect_language
+from answer.language import detect_language
+from compose import SAMPLE_DOCS
+from core.bm25_tokens import terms
 from core.settings import Settings
-from core.terms import terms
-from rag import Floors, ensure_sample_index
-from rag.attach import SAMPLE_DOCS
+from rag import Floors, KnowledgeBase, ensure_sample_index
 from rag.fusion import BACKGROUND_TEXTS, COVERAGE_BY_GROUP, LANGUAGE_GROUPS, fuse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,14 +61,16 @@ def candidates(kb, path: Path) -> list[Candidates]:
     out = []
     for row in rows:
         vector = kb.encode([row["question"]])[0]
-        out.append(Candidates(
-            language=row.get("language") or detect_language(row["question"]),
-            answerable=row.get("answerable", True),
-            source=row.get("source"),
-            dense=index.vectors.search(vector, kb.settings.dense_k),
-            keyword=index.keywords.search(terms(row["question"]), kb.settings.keyword_k),
-            background=float((background_vectors @ vector).max()),
-        ))  # fmt: skip
+        out.append(
+            Candidates(
+                language=row.get("language") or detect_language(row["question"]),
+                answerable=row.get("answerable", True),
+                source=row.get("source"),
+                dense=index.vectors.search(vector, kb.settings.retrieval.dense_k),
+                keyword=index.keywords.search(terms(row["question"]), kb.settings.retrieval.keyword_k),
+                background=float((background_vectors @ vector).max()),
+            )
+        )
     return out
 
 
@@ -128,8 +130,10 @@ def _row(name: str, s: dict[str, int]) -> str:
     def ratio(a: int, b: int) -> str:
         return f"{a / b:.2f} ({a}/{b})" if b else "–"
 
-    return (f"| {name} | {ratio(s['hit5'], s['answerable'])} | {ratio(s['through'], s['answerable'])} | "
-            f"{ratio(s['refused_right'], s['refused'])} | {ratio(s['refused_right'], s['no_answer'])} |")  # fmt: skip
+    return (
+        f"| {name} | {ratio(s['hit5'], s['answerable'])} | {ratio(s['through'], s['answerable'])} | "
+        f"{ratio(s['refused_right'], s['refused'])} | {ratio(s['refused_right'], s['no_answer'])} |"
+    )
 
 
 def main() -> None:
@@ -137,7 +141,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--dev-only", action="store_true", help="calibrate only; do not touch the held-out set")
     args = parser.parse_args()
-    kb = ensure_sample_index(Settings(data_dir=Path(args.data_dir)), SAMPLE_DOCS)
+    kb = ensure_sample_index(KnowledgeBase.from_settings(Settings.of(data_dir=Path(args.data_dir))), SAMPLE_DOCS)
     dev = candidates(kb, DEV)
     chosen = calibrate(kb, dev)
     print("calibrated on the development set (highest bar letting >= 95% of answerable questions through):")
@@ -150,8 +154,9 @@ def main() -> None:
         return
     held_out = candidates(kb, EVAL)
     before = report(kb, held_out, "held-out set, one bar for every language (before)", lambda c: BEFORE)
-    after = report(kb, held_out, "held-out set, floors in the code (after)",
-                   lambda c: Floors().for_query_language(c.language))  # fmt: skip
+    after = report(
+        kb, held_out, "held-out set, floors in the code (after)", lambda c: Floors().for_query_language(c.language)
+    )
     answerable = [c for c in held_out if c.answerable]
     hit_before = sum(before[lang]["hit5"] for lang in before) / len(answerable)
     hit_after = sum(after[lang]["hit5"] for lang in after) / len(answerable)

@@ -31,7 +31,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import app
+from compose import compose
 from core.settings import Settings
+from ui.page import build_page
 
 QUESTIONS = [
     "What is the maximum payload of the Tern T12?",
@@ -78,14 +80,15 @@ def main() -> None:
 
     from gradio_client import Client
 
-    settings = Settings(data_dir=Path(args.data_dir), engine_batch=max(4, args.users))
-    service = app.build_service(settings)
+    settings = Settings.of(data_dir=Path(args.data_dir), engine_batch=max(4, args.users))
+    composed = compose(settings).start()
+    service = composed.service
     if not service.wait_ready():
         sys.exit(service.status_line())
     adapters = [a for a in args.adapters.split(",") if a] or [
-        info.key for info in service.adapters.list_adapters(None)
+        info.key for info in composed.adapters.list_adapters(None)
     ][:2]
-    demo = app.build_demo(service)
+    demo = build_page(composed)
     port = 7900 + os.getpid() % 80
     app.serve(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"
@@ -146,14 +149,20 @@ def main() -> None:
     totals = [r[4] for r in answered]
     print()
     alone = statistics.median(alone_times)
-    print(f"answers {len(results)} in {elapsed:.0f} s: {60 * len(answered) / elapsed:.1f}/min, one user alone "
-          f"{60 / alone:.1f}/min, ratio {len(answered) / elapsed * alone:.2f}")  # fmt: skip
+    print(
+        f"answers {len(results)} in {elapsed:.0f} s: {60 * len(answered) / elapsed:.1f}/min, one user alone "
+        f"{60 / alone:.1f}/min, ratio {len(answered) / elapsed * alone:.2f}"
+    )
     print(f"errors {len(errors)}; wrong adapter {wrong}; differs from the answer alone {differs}")
-    print(f"latency p50 {percentile(totals, 0.5):.2f} s, p95 {percentile(totals, 0.95):.2f} s "
-          f"(alone: median {statistics.median(alone_times):.2f} s)")  # fmt: skip
+    print(
+        f"latency p50 {percentile(totals, 0.5):.2f} s, p95 {percentile(totals, 0.95):.2f} s "
+        f"(alone: median {statistics.median(alone_times):.2f} s)"
+    )
     print(f"queue wait p50 {percentile(queued, 0.5):.2f} s, p95 {percentile(queued, 0.95):.2f} s")
-    print(f"first output (queue wait + first token) p50 {percentile(waits, 0.5):.2f} s, "
-          f"p95 {percentile(waits, 0.95):.2f} s")  # fmt: skip
+    print(
+        f"first output (queue wait + first token) p50 {percentile(waits, 0.5):.2f} s, "
+        f"p95 {percentile(waits, 0.95):.2f} s"
+    )
     for error in errors[:5]:
         print("  error:", error[0], error[5])
     demo.close()

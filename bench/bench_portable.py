@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROMPT = "Write a detailed paragraph about how cold-chain drones keep vaccines cold during long flights."
-NATIVE_ARGS = ("-DGGML_NATIVE=ON;-DGGML_BACKEND_DL=OFF;-DGGML_OPENMP=OFF;-DLLAVA_BUILD=OFF;-DLLAMA_BUILD_TESTS=OFF;"
-               "-DLLAMA_BUILD_EXAMPLES=OFF;-DLLAMA_BUILD_TOOLS=OFF;-DLLAMA_BUILD_SERVER=OFF;-DLLAMA_CURL=OFF")
+NATIVE_ARGS = (
+    "-DGGML_NATIVE=ON;-DGGML_BACKEND_DL=OFF;-DGGML_OPENMP=OFF;-DLLAVA_BUILD=OFF;-DLLAMA_BUILD_TESTS=OFF;"
+    "-DLLAMA_BUILD_EXAMPLES=OFF;-DLLAMA_BUILD_TOOLS=OFF;-DLLAMA_BUILD_SERVER=OFF;-DLLAMA_CURL=OFF"
+)
 
 
 def child(model: str, threads: int, tokens: int) -> None:
@@ -51,8 +53,13 @@ def child(model: str, threads: int, tokens: int) -> None:
 
 def measure(lib: Path, model: Path, threads: int, tokens: int) -> float:
     env = dict(os.environ, LLAMA_CPP_LIB_PATH=str(lib))
-    out = subprocess.run([sys.executable, __file__, "--child", str(model), str(threads), str(tokens)],
-                         env=env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(model), str(threads), str(tokens)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["tok_s"]
 
 
@@ -64,8 +71,22 @@ def build_native(folder: Path) -> Path:
     version = req.split()[0]
     wheels = folder / "wheel"
     print(f"building {version} with GGML_NATIVE=ON (about 5 minutes)...", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir", version,
-                    "-w", str(wheels), f"--config-settings=cmake.args={NATIVE_ARGS}"], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-cache-dir",
+            version,
+            "-w",
+            str(wheels),
+            f"--config-settings=cmake.args={NATIVE_ARGS}",
+        ],
+        check=True,
+    )
     with zipfile.ZipFile(next(wheels.glob("*.whl"))) as z:
         z.extractall(folder)
     return lib
@@ -83,8 +104,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from core import cpu_check
-    from core.llamacpp_lib import library_dir, requantized
-    from core.models import embedded_gguf_path
+    from engines.embedded import embedded_gguf_path
+    from engines.llamacpp_lib import library_dir, requantized
 
     portable = library_dir()
     native = args.native_lib or (build_native(ROOT / "bench" / "results" / "native") if args.build_native else None)

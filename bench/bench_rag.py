@@ -41,8 +41,8 @@ sys.path.insert(0, str(REPO))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from core.bm25_tokens import terms  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.terms import terms  # noqa: E402
 from rag import Floors, KnowledgeBase  # noqa: E402
 from rag.chunking import context_text  # noqa: E402
 from rag.embedding import Embedder, get_embedder  # noqa: E402
@@ -106,12 +106,12 @@ class TimedEmbedder:
 
 def bench_ingestion(root: Path, runs: int, embedder: Embedder) -> Path:
     files = sorted(p for p in SAMPLE_DOCS.iterdir() if p.is_file())
-    chunker = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=embedder)._ingestion.chunker
+    chunker = KnowledgeBase.from_settings(Settings.of(data_dir=root / "probe"), embedder=embedder)._ingestion.chunker
     read, embed, full, chunks = [], [], [], 0
     for run in range(runs):
         read.append(timed(lambda: [prepare(p.name, p.read_bytes(), chunker, 20.0) for p in files])[0])
         timed_embedder = TimedEmbedder(embedder)
-        kb = KnowledgeBase(Settings(data_dir=root / f"sample{run}"), embedder=timed_embedder).open()
+        kb = KnowledgeBase.from_settings(Settings.of(data_dir=root / f"sample{run}"), embedder=timed_embedder).open()
         seconds, reports = timed(kb.add_folder, SAMPLE_DOCS)
         assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
         full.append(seconds)
@@ -158,13 +158,13 @@ def bench_add_vs_rebuild(root: Path, runs: int, target_chunks: int, real: Embedd
     fake = SyntheticEmbedder(real)
     folder = root / "synthetic"
     folder.mkdir()
-    probe = KnowledgeBase(Settings(data_dir=root / "probe"), embedder=fake)._ingestion.chunker
+    probe = KnowledgeBase.from_settings(Settings.of(data_dir=root / "probe"), embedder=fake)._ingestion.chunker
     sample = synthetic_docs(n_docs=40, paragraphs=12, seed=1)
     per_doc = statistics.mean(len(prepare(n, t.encode(), probe, 20.0).chunks) for n, t in sample.items())
     docs = synthetic_docs(n_docs=int(target_chunks / per_doc * 1.03) + 1, paragraphs=12, seed=1)
     for name, text in docs.items():
         (folder / name).write_text(text, encoding="utf-8")
-    kb = KnowledgeBase(Settings(data_dir=root / "addvs"), embedder=fake).open()
+    kb = KnowledgeBase.from_settings(Settings.of(data_dir=root / "addvs"), embedder=fake).open()
     kb.add_folder(folder)
     base_chunks = kb.stats().chunks
     extra = root / "extra"
@@ -238,7 +238,7 @@ def synthetic_index(root: Path, n_chunks: int, fake: SyntheticEmbedder) -> tuple
     pool = sentence_pool()
     pool_terms = [terms(t) for t in pool]
     rng = random.Random(7)
-    kb = KnowledgeBase(Settings(data_dir=root / f"latency{n_chunks}"), embedder=fake).open()
+    kb = KnowledgeBase.from_settings(Settings.of(data_dir=root / f"latency{n_chunks}"), embedder=fake).open()
     per_doc, batch, all_vectors = 100, [], []
     for d in range(n_chunks // per_doc):
         picks = [rng.randrange(len(pool)) for _ in range(per_doc)]
@@ -276,10 +276,10 @@ def bench_latency(root: Path, runs: int, sizes: list[int], real: Embedder) -> No
     rows = []
     for n in sizes:
         build_s, (kb, vectors) = timed(synthetic_index, root, n, fake)
-        open_s, kb = timed(lambda: KnowledgeBase(kb.settings, embedder=fake).open())  # noqa: B023
+        open_s, kb = timed(lambda: KnowledgeBase(kb.index_dir.parent, kb.retrieval, kb.limits, embedder=fake).open())  # noqa: B023
         raw = faiss.IndexFlatIP(vectors.shape[1])
         raw.add(vectors)
-        k = kb.settings.dense_k
+        k = kb.settings.retrieval.dense_k
         samples: dict[str, list[float]] = {"raw": [], "dense": [], "rrf": []}
         kb.search_with_vector(questions[0], query_vectors[0])  # warm the background vectors
         calls = {
@@ -318,7 +318,7 @@ def bench_hits(data_dir: Path, embedder: Embedder) -> None:
     vectors = embedder.encode([r["question"] for r in rows_in])
     rows = []
     for floor_name, floors in [("shipped floor", Floors()), ("no floor", Floors.off())]:
-        kb = KnowledgeBase(Settings(data_dir=data_dir), embedder=embedder, floors=floors).open()
+        kb = KnowledgeBase.from_settings(Settings.of(data_dir=data_dir), embedder=embedder, floors=floors).open()
         for mode, label in [("dense", "dense only"), ("keyword", "BM25 only"), ("rrf", "hybrid (RRF)")]:
             hits, totals, empty = Counter(), Counter(), 0
             for r, v in zip(rows_in, vectors, strict=True):
@@ -326,14 +326,25 @@ def bench_hits(data_dir: Path, embedder: Embedder) -> None:
                 totals[r["language"]] += 1
                 hits[r["language"]] += any(p.source == r["source"] for p in found)
                 empty += not found
-            rows.append([f"{label}, {floor_name}", f"{sum(hits.values()) / len(rows_in):.3f}",
-                         *[f"{hits[lang]}/{totals[lang]}" for lang in languages], str(empty)])  # fmt: skip
-    table(f"4. hit@5 on sample_kb/eval_qa.jsonl ({len(rows_in)} questions; hit = named source document in the top 5)",
-          ["retrieval", "hit@5", *languages, "no result"], rows)  # fmt: skip
+            rows.append(
+                [
+                    f"{label}, {floor_name}",
+                    f"{sum(hits.values()) / len(rows_in):.3f}",
+                    *[f"{hits[lang]}/{totals[lang]}" for lang in languages],
+                    str(empty),
+                ]
+            )
+    table(
+        f"4. hit@5 on sample_kb/eval_qa.jsonl ({len(rows_in)} questions; hit = named source document in the top 5)",
+        ["retrieval", "hit@5", *languages, "no result"],
+        rows,
+    )
     dense = float(rows[0][1])
     hybrid = float(rows[2][1])
-    print(f"  hybrid / dense-only hit@5 with the shipped floor: {hybrid / dense:.2f}x; "
-          f"without a floor: {float(rows[5][1]) / float(rows[3][1]):.2f}x")  # fmt: skip
+    print(
+        f"  hybrid / dense-only hit@5 with the shipped floor: {hybrid / dense:.2f}x; "
+        f"without a floor: {float(rows[5][1]) / float(rows[3][1]):.2f}x"
+    )
 
 
 def main() -> None:
@@ -356,9 +367,11 @@ def main() -> None:
 
     started = time.perf_counter()
     load_s, real = timed(lambda: get_embedder("all-MiniLM-L6-v2").model and get_embedder("all-MiniLM-L6-v2"))
-    print(f"RAG benchmark: {os.cpu_count()} CPU cores (shared), torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, faiss "
-          f"{faiss.__version__}; MiniLM import + load {load_s:.1f} s")  # fmt: skip
+    print(
+        f"RAG benchmark: {os.cpu_count()} CPU cores (shared), torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, faiss "
+        f"{faiss.__version__}; MiniLM import + load {load_s:.1f} s"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_rag_") as tmp:
         root = Path(tmp)
         sample_dir = bench_ingestion(root, args.runs, real)

@@ -27,11 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.attach import attach_adapters
-from core.generation import GenerationParams
-from core.service import ExpertService
+from compose import compose
 from core.settings import Settings
-from rag.attach import knowledge_attachment
+from engines.base import GenerationParams
 from scorecard import SHIPPED_QA, evaluate, load_qa
 
 
@@ -44,16 +42,17 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args()
 
-    settings = Settings(model="embedded", data_dir=Path(args.data_dir))
-    service = ExpertService(settings, attachments=[knowledge_attachment(), attach_adapters]).start()
+    settings = Settings.of(model="embedded", data_dir=Path(args.data_dir))
+    service = compose(settings).start().service
     if not service.wait_ready():
         sys.exit(service.status_line())
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     qa = load_qa(SHIPPED_QA, limit=args.questions)
     params = GenerationParams(0.0, 1.0, args.max_new_tokens)
-    print(f"model: {service.loaded.describe()}")
-    print(f"{len(qa.items)} questions x {len(modes)} modes ({', '.join(modes)}), greedy, "
-          f"<= {args.max_new_tokens} tokens")  # fmt: skip
+    print(f"model: {service.engine.loaded.describe()}")
+    print(
+        f"{len(qa.items)} questions x {len(modes)} modes ({', '.join(modes)}), greedy, <= {args.max_new_tokens} tokens"
+    )
     to_answers, to_generation = [], []
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as folder:
@@ -65,12 +64,16 @@ def main() -> None:
             generation = sum(r.generation_s for rows in records.values() for r in rows)
         to_answers.append(wall / answers)
         to_generation.append(wall / generation)
-        print(f"run {run}: wall {wall:.1f} s, answer calls {answers:.1f} s, decoding {generation:.1f} s -> "
-              f"run/answers {to_answers[-1]:.3f}, run/generation {to_generation[-1]:.3f}")  # fmt: skip
+        print(
+            f"run {run}: wall {wall:.1f} s, answer calls {answers:.1f} s, decoding {generation:.1f} s -> "
+            f"run/answers {to_answers[-1]:.3f}, run/generation {to_generation[-1]:.3f}"
+        )
     ratio = statistics.median(to_answers)
     print(f"median run / answer calls = {ratio:.3f} (target <= 1.05): {'PASS' if ratio <= 1.05 else 'FAIL'}")
-    print(f"median run / pure decoding = {statistics.median(to_generation):.3f} "
-          "(retrieval and prompt building are part of every answer, so this is above 1 by their share)")  # fmt: skip
+    print(
+        f"median run / pure decoding = {statistics.median(to_generation):.3f} "
+        "(retrieval and prompt building are part of every answer, so this is above 1 by their share)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from core.generation import GenerationParams
-from core.service import ExpertService
+from answer.prompts import Prompter
+from answer.service import ExpertService
+from compose import compose
 from core.settings import Settings
+from engines.base import GenerationParams
 
 PROMPT = "Write a detailed paragraph about how cold-chain drones keep vaccines cold during long flights."
 
@@ -49,7 +51,7 @@ class _Clock(BaseStreamer):
 
 
 def raw_run(service: ExpertService, prompt_ids: list[int], params: GenerationParams) -> tuple[float, float, int]:
-    loaded = service.loaded
+    loaded = service.engine.loaded
     clock = _Clock()
     ids = torch.tensor([prompt_ids])
     started = time.perf_counter()
@@ -87,13 +89,15 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data", help="data directory (holds the embedded model cache)")
     args = parser.parse_args()
 
-    settings = Settings(model=args.model, data_dir=Path(args.data_dir), engine="transformers")
-    service = ExpertService(settings)
+    settings = Settings.of(model=args.model, data_dir=Path(args.data_dir), engine="transformers")
+    service = compose(settings, parts=()).start().service
     if not service.wait_ready():
         sys.exit(service.status_line())
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=args.new_tokens)
-    prompt_ids, _ = service.pipeline.engine.build_prompt(settings.system_prompt, [], PROMPT, args.new_tokens)
-    print(f"model: {service.loaded.describe()}; torch threads: {torch.get_num_threads()}")
+    prompt_ids, _ = Prompter(service.engine.tokenizer, service.engine.context_window).build(
+        settings.answer.system_prompt, [], PROMPT, args.new_tokens
+    )
+    print(f"model: {service.engine.loaded.describe()}; torch threads: {torch.get_num_threads()}")
     print(f"prompt: {len(prompt_ids)} tokens; up to {args.new_tokens} new tokens, greedy; {args.runs} runs each")
 
     def threaded_run() -> tuple[float, float, int]:
@@ -138,8 +142,10 @@ def main() -> None:
         ratio = app_tps / base_tps
         overhead_ms = (app_ttft - base_ttft) * 1000
         verdict = "PASS" if ratio >= 0.95 else "FAIL"
-        print(f"vs raw on the {label} thread: throughput ratio app/raw {ratio:.3f} (target >= 0.95: {verdict}); "
-              f"first-token overhead {overhead_ms:+.1f} ms (target < 50 ms: {'PASS' if overhead_ms < 50 else 'FAIL'})")
+        print(
+            f"vs raw on the {label} thread: throughput ratio app/raw {ratio:.3f} (target >= 0.95: {verdict}); "
+            f"first-token overhead {overhead_ms:+.1f} ms (target < 50 ms: {'PASS' if overhead_ms < 50 else 'FAIL'})"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def main() -> None:
         only_a = sum(a and not b for a, b in zip(*right, strict=True))
         only_b = sum(b and not a for a, b in zip(*right, strict=True))
         recall = [sum(r) / len(ids) for r in right]
-        print(f"{mode:<12}{recall[0]:>14.2f}{recall[1]:>14.2f}{same:>8}/{len(ids):<3}{only_a:>8}{only_b:>8}"
-              f"{mcnemar_p(*right):>8.2f}")  # fmt: skip
+        print(
+            f"{mode:<12}{recall[0]:>14.2f}{recall[1]:>14.2f}{same:>8}/{len(ids):<3}{only_a:>8}{only_b:>8}"
+            f"{mcnemar_p(*right):>8.2f}"
+        )
 
 
 if __name__ == "__main__":

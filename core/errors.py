@@ -15,3 +15,7 @@ class UserInputError(ValueError):
 class AdapterUnusable(UserInputError):
     """An adapter cannot be used on the live model (it does not fit, or its weights are bad); the
     model is unchanged. `adapters` derives its errors from this one."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message is one sentence for the user."""

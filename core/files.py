@@ -46,7 +46,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # protects the folder: no temporary file is left behind, whatever stopped the write
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)

@@ -44,7 +44,7 @@ class FairRLock:
                         self._cond.notify_all()
                         return False
                     self._cond.wait(remaining)
-            except BaseException:
+            except BaseException:  # protects the queue: a waiter interrupted (even by KeyboardInterrupt) leaves it
                 if ticket in self._queue:
                     self._queue.remove(ticket)
                     self._cond.notify_all()

@@ -1,10 +1,13 @@
-"""One typed place for every setting, overridable by environment variables and CLI flags.
+"""The app's settings, in groups: one small dataclass per part of the app, each taking only its own group.
 
-Precedence, lowest to highest: the dataclass default, an `EXPERT_<NAME>` environment
-variable, a `--name` command-line flag (parsed by the shared `core.config_fields`, as the
-training script's settings are). `Settings.load` and `Settings.check()` collect every problem
-(values that do not parse and values out of range) and raise once with all of them, so a user
-fixes a bad configuration in one go.
+    settings = Settings.load(sys.argv[1:])     # defaults < EXPERT_<NAME> environment variables < --name flags
+    settings.answer.temperature, settings.retrieval.top_k, settings.data_dir
+    settings.replace(top_k=2, temperature=0)  # a checked copy; any setting by its name
+
+Every default lives here, once. Flags and environment variables are flat (`--top-k`, `EXPERT_TOP_K`), as they
+always were: setting names are unique across groups. `core.arguments` (transformers' HfArgumentParser) reads
+them; `Settings.load` and `Settings.check()` collect every problem (values that do not parse, values out of
+range) and raise once with all of them, so a user fixes a bad configuration in one go.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import config_fields
-from core.config_fields import problems_message
+from core import arguments
+from core.arguments import problems_message
 from core.identity import WRITERS, is_signed_in_owner
 
 ENV_PREFIX = "EXPERT_"
@@ -37,8 +40,14 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+def _at_least_one(group: object, *names: str) -> list[str]:
+    return [f"{n} must be at least 1, not {getattr(group, n)}" for n in names if getattr(group, n) < 1]
+
+
 @dataclass
-class Settings:
+class ModelSettings:
+    """Which model loads, where and how (`engines.loading`)."""
+
     model: str = field(
         default="auto",
         metadata=_help(
@@ -54,6 +63,21 @@ class Settings:
         ),
     )
     load_in_4bit: bool = field(default=False, metadata=_help("Load the model in 4-bit nf4 through bitsandbytes."))
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems: list[str] = []
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
+        if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
+            problems.append(f"dtype must be 'auto', 'bf16', 'fp16' or 'fp32', not {self.dtype!r}")
+        return problems
+
+
+@dataclass
+class EngineSettings:
+    """What generates the tokens (`engines.factory`)."""
+
     engine: str = field(
         default="auto",
         metadata=_help(
@@ -62,7 +86,8 @@ class Settings:
         ),
     )
     engine_url: str = field(
-        default="", metadata=_help("Base URL of the OpenAI-compatible server for --engine openai, e.g. http://gpu:8000.")
+        default="",
+        metadata=_help("Base URL of the OpenAI-compatible server for --engine openai, e.g. http://gpu:8000."),
     )
     engine_model: str = field(
         default="", metadata=_help("Model name on that server; empty means the first model it lists.")
@@ -90,10 +115,29 @@ class Settings:
             "Answers decoded together: per adapter in use with llama.cpp; adapters mixed per row with transformers."
         ),
     )
-    data_dir: Path = field(
-        default=Path("data"),
-        metadata=_help("Where the model cache, index, adapters and uploads live (/data on a Space)."),
+    max_resident_adapters: int = field(
+        default=4, metadata=_help("Adapters kept loaded on the base model; the least recently used is evicted.")
     )
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems: list[str] = []
+        if self.engine not in ("auto", "llamacpp", "transformers", "openai"):
+            problems.append(f"engine must be 'auto', 'llamacpp', 'transformers' or 'openai', not {self.engine!r}")
+        if self.engine == "openai" and not self.engine_url.startswith(("http://", "https://")):
+            problems.append(f"engine 'openai' needs engine_url, an http(s) address, not {self.engine_url!r}")
+        if self.engine_gguf not in ("q8_0", "shipped"):
+            problems.append(f"engine_gguf must be 'q8_0' or 'shipped', not {self.engine_gguf!r}")
+        if self.engine_threads < 0:
+            problems.append(f"engine_threads must be 0 or more, not {self.engine_threads}")
+        return problems + _at_least_one(self, "max_resident_adapters", "engine_batch")
+
+
+@dataclass
+class AnswerSettings:
+    """How answers are asked for and shaped (`answer/`): the defaults a chat starts from, and how RAG and Hybrid
+    build their prompt and decode."""
+
     system_prompt: str = field(
         default="You are a helpful, precise assistant. Answer briefly and say when you do not know.",
         metadata=_help("System prompt put before every conversation."),
@@ -102,7 +146,6 @@ class Settings:
     top_p: float = field(default=0.9, metadata=_help("Default nucleus sampling top-p, in (0, 1]."))
     max_new_tokens: int = field(default=256, metadata=_help("Default cap on generated tokens."))
     max_message_chars: int = field(default=8000, metadata=_help("Longest user message accepted, in characters."))
-    # -- answers from documents (RAG, Hybrid) ----------------------------------------------------
     rag_context: str = field(
         default="sentences",
         metadata=_help(
@@ -121,7 +164,7 @@ class Settings:
         metadata=_help(
             "RAG and Hybrid decline ('the documents do not say') without asking the model when even the best "
             "source sentence holds less than this share of the question's key terms (rarity-weighted, see "
-            "core.evidence; calibrated on sample_kb/dev_qa.jsonl by bench/bench_gate.py). 0 turns it off."
+            "answer.evidence; calibrated on sample_kb/dev_qa.jsonl by bench/bench_gate.py). 0 turns it off."
         ),
     )
     copy_bias: float = field(
@@ -139,7 +182,29 @@ class Settings:
         default=4,
         metadata=_help("RAG and Hybrid: never repeat an n-gram of the answer itself (0 turns the guard off)."),
     )
-    # -- retrieval (rag/) ------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems: list[str] = []
+        if not 0 <= self.temperature <= 2:
+            problems.append(f"temperature must be between 0 and 2, not {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], not {self.top_p}")
+        problems += _at_least_one(self, "max_new_tokens", "max_message_chars")
+        if self.rag_context not in ("sentences", "chunks"):
+            problems.append(f"rag_context must be 'sentences' or 'chunks', not {self.rag_context!r}")
+        problems += _at_least_one(self, "evidence_sentences", "grounded_max_new_tokens")
+        if not 0 <= self.evidence_floor <= 3:
+            problems.append(f"evidence_floor must be between 0 and 3, not {self.evidence_floor}")
+        if self.no_repeat_ngram < 0:
+            problems.append(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
+        return problems
+
+
+@dataclass
+class RetrievalSettings:
+    """The document index and its search (`rag/`)."""
+
     embed_model: str = field(
         default="all-MiniLM-L6-v2",
         metadata=_help(
@@ -160,15 +225,31 @@ class Settings:
         default=2.0,
         metadata=_help("How often the app checks whether another process (python -m rag) saved the index; 0 = never."),
     )
-    max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
-    parse_timeout_s: float = field(
-        default=60.0,
+    index_snapshots_kept: int = field(
+        default=10,
         metadata=_help(
-            "Seconds a PDF, DOCX or HTML file may take to read (in a child process, killed after); 0 reads in-process "
-            "without a limit."
+            "Index snapshots kept on disk, so a replaced or deleted shared document can be restored "
+            "(python -m rag restore); a deleted private document leaves the disk at once."
         ),
     )
-    parse_memory_mb: int = field(default=2048, metadata=_help("MiB of memory reading one such file may take."))
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems: list[str] = []
+        if self.chunk_size < 16:
+            problems.append(f"chunk_size must be at least 16 tokens, not {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
+        problems += _at_least_one(self, "top_k", "dense_k", "keyword_k", "index_snapshots_kept")
+        if self.fusion not in ("rrf", "dense", "keyword"):
+            problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
+        return problems
+
+
+@dataclass
+class AccessSettings:
+    """Who is who, and who may change what is shared (`core.identity`)."""
+
     users: str = field(
         default="",
         metadata=_help(
@@ -185,62 +266,10 @@ class Settings:
             "collection, searched with the shared one and visible to them alone."
         ),
     )
-    max_documents_per_user: int = field(default=50, metadata=_help("Documents one person may keep."))
-    max_document_mb_per_user: float = field(default=100.0, metadata=_help("MiB of documents one person may keep."))
-    max_adapters_per_user: int = field(default=20, metadata=_help("Uploaded adapters one person may keep."))
-    user_upload_ttl_days: float = field(
-        default=90.0,
-        metadata=_help("A signed-in person's uploads neither made nor used for this long are deleted; 0 keeps them."),
-    )
-    index_snapshots_kept: int = field(
-        default=10,
-        metadata=_help(
-            "Index snapshots kept on disk, so a replaced or deleted shared document can be restored "
-            "(python -m rag restore); a deleted private document leaves the disk at once."
-        ),
-    )
-    # -- adapters (adapters/) ---------------------------------------------------------------
-    adapter_max_rank: int = field(default=64, metadata=_help("Highest LoRA rank an uploaded adapter may have."))
-    adapter_max_mb: float = field(default=200.0, metadata=_help("Largest uploaded adapter, in MiB."))
-    adapter_max_update: float = field(
-        default=1.0,
-        metadata=_help(
-            "Largest change an uploaded adapter may make to a layer, as |scale * B @ A| / |W| (Frobenius norms); "
-            "trained adapters stay near 0.06, weights scaled by 50 reach about 3."
-        ),
-    )
-    upload_ttl_hours: float = field(
-        default=24.0,
-        metadata=_help(
-            "Uploads of a browser session that is not signed in (adapters neither made nor used, documents "
-            "since they were added) are deleted after this long; 0 keeps them forever."
-        ),
-    )
-    max_resident_adapters: int = field(
-        default=4, metadata=_help("Adapters kept loaded on the base model; the least recently used is evicted.")
-    )
     publish_uploads: bool = field(
         default=False,
         metadata=_help("Make adapters uploaded by one session visible to every session (operator setting)."),
     )
-    queue_max_size: int = field(
-        default=64, metadata=_help("Requests the queue holds; one more is told at once that the app is busy.")
-    )
-    host: str = field(
-        default="",
-        metadata=_help("Address the web server binds; empty means Gradio's default (GRADIO_SERVER_NAME or 127.0.0.1)."),
-    )
-    port: int = field(
-        default=0,
-        metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
-    )
-
-    def upload_ttl_s(self, owner_tag: str | None) -> float:
-        """How long an upload of `owner_tag` (`core.identity.owner_id`) may lie unused, in seconds (0: forever):
-        `user_upload_ttl_days` for a signed-in person's, `upload_ttl_hours` for a browser session's."""
-        if is_signed_in_owner(owner_tag):
-            return float(self.user_upload_ttl_days) * 86400
-        return float(self.upload_ttl_hours) * 3600
 
     def accounts(self) -> list[tuple[str, str]]:
         """The local sign-in accounts of `users`, as (name, password) pairs. Raises ValueError (naming the
@@ -255,6 +284,155 @@ class Settings:
             pairs.append((name.strip(), password))
         return pairs
 
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems: list[str] = []
+        if self.shared_kb_writers not in WRITERS:
+            problems.append(f"shared_kb_writers must be one of {', '.join(WRITERS)}, not {self.shared_kb_writers!r}")
+        try:
+            self.accounts()
+        except ValueError as exc:
+            problems.append(str(exc))
+        return problems
+
+
+@dataclass
+class UploadSettings:
+    """What people may upload, how much, and for how long it is kept (`rag.ingestion`, `adapters/`)."""
+
+    max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
+    parse_timeout_s: float = field(
+        default=60.0,
+        metadata=_help(
+            "Seconds a PDF, DOCX or HTML file may take to read (in a child process, killed after); 0 reads in-process "
+            "without a limit."
+        ),
+    )
+    parse_memory_mb: int = field(default=2048, metadata=_help("MiB of memory reading one such file may take."))
+    max_documents_per_user: int = field(default=50, metadata=_help("Documents one person may keep."))
+    max_document_mb_per_user: float = field(default=100.0, metadata=_help("MiB of documents one person may keep."))
+    max_adapters_per_user: int = field(default=20, metadata=_help("Uploaded adapters one person may keep."))
+    user_upload_ttl_days: float = field(
+        default=90.0,
+        metadata=_help("A signed-in person's uploads neither made nor used for this long are deleted; 0 keeps them."),
+    )
+    upload_ttl_hours: float = field(
+        default=24.0,
+        metadata=_help(
+            "Uploads of a browser session that is not signed in (adapters neither made nor used, documents "
+            "since they were added) are deleted after this long; 0 keeps them forever."
+        ),
+    )
+    adapter_max_rank: int = field(default=64, metadata=_help("Highest LoRA rank an uploaded adapter may have."))
+    adapter_max_mb: float = field(default=200.0, metadata=_help("Largest uploaded adapter, in MiB."))
+    adapter_max_update: float = field(
+        default=1.0,
+        metadata=_help(
+            "Largest change an uploaded adapter may make to a layer, as |scale * B @ A| / |W| (Frobenius norms); "
+            "trained adapters stay near 0.06, weights scaled by 50 reach about 3."
+        ),
+    )
+
+    def upload_ttl_s(self, owner_tag: str | None) -> float:
+        """How long an upload of `owner_tag` (`core.identity.owner_id`) may lie unused, in seconds (0: forever):
+        `user_upload_ttl_days` for a signed-in person's, `upload_ttl_hours` for a browser session's."""
+        if is_signed_in_owner(owner_tag):
+            return float(self.user_upload_ttl_days) * 86400
+        return float(self.upload_ttl_hours) * 3600
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems = _at_least_one(
+            self, "max_documents_per_user", "max_adapters_per_user", "parse_memory_mb", "adapter_max_rank"
+        )
+        for name in ("upload_ttl_hours", "user_upload_ttl_days", "parse_timeout_s"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 or more, not {getattr(self, name)}")
+        for name in ("max_upload_mb", "adapter_max_mb", "adapter_max_update", "max_document_mb_per_user"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be above 0, not {getattr(self, name)}")
+        return problems
+
+
+@dataclass
+class ServerSettings:
+    """Where the app keeps its files and how it serves (`ui/`, `compose.py`)."""
+
+    data_dir: Path = field(
+        default=Path("data"),
+        metadata=_help("Where the model cache, index, adapters and uploads live (/data on a Space)."),
+    )
+    queue_max_size: int = field(
+        default=64, metadata=_help("Requests the queue holds; one more is told at once that the app is busy.")
+    )
+    host: str = field(
+        default="",
+        metadata=_help("Address the web server binds; empty means Gradio's default (GRADIO_SERVER_NAME or 127.0.0.1)."),
+    )
+    port: int = field(
+        default=0,
+        metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
+    )
+
+    def problems(self) -> list[str]:
+        """Every bad value of the group, one sentence each; empty when all are fine."""
+        problems = _at_least_one(self, "queue_max_size")
+        if not 0 <= self.port < 65536:
+            problems.append(f"port must be between 0 and 65535, not {self.port}")
+        return problems
+
+
+GROUPS = {
+    "model": ModelSettings,
+    "engine": EngineSettings,
+    "answer": AnswerSettings,
+    "retrieval": RetrievalSettings,
+    "access": AccessSettings,
+    "uploads": UploadSettings,
+    "server": ServerSettings,
+}
+"""Each group's attribute on `Settings`, and its class."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, by group. Parts take only their group (`KnowledgeBase(settings.retrieval, ...)`)."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    uploads: UploadSettings = field(default_factory=UploadSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the model cache, index, adapters and uploads live (`server.data_dir`), which every part uses."""
+        return self.server.data_dir
+
+    @classmethod
+    def of(cls, **values: Any) -> Settings:
+        """The defaults with some settings changed, by name (`Settings.of(data_dir=..., engine="llamacpp")`);
+        checked."""
+        return cls().replace(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with settings changed by name, whichever group holds them; checked. Raises SettingsError naming
+        every bad value at once (and any name that is no setting)."""
+        by_group: dict[str, dict[str, Any]] = {}
+        unknown = []
+        for name, value in changes.items():
+            group = _GROUP_OF.get(name)
+            if group is None:
+                unknown.append(f"{name!r} is not a setting")
+            else:
+                by_group.setdefault(group, {})[name] = value
+        if unknown:
+            raise SettingsError(problems_message(TITLE, unknown))
+        parts = {g: dataclasses.replace(getattr(self, g), **values) for g, values in by_group.items()}
+        return dataclasses.replace(self, **parts).check()
+
     def check(self) -> Settings:
         """Raise SettingsError naming every bad value at once; return self when all are fine."""
         problems = self.problems()
@@ -264,62 +442,7 @@ class Settings:
 
     def problems(self) -> list[str]:
         """Every bad value, one sentence each; empty when all are fine."""
-        problems: list[str] = []
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
-        if self.engine not in ("auto", "llamacpp", "transformers", "openai"):
-            problems.append(f"engine must be 'auto', 'llamacpp', 'transformers' or 'openai', not {self.engine!r}")
-        if self.engine == "openai" and not self.engine_url.startswith(("http://", "https://")):
-            problems.append(f"engine 'openai' needs engine_url, an http(s) address, not {self.engine_url!r}")
-        if self.engine_gguf not in ("q8_0", "shipped"):
-            problems.append(f"engine_gguf must be 'q8_0' or 'shipped', not {self.engine_gguf!r}")
-        if self.engine_threads < 0:
-            problems.append(f"engine_threads must be 0 or more, not {self.engine_threads}")
-        if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
-            problems.append(f"dtype must be 'auto', 'bf16', 'fp16' or 'fp32', not {self.dtype!r}")
-        if not 0 <= self.temperature <= 2:
-            problems.append(f"temperature must be between 0 and 2, not {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], not {self.top_p}")
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
-        if self.max_message_chars < 1:
-            problems.append(f"max_message_chars must be at least 1, not {self.max_message_chars}")
-        if self.chunk_size < 16:
-            problems.append(f"chunk_size must be at least 16 tokens, not {self.chunk_size}")
-        if not 0 <= self.chunk_overlap < self.chunk_size:
-            problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
-        for name in ("top_k", "dense_k", "keyword_k", "adapter_max_rank", "max_resident_adapters", "engine_batch",
-                     "queue_max_size", "max_documents_per_user", "max_adapters_per_user", "index_snapshots_kept",
-                     "parse_memory_mb"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.rag_context not in ("sentences", "chunks"):
-            problems.append(f"rag_context must be 'sentences' or 'chunks', not {self.rag_context!r}")
-        for name in ("evidence_sentences", "grounded_max_new_tokens"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not 0 <= self.evidence_floor <= 3:
-            problems.append(f"evidence_floor must be between 0 and 3, not {self.evidence_floor}")
-        if self.no_repeat_ngram < 0:
-            problems.append(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
-        if self.fusion not in ("rrf", "dense", "keyword"):
-            problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
-        if self.shared_kb_writers not in WRITERS:
-            problems.append(f"shared_kb_writers must be one of {', '.join(WRITERS)}, not {self.shared_kb_writers!r}")
-        try:
-            self.accounts()
-        except ValueError as exc:
-            problems.append(str(exc))
-        for name in ("upload_ttl_hours", "user_upload_ttl_days", "parse_timeout_s"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be 0 or more, not {getattr(self, name)}")
-        for name in ("max_upload_mb", "adapter_max_mb", "adapter_max_update", "max_document_mb_per_user"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name} must be above 0, not {getattr(self, name)}")
-        if not 0 <= self.port < 65536:
-            problems.append(f"port must be between 0 and 65535, not {self.port}")
-        return problems
+        return [text for name in GROUPS for text in getattr(self, name).problems()]
 
     @classmethod
     def load(cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -328,14 +451,17 @@ class Settings:
         `argv` None means no flags (not `sys.argv`); `env` None means `os.environ`. Raises SettingsError
         naming every value that does not parse and every bad setting at once.
         """
-        return config_fields.load(
-            cls,
-            [] if argv is None else list(argv),
-            layers=[config_fields.env_layer(cls, os.environ if env is None else env, ENV_PREFIX)],
+        groups = arguments.load(
+            list(GROUPS.values()),
+            argv,
+            env=os.environ if env is None else env,
+            env_prefix=ENV_PREFIX,
             error=SettingsError,
             title=TITLE,
             description="Industry-expert chat: settings.",
         )
+        return cls(**dict(zip(GROUPS, groups, strict=True)))
 
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes).check()
+
+_GROUP_OF = {f.name: group for group, kind in GROUPS.items() for f in dataclasses.fields(kind)}
+"""Each setting's group, by the setting's name."""

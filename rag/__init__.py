@@ -1,9 +1,9 @@
 """Retrieval-augmented generation: the company's documents as a searchable, persistent index.
 
     from rag import KnowledgeBase, ensure_sample_index
-    kb = ensure_sample_index(settings, "sample_kb/docs")     # or KnowledgeBase(settings).open()
+    kb = ensure_sample_index(KnowledgeBase.from_settings(settings), "sample_kb/docs")   # or ….open()
     reports = kb.add_files(paths, progress=lambda fraction, message: ...)   # list[FileReport]
-    passages = kb.search("What does E-PW-131 mean?")         # list[core.retrieval.Passage]
+    passages = kb.search("What does E-PW-131 mean?")         # list[answer.ports.Passage]
     kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot; kb.refresh()
     kb.add_files(paths, placement=Placement(owner=tag, added_by=tag))   # one person's private collection
     kb.search(query, viewer=tag); kb.for_owner(tag); kb.documents_for(tag); kb.snapshots(); kb.restore(id)

@@ -115,8 +115,8 @@ def _restore(kb: KnowledgeBase, snapshot_id: str) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Execute one parsed command; returns the exit status. Raises RagError for index problems."""
     if args.command == "reindex":
-        return _print_reports(KnowledgeBase(settings).reindex(_progress))
-    kb = KnowledgeBase(settings).open()
+        return _print_reports(KnowledgeBase.from_settings(settings).reindex(_progress))
+    kb = KnowledgeBase.from_settings(settings).open()
     if args.command == "ingest":
         placement = Placement(replace=args.replace)
         return _print_reports(kb.add_folder(args.folder, _progress, not args.no_recursive, placement=placement))

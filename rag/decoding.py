@@ -42,13 +42,24 @@ _MIN_EVIDENCE = 6  # non-ASCII bytes needed before a legacy encoding is guessed
 # text bytes turns short Latin-1 files into CJK-looking nonsense.
 _NOT_GUESSED = ["utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_32_be", "utf_7"]
 _SCRIPTS = (
-    (0x00A0, 0x00BF, "symbol"), (0x00C0, 0x024F, "latin"), (0x0370, 0x03FF, "greek"),
-    (0x0400, 0x052F, "cyrillic"), (0x1E00, 0x1EFF, "latin"), (0x2000, 0x2BFF, "symbol"),
-    (0x1100, 0x11FF, "hangul"), (0x3130, 0x318F, "hangul"), (0xAC00, 0xD7AF, "hangul"),
-    (0x3000, 0x303F, "cjk-symbol"), (0x3040, 0x30FF, "kana"), (0x31F0, 0x31FF, "kana"),
-    (0x3200, 0x33FF, "cjk-symbol"), (0x3400, 0x4DBF, "han"), (0x4E00, 0x9FFF, "han"),
-    (0xF900, 0xFAFF, "han"), (0xFF00, 0xFFEF, "cjk-symbol"),
-)  # fmt: skip
+    (0x00A0, 0x00BF, "symbol"),
+    (0x00C0, 0x024F, "latin"),
+    (0x0370, 0x03FF, "greek"),
+    (0x0400, 0x052F, "cyrillic"),
+    (0x1E00, 0x1EFF, "latin"),
+    (0x2000, 0x2BFF, "symbol"),
+    (0x1100, 0x11FF, "hangul"),
+    (0x3130, 0x318F, "hangul"),
+    (0xAC00, 0xD7AF, "hangul"),
+    (0x3000, 0x303F, "cjk-symbol"),
+    (0x3040, 0x30FF, "kana"),
+    (0x31F0, 0x31FF, "kana"),
+    (0x3200, 0x33FF, "cjk-symbol"),
+    (0x3400, 0x4DBF, "han"),
+    (0x4E00, 0x9FFF, "han"),
+    (0xF900, 0xFAFF, "han"),
+    (0xFF00, 0xFFEF, "cjk-symbol"),
+)
 _WESTERN = {"cp1252", "cp1250", "latin_1", "iso8859_15", "iso8859_2", "cp1254", "mac_roman", "cp850"}
 _CENTRAL_AS_WESTERN = re.compile("[æÆðÐþÞøØ¹³¾¼½Ÿ¥]")
 _SPACED_HAN = re.compile(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])")

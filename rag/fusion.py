@@ -30,15 +30,36 @@ RRF_K = 60
 FUSION_MODES = ("rrf", "dense", "keyword")
 
 BACKGROUND_TEXTS = (
-    "Hello, how are you today?", "What time is it?", "The weather is nice today.",
-    "I would like noodles for dinner.", "Where is the nearest train station?", "Tell me a funny story.",
-    "안녕하세요, 오늘 어떻게 지내세요?", "지금 몇 시예요?", "오늘 날씨가 좋네요.", "저녁으로 국수를 먹고 싶어요.",
-    "こんにちは、お元気ですか？", "今何時ですか？", "今日はいい天気ですね。", "夕食に麺を食べたいです。",
-    "你好，你今天怎么样？", "现在几点了？", "今天天气很好。", "我晚饭想吃面条。",
-    "Bok, kako si danas?", "Koliko je sati?", "Danas je lijepo vrijeme.", "Za večeru želim tjesteninu.",
-    "Сайн байна уу, өнөөдөр ямар байна?", "Одоо хэдэн цаг болж байна?", "Өнөөдөр цаг агаар сайхан байна.",
-    "Привет, как дела?", "Hola, ¿cómo estás?", "Bonjour, comment ça va ?", "Hallo, wie geht es dir?",
-)  # fmt: skip
+    "Hello, how are you today?",
+    "What time is it?",
+    "The weather is nice today.",
+    "I would like noodles for dinner.",
+    "Where is the nearest train station?",
+    "Tell me a funny story.",
+    "안녕하세요, 오늘 어떻게 지내세요?",
+    "지금 몇 시예요?",
+    "오늘 날씨가 좋네요.",
+    "저녁으로 국수를 먹고 싶어요.",
+    "こんにちは、お元気ですか？",
+    "今何時ですか？",
+    "今日はいい天気ですね。",
+    "夕食に麺を食べたいです。",
+    "你好，你今天怎么样？",
+    "现在几点了？",
+    "今天天气很好。",
+    "我晚饭想吃面条。",
+    "Bok, kako si danas?",
+    "Koliko je sati?",
+    "Danas je lijepo vrijeme.",
+    "Za večeru želim tjesteninu.",
+    "Сайн байна уу, өнөөдөр ямар байна?",
+    "Одоо хэдэн цаг болж байна?",
+    "Өнөөдөр цаг агаар сайхан байна.",
+    "Привет, как дела?",
+    "Hola, ¿cómo estás?",
+    "Bonjour, comment ça va ?",
+    "Hallo, wie geht es dir?",
+)
 """Everyday sentences no company document is about; see (a) above."""
 
 
@@ -66,17 +87,16 @@ class Floors:
     @classmethod
     def off(cls) -> Floors:
         """No floor at all: every candidate is kept (for measuring ranking alone)."""
-        return cls(dense=-2.0, dense_margin=-9.0, coverage=0.0, agree_rank=0, agree_coverage=0.0,
-                   coverage_by_group=())  # fmt: skip
+        return cls(dense=-2.0, dense_margin=-9.0, coverage=0.0, agree_rank=0, agree_coverage=0.0, coverage_by_group=())
 
     def for_query(self, query: str) -> Floors:
         """The floors that apply to `query`, by the language it is written in."""
-        from core.language import detect_language
+        from answer.language import detect_language
 
         return self.for_query_language(detect_language(query))
 
     def for_query_language(self, language: str) -> Floors:
-        """The floors that apply to a question in `language` (a `core.language` code)."""
+        """The floors that apply to a question in `language` (a `answer.language` code)."""
         from dataclasses import replace
 
         group = LANGUAGE_GROUPS.get(language)

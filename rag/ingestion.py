@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.bm25_tokens import TOKENIZER_VERSION
 from core.layout import DataLayout
-from core.settings import Settings
-from core.terms import TOKENIZER_VERSION
+from core.settings import RetrievalSettings, UploadSettings
 from rag.chunking import Chunker, effective_chunk_size
 from rag.embedding import IndexEmbedder
 from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError, IngestError, NotAllowedError
@@ -43,14 +43,16 @@ class Ingestion:
 
     def __init__(
         self,
-        settings: Settings,
+        data_dir: Path,
+        retrieval: RetrievalSettings,
+        limits: UploadSettings,
         storage: IndexStorage,
         uploads: UploadStore,
         live: LiveIndex,
         embedding: IndexEmbedder,
     ):
-        self.settings = settings
-        self._data_dir = DataLayout(settings.data_dir).root
+        self.retrieval, self.limits = retrieval, limits
+        self._data_dir = DataLayout(data_dir).root
         self._storage = storage
         self._uploads = uploads
         self._live = live
@@ -60,20 +62,23 @@ class Ingestion:
     @property
     def bounds(self) -> ReadBounds:
         """What reading one file may take (`parse_timeout_s`, `parse_memory_mb`)."""
-        return ReadBounds(self.settings.parse_timeout_s, self.settings.parse_memory_mb)
+        return ReadBounds(self.limits.parse_timeout_s, self.limits.parse_memory_mb)
 
     @property
     def chunker(self) -> Chunker:
         """Splits text in the embedding model's tokens; chunk_size is capped to what the model reads."""
         if self._chunker is None:
             embedder = self._embedding.model
-            size = effective_chunk_size(self.settings.chunk_size, embedder.max_tokens)
-            if size < self.settings.chunk_size:
+            size = effective_chunk_size(self.retrieval.chunk_size, embedder.max_tokens)
+            if size < self.retrieval.chunk_size:
                 log.warning(
                     "chunk_size %d is more than %s reads at once (%d tokens); chunks will be %d tokens.",
-                    self.settings.chunk_size, embedder.name, embedder.max_tokens, size,
-                )  # fmt: skip
-            self._chunker = Chunker(size, self.settings.chunk_overlap, embedder.tokenize)
+                    self.retrieval.chunk_size,
+                    embedder.name,
+                    embedder.max_tokens,
+                    size,
+                )
+            self._chunker = Chunker(size, self.retrieval.chunk_overlap, embedder.tokenize)
         return self._chunker
 
     # -- adding and deleting ----------------------------------------------------------------------
@@ -91,7 +96,7 @@ class Ingestion:
         problems of the index itself."""
         placement = placement or Placement()
         embedder = self._embedding.checked(self._live.current().manifest.dim)
-        limit = self.settings.max_upload_mb
+        limit = self.limits.max_upload_mb
         reports: dict[int, FileReport] = {}
         pending: list[Prepared] = []
         total = max(len(items), 1)
@@ -194,8 +199,9 @@ class Ingestion:
             self._embedding.trust()  # the rebuilt index has the embedder's dimension
             self._prune()
         for i, report in done.items():
-            reports[i] = FileReport(report.name, True, f"Re-indexed {chunk_count(report.chunks)}.", "added",
-                                    report.chunks, report.doc_id)  # fmt: skip
+            reports[i] = FileReport(
+                report.name, True, f"Re-indexed {chunk_count(report.chunks)}.", "added", report.chunks, report.doc_id
+            )
         progress(1.0, summary(reports))
         return [r for r in reports if r is not None]
 
@@ -222,13 +228,14 @@ class Ingestion:
         removals = set(delete_ids)
         additions: list[NewDocument] = []
         next_id = manifest.next_vector_id
-        quota = Quota(self.settings, documents, placement.added_by)
+        quota = Quota(self.limits, documents, placement.added_by)
         for i, doc, vectors in prepared:
             collection = [d for d in documents if d.owner == doc.owner and d.doc_id not in removals]
             where = Placement(doc.owner).collection
             # the same bytes already in this collection, or in the shared one a private uploader searches anyway
-            visible = collection + [d for d in documents if d.owner is None and doc.owner is not None
-                                    and d.doc_id not in removals]  # fmt: skip
+            visible = collection + [
+                d for d in documents if d.owner is None and doc.owner is not None and d.doc_id not in removals
+            ]
             known = next((d for d in visible if d.sha256 == doc.sha256), None)
             if known is not None:
                 same = "" if known.name == doc.name else f" as {known.name}"
@@ -237,9 +244,15 @@ class Ingestion:
                 continue
             same_name = [d.doc_id for d in collection if d.name == doc.name]
             if same_name and not placement.replace:
-                reports[i] = FileReport(doc.name, False, (
-                    f"{doc.name} was not added: a different document of that name is already in {where}; rename "
-                    "the file, or choose to replace it (the old version stays recoverable)."), "error")  # fmt: skip
+                reports[i] = FileReport(
+                    doc.name,
+                    False,
+                    (
+                        f"{doc.name} was not added: a different document of that name is already in {where}; rename "
+                        "the file, or choose to replace it (the old version stays recoverable)."
+                    ),
+                    "error",
+                )
                 continue
             refusal = quota.refusal(doc.name, len(doc.data), [d for d in collection if d.doc_id in same_name])
             if refusal:
@@ -271,8 +284,14 @@ class Ingestion:
             verb = "Replaced the earlier version with" if same_name else "Added"
             note = f" ({doc.note})" if doc.note else ""
             private = f" to {where}" if doc.owner is not None else ""
-            reports[i] = FileReport(doc.name, True, f"{verb} {chunk_count(len(doc.chunks))}{private}{note}.",
-                                    "replaced" if same_name else "added", len(doc.chunks), doc.doc_id)  # fmt: skip
+            reports[i] = FileReport(
+                doc.name,
+                True,
+                f"{verb} {chunk_count(len(doc.chunks))}{private}{note}.",
+                "replaced" if same_name else "added",
+                len(doc.chunks),
+                doc.doc_id,
+            )
         if not additions and not removals and not seed and added_at is None:
             return reports
         changes = {
@@ -284,8 +303,8 @@ class Ingestion:
             "created_at": utc_now(),
             "next_vector_id": next_id,
             "keyword_tokenizer": TOKENIZER_VERSION,
-            "chunk_size": self.settings.chunk_size,
-            "chunk_overlap": self.settings.chunk_overlap,
+            "chunk_size": self.retrieval.chunk_size,
+            "chunk_overlap": self.retrieval.chunk_overlap,
             "sample_seeded": manifest.sample_seeded or seed,
         }
         if additions or added_at is not None:
@@ -316,10 +335,14 @@ class Ingestion:
                 d for d in before.documents if d.owner is not None
             )
             restored = dataclasses.replace(
-                before, documents=documents, snapshot_id=new_id(), parent_snapshot_id=before.snapshot_id,
-                created_at=utc_now(), next_vector_id=max(before.next_vector_id, old.next_vector_id),
+                before,
+                documents=documents,
+                snapshot_id=new_id(),
+                parent_snapshot_id=before.snapshot_id,
+                created_at=utc_now(),
+                next_vector_id=max(before.next_vector_id, old.next_vector_id),
                 dim=before.dim or old.dim,
-            )  # fmt: skip
+            )
             fresh = MemoryIndex.from_segments(self._storage, restored)  # reads every segment before committing
             if len(fresh.chunks) != sum(d.chunks for d in documents):
                 raise IndexCorruptError(
@@ -337,7 +360,7 @@ class Ingestion:
 
     def _prune(self) -> None:
         try:
-            kept = self._storage.prune(self.settings.index_snapshots_kept)
+            kept = self._storage.prune(self.retrieval.index_snapshots_kept)
             if kept:
                 self._uploads.prune({d.doc_id for m in kept for d in m.documents})
         except (OSError, IndexCorruptError):
@@ -348,10 +371,10 @@ class Quota:
     """Per-person limits on documents (`max_documents_per_user`, `max_document_mb_per_user`), counted over
     every document that person added, in any collection. The operator (`added_by` None) has none."""
 
-    def __init__(self, settings: Settings, documents: Iterable[DocumentEntry], added_by: str | None):
+    def __init__(self, limits: UploadSettings, documents: Iterable[DocumentEntry], added_by: str | None):
         self.added_by = added_by
-        self.max_documents = settings.max_documents_per_user
-        self.max_bytes = int(settings.max_document_mb_per_user * 2**20)
+        self.max_documents = limits.max_documents_per_user
+        self.max_bytes = int(limits.max_document_mb_per_user * 2**20)
         mine = [d for d in documents if added_by is not None and d.added_by == added_by]
         self.documents, self.bytes = len(mine), sum(d.size_bytes for d in mine)
 
@@ -363,11 +386,15 @@ class Quota:
         documents = self.documents - len(mine) + 1
         total = self.bytes - sum(d.size_bytes for d in mine) + size
         if documents > self.max_documents:
-            return (f"{name} was not added: you have {self.documents} documents, the most one person may keep; "
-                    "delete one first.")  # fmt: skip
+            return (
+                f"{name} was not added: you have {self.documents} documents, the most one person may keep; "
+                "delete one first."
+            )
         if total > self.max_bytes:
-            return (f"{name} was not added: your documents would take {total / 2**20:.1f} MB, over the "
-                    f"{self.max_bytes / 2**20:g} MB one person may keep; delete one first.")  # fmt: skip
+            return (
+                f"{name} was not added: your documents would take {total / 2**20:.1f} MB, over the "
+                f"{self.max_bytes / 2**20:g} MB one person may keep; delete one first."
+            )
         return None
 
     def count(self, entry: DocumentEntry) -> None:

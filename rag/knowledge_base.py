@@ -10,7 +10,7 @@ the scorecard, the benchmark and the training script use this class, which only 
     rag.search        a query -> floored, fused, cited passages
     rag.embedding     the shared embedding model, checked once against the index
 
-Paths come from `core.layout.DataLayout(settings.data_dir)`: `index/` and `uploads/`. Many threads
+Paths come from `core.layout.DataLayout(data_dir)`: `index/` and `uploads/`. Many threads
 may search while one writes: the slow part of a write (reading, chunking, embedding) runs outside
 the lock, and only the patch or swap of the in-memory index is done under it.
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cards import parse_date
+from adapters.cards import parse_date
+from answer.ports import Passage, Retriever, Snapshot
 from core.layout import DataLayout
-from core.retrieval import Passage, Retriever, Snapshot
-from core.settings import Settings
+from core.settings import RetrievalSettings, Settings, UploadSettings
 from rag.embedding import Embedder, IndexEmbedder, canonical_name
 from rag.errors import RagError
 from rag.fusion import Floors
@@ -46,26 +46,46 @@ log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
-    """Load-or-create the index under `settings.data_dir`, add and delete documents, search.
+    """Load-or-create the index under `data_dir`, add and delete documents, search.
 
-    Implements `core.retrieval.Retriever`. Every method is thread-safe. Nothing is read from disk
+    Implements `answer.ports.Retriever`. Every method is thread-safe. Nothing is read from disk
     or loaded until the first call that needs it (`open` does it explicitly). Every error it
     raises is a `rag.errors.RagError` whose message is one sentence for the user.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, floors: Floors | None = None):
-        self.settings = settings
-        layout = DataLayout(settings.data_dir)
+    def __init__(
+        self,
+        data_dir: Path,
+        retrieval: RetrievalSettings,
+        limits: UploadSettings,
+        device: str = "auto",
+        embedder: Embedder | None = None,
+        floors: Floors | None = None,
+    ):
+        """`retrieval`: how documents are split, embedded and searched; `limits`: what people may upload and for
+        how long it is kept; `device`: where the embedding model runs ('auto', 'cpu', 'cuda')."""
+        self.retrieval, self.limits = retrieval, limits
+        layout = DataLayout(data_dir)
         self.index_dir = layout.index
         self._storage = IndexStorage(layout.index)
         self._uploads = UploadStore(layout.document_uploads)
-        self._embedding = IndexEmbedder(settings.embed_model, settings.device, layout.index, embedder)
-        empty = Manifest.empty(canonical_name(settings.embed_model), settings.chunk_size, settings.chunk_overlap)
-        self._live = LiveIndex(self._storage, empty, canonical_name(settings.embed_model))
-        self._ingestion = Ingestion(settings, self._storage, self._uploads, self._live, self._embedding)
-        self._searcher = Searcher(settings, self._live, self._embedding, floors or Floors())
+        self._embedding = IndexEmbedder(retrieval.embed_model, device, layout.index, embedder)
+        name = canonical_name(retrieval.embed_model)
+        self._live = LiveIndex(self._storage, Manifest.empty(name, retrieval.chunk_size, retrieval.chunk_overlap), name)
+        self._ingestion = Ingestion(
+            data_dir, retrieval, limits, self._storage, self._uploads, self._live, self._embedding
+        )
+        self._searcher = Searcher(retrieval, self._live, self._embedding, floors or Floors())
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, embedder: Embedder | None = None, floors: Floors | None = None
+    ) -> KnowledgeBase:
+        """The knowledge base of the app's settings: its data directory, retrieval and upload groups, and the
+        model's device for the embedding model."""
+        return cls(settings.data_dir, settings.retrieval, settings.uploads, settings.model.device, embedder, floors)
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> KnowledgeBase:
@@ -73,7 +93,7 @@ class KnowledgeBase:
 
         A snapshot that cannot be read is skipped for the newest older one that can (logged).
         Raises IndexMismatchError when the index was built with another embedding model than
-        `settings.embed_model` (run `reindex()` to rebuild it with the new one), and
+        `retrieval.embed_model` (run `reindex()` to rebuild it with the new one), and
         IndexCorruptError when snapshots exist but none can be read.
         """
         self._live.swap(self._live.load())
@@ -120,7 +140,7 @@ class KnowledgeBase:
         for d in self._live.current().manifest.documents:
             if d.owner is None:
                 continue
-            ttl = self.settings.upload_ttl_s(d.owner)
+            ttl = self.limits.upload_ttl_s(d.owner)
             added = parse_date(d.added_at)
             if ttl > 0 and added is not None and (now - added).total_seconds() > ttl:
                 gone.append(d)
@@ -248,7 +268,7 @@ class KnowledgeBase:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor (see `rag.fusion`), when the query is blank, or when the index is empty.
 
-        `fusion` overrides `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance
+        `fusion` overrides `retrieval.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance
         floor for this call (`Floors.off()` ranks every candidate). Only shared documents are searched,
         plus the private ones of `viewer` (an owner tag). Raises IndexMismatchError when the
         embedding model does not fit the index."""
@@ -256,7 +276,7 @@ class KnowledgeBase:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings of `texts` with the index's model (for matching sentences to questions
-        and answers; see `core.evidence`)."""
+        and answers; see `answer.evidence`)."""
         return self.embedder.encode(list(texts))
 
     def search_with_vector(
@@ -299,7 +319,7 @@ class KnowledgeBase:
         return mine + [_info(d) for d in docs if d.owner is None]
 
     def for_owner(self, viewer: str | None) -> Retriever:
-        """A retriever over the shared documents plus `viewer`'s private ones (`core.retrieval.Retriever`,
+        """A retriever over the shared documents plus `viewer`'s private ones (`answer.ports.Retriever`,
         with `encode`); what one person's RAG and Hybrid answers search."""
         return OwnerView(self, viewer)
 
@@ -318,7 +338,7 @@ class KnowledgeBase:
                 chunk_size=m.chunk_size,
                 chunk_overlap=m.chunk_overlap,
                 effective_chunk_size=m.effective_chunk_size or 0,
-                fusion=self.settings.fusion,
+                fusion=self.retrieval.fusion,
                 index_dir=str(self.index_dir),
                 disk_bytes=self._storage.disk_bytes() + folder_bytes(self._uploads.root),
             )
@@ -349,14 +369,11 @@ class OwnerView:
         return self.kb.snapshot
 
 
-def ensure_sample_index(
-    settings: Settings, sample_dir: str | Path, progress: Progress | None = None, kb: KnowledgeBase | None = None
-) -> KnowledgeBase:
+def ensure_sample_index(kb: KnowledgeBase, sample_dir: str | Path, progress: Progress | None = None) -> KnowledgeBase:
     """Open the knowledge base and, the first time only (no documents and never seeded), ingest the
     shipped sample documents from `sample_dir`. An index a user emptied stays empty. Returns the
     open knowledge base. Raises what `KnowledgeBase.open` raises; a missing `sample_dir` is logged
     and leaves the index empty."""
-    kb = kb or KnowledgeBase(settings)
     kb.open()
     if kb.list_documents() or kb.sample_seeded:
         return kb

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from answer.ports import Snapshot, content_id
+from core.bm25_tokens import TOKENIZER_VERSION
 from core.layout import DataLayout
-from core.retrieval import Snapshot, content_id
-from core.terms import TOKENIZER_VERSION
 
 FORMAT_VERSION = 1
 EMPTY_SNAPSHOT = "empty"
@@ -50,12 +50,33 @@ def pointer_target(line: str) -> str | None:
 
 
 _DOC_FIELDS = (
-    "doc_id", "name", "sha256", "chunks", "added_at", "size_bytes", "segment", "upload", "note", "owner", "added_by",
-)  # fmt: skip
+    "doc_id",
+    "name",
+    "sha256",
+    "chunks",
+    "added_at",
+    "size_bytes",
+    "segment",
+    "upload",
+    "note",
+    "owner",
+    "added_by",
+)
 _FIELDS = (
-    "format", "snapshot_id", "parent_snapshot_id", "created_at", "embed_model", "dim", "chunk_size", "chunk_overlap",
-    "effective_chunk_size", "keyword_tokenizer", "next_vector_id", "sample_seeded", "documents",
-)  # fmt: skip
+    "format",
+    "snapshot_id",
+    "parent_snapshot_id",
+    "created_at",
+    "embed_model",
+    "dim",
+    "chunk_size",
+    "chunk_overlap",
+    "effective_chunk_size",
+    "keyword_tokenizer",
+    "next_vector_id",
+    "sample_seeded",
+    "documents",
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +137,7 @@ class Manifest:
     created_at: str = ""  # ISO 8601 UTC; "" before the first save
     dim: int | None = None  # None until the first document is embedded
     effective_chunk_size: int | None = None  # chunk_size capped to the embedding model's window
-    keyword_tokenizer: str = ""  # core.terms.TOKENIZER_VERSION of the stored terms
+    keyword_tokenizer: str = ""  # core.bm25_tokens.TOKENIZER_VERSION of the stored terms
     next_vector_id: int = 0
     sample_seeded: bool = False  # the shipped sample documents were ingested once
     documents: tuple[DocumentEntry, ...] = ()

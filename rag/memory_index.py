@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from core.terms import TOKENIZER_VERSION, terms
+from core.bm25_tokens import TOKENIZER_VERSION, terms
 from rag.chunking import context_text
 from rag.errors import IndexCorruptError, IndexMismatchError
 from rag.keyword_index import KeywordIndex

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.terms import terms
+from core.bm25_tokens import terms
 from rag.chunking import Chunker, context_text
 from rag.errors import IngestError
 from rag.readers import check_extension

@@ -3,7 +3,7 @@
 Embeds the query (unless the fusion is keyword-only), measures its background similarity to
 everyday sentences for the relevance floor (`rag.fusion`), takes dense candidates from FAISS and
 keyword candidates from BM25 in the loaded `MemoryIndex`, fuses them, and builds
-`core.retrieval.Passage`s. Embedding runs outside the lock; only the lookups hold `LiveIndex.lock`,
+`answer.ports.Passage`s. Embedding runs outside the lock; only the lookups hold `LiveIndex.lock`,
 so searches proceed while a writer prepares its documents.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.retrieval import Passage
-from core.settings import Settings
-from core.terms import terms
+from answer.ports import Passage
+from core.bm25_tokens import terms
+from core.settings import RetrievalSettings
 from rag.embedding import IndexEmbedder
 from rag.fusion import BACKGROUND_TEXTS, Floors, fuse
 from rag.memory_index import LiveIndex
@@ -24,8 +24,8 @@ MAX_QUERY_CHARS = 2000
 class Searcher:
     """Searches one knowledge base's live index. Thread-safe."""
 
-    def __init__(self, settings: Settings, live: LiveIndex, embedding: IndexEmbedder, floors: Floors):
-        self.settings = settings
+    def __init__(self, retrieval: RetrievalSettings, live: LiveIndex, embedding: IndexEmbedder, floors: Floors):
+        self.retrieval = retrieval
         self.floors = floors
         self._live = live
         self._embedding = embedding
@@ -41,10 +41,10 @@ class Searcher:
     ) -> list[Passage]:
         """The most relevant passages for `query`, best first; empty when nothing clears the
         relevance floor, when the query is blank, or when the index is empty. `fusion` overrides
-        `settings.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance floor for this call.
+        `retrieval.fusion` ('rrf', 'dense' or 'keyword') and `floors` the relevance floor for this call.
         `viewer` (an owner tag) adds that person's private documents to the shared ones searched.
         Raises IndexMismatchError when the embedding model does not fit the index."""
-        mode = fusion or self.settings.fusion
+        mode = fusion or self.retrieval.fusion
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         index = self._live.current()
         if not query or not index.chunks:
@@ -63,8 +63,8 @@ class Searcher:
     ) -> list[Passage]:
         """`search` for a caller that has already embedded the query with the index's embedder
         (`vector` of shape (dim,), unit length; None is allowed for fusion 'keyword')."""
-        mode = fusion or self.settings.fusion
-        top_k = top_k or self.settings.top_k
+        mode = fusion or self.retrieval.fusion
+        top_k = top_k or self.retrieval.top_k
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         index = self._live.current()
         if not query or not index.chunks:
@@ -82,18 +82,26 @@ class Searcher:
             if not index.chunks:
                 return []
             hidden, extra = index.hidden_from(viewer)
-            dense = index.vectors.search(vector, self.settings.dense_k + extra) if mode != "keyword" else []
-            keyword = index.keywords.search(query_terms, self.settings.keyword_k + extra) if query_terms else []
+            dense = index.vectors.search(vector, self.retrieval.dense_k + extra) if mode != "keyword" else []
+            keyword = index.keywords.search(query_terms, self.retrieval.keyword_k + extra) if query_terms else []
             if hidden:
-                dense = [hit for hit in dense if index.chunks[hit[0]].doc_id not in hidden][: self.settings.dense_k]
+                dense = [hit for hit in dense if index.chunks[hit[0]].doc_id not in hidden][: self.retrieval.dense_k]
                 keyword = [h for h in keyword if index.chunks[h.id].doc_id not in hidden]
-                keyword = keyword[: self.settings.keyword_k]
+                keyword = keyword[: self.retrieval.keyword_k]
             ranked = fuse(dense, keyword, mode, top_k, floors or self.floors.for_query(query), background)
             out = []
             for vector_id, score in ranked:
                 chunk = index.chunks[vector_id]
-                out.append(Passage(chunk.text, index.names[chunk.doc_id], chunk.location, float(score), chunk.doc_id,
-                                   f"{chunk.doc_id}:{chunk.position}"))  # fmt: skip
+                out.append(
+                    Passage(
+                        chunk.text,
+                        index.names[chunk.doc_id],
+                        chunk.location,
+                        float(score),
+                        chunk.doc_id,
+                        f"{chunk.doc_id}:{chunk.position}",
+                    )
+                )
             return out
 
     def forget_background(self) -> None:

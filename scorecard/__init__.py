@@ -22,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from core.cards import CardWriteError, Evaluation, record_evaluation
-from core.generation import GenerationParams
+from adapters.cards import CardWriteError, Evaluation, record_evaluation
+from answer.service import ExpertService
+from answer.types import Mode
 from core.identity import owner_id
-from core.pipeline import Mode
-from core.service import ExpertService
+from engines.base import GenerationParams
 from scorecard.qa import QAFileError, QASet, load_qa
 from scorecard.report import Scorecard, build
 from scorecard.runner import SESSION, Outcome, RunProgress, ScorecardError, ScorecardRun
@@ -72,8 +72,11 @@ def card_evaluation(card: Scorecard) -> Evaluation | None:
         return None
     head = adapter_modes[0]
     headline = card.overall[head][HEADLINE_METRIC]
-    parts = [f"{m} {card.overall[m][HEADLINE_METRIC].value:.2f}" for m in card.modes
-             if card.overall[m][HEADLINE_METRIC].value is not None]  # fmt: skip
+    parts = [
+        f"{m} {card.overall[m][HEADLINE_METRIC].value:.2f}"
+        for m in card.modes
+        if card.overall[m][HEADLINE_METRIC].value is not None
+    ]
     return Evaluation(
         score=None if headline.value is None else round(headline.value, 4),
         metric=HEADLINE_METRIC,
@@ -124,8 +127,10 @@ def evaluate(
         if not card.complete:
             note = "The run is not finished, so the adapter's card was left as it was."
         elif qa_set.limited:
-            note = (f"Only {len(qa_set.items)} of the {qa_set.total} questions were asked, so the adapter's card "
-                    "was left as it was.")  # fmt: skip
+            note = (
+                f"Only {len(qa_set.items)} of the {qa_set.total} questions were asked, so the adapter's card "
+                "was left as it was."
+            )
         elif not write_card or evaluation is None:
             note = "The result was not written into the adapter's card."
         else:
@@ -165,10 +170,20 @@ def evaluate_for_session(
     out_dir = root / "private" / owner_id(owner) if private else root / "shared"
     write_card = own_adapter or qa_upload is None
     # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
-    result = evaluate(service, qa_path, modes, info.key if info else None, out_dir=out_dir,
-                      session=owner if private else SESSION,
-                      limit=limit, progress=progress, stop=stop, write_card=write_card)  # fmt: skip
+    result = evaluate(
+        service,
+        qa_path,
+        modes,
+        info.key if info else None,
+        out_dir=out_dir,
+        session=owner if private else SESSION,
+        limit=limit,
+        progress=progress,
+        stop=stop,
+        write_card=write_card,
+    )
     if info is not None and qa_upload is not None and not own_adapter and result.scorecard.complete:
-        result.card_note = (f"{info.name} is shared, so a result on your own questions is shown to you "
-                            "but not written into its card.")  # fmt: skip
+        result.card_note = (
+            f"{info.name} is shared, so a result on your own questions is shown to you but not written into its card."
+        )
     return result

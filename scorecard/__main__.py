@@ -21,13 +21,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app: measure what the app runs
 
-from adapters.attach import attach_adapters
-from core.generation import GenerationParams, UserInputError
-from core.pipeline import Mode
-from core.service import ExpertService
+from answer.types import Mode
+from compose import compose
+from core.errors import UserInputError
 from core.settings import Settings, SettingsError
-from rag.attach import knowledge_attachment
-from scorecard import SHIPPED_QA, QAFileError, evaluate, load_qa
+from engines.base import GenerationParams
+from scorecard import SHIPPED_QA, evaluate, load_qa
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -37,18 +36,35 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog="Any app setting may follow (see `python app.py --help`), e.g. --data-dir, --model, --top-k.",
     )
     parser.add_argument("--qa", type=Path, default=SHIPPED_QA, help="QA file (default: the shipped held-out set).")
-    parser.add_argument("--modes", default=None,
-                        help="Comma-separated modes (default: all four when an adapter is available, else Base,RAG).")
-    parser.add_argument("--adapter", default=None,
-                        help="Adapter for Fine-tuned and Hybrid (default: the only shared one, if there is one).")
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help="Comma-separated modes (default: all four when an adapter is available, else Base,RAG).",
+    )
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help="Adapter for Fine-tuned and Hybrid (default: the only shared one, if there is one).",
+    )
     parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Folder for run folders (default <data dir>/scorecards/shared).")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Folder for run folders (default <data dir>/scorecards/shared)."
+    )
     parser.add_argument("--name", default=None, help="Run folder name (default: derived from the settings).")
-    parser.add_argument("--max-new-tokens", dest="score_max_new", type=int, default=None,
-                        help="Cap on each answer's tokens (default: the app's max_new_tokens).")
-    parser.add_argument("--sample", type=float, default=0.0, metavar="TEMPERATURE",
-                        help="Sample at this temperature instead of greedy decoding (default 0 = greedy).")
+    parser.add_argument(
+        "--max-new-tokens",
+        dest="score_max_new",
+        type=int,
+        default=None,
+        help="Cap on each answer's tokens (default: the app's max_new_tokens).",
+    )
+    parser.add_argument(
+        "--sample",
+        type=float,
+        default=0.0,
+        metavar="TEMPERATURE",
+        help="Sample at this temperature instead of greedy decoding (default 0 = greedy).",
+    )
     parser.add_argument("--no-card", action="store_true", help="Do not write the result into the adapter's card.")
     parser.add_argument("--list-adapters", action="store_true", help="List the usable adapters and exit.")
     return parser.parse_known_args(argv)  # type: ignore[return-value]
@@ -72,22 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(rest)
         qa = load_qa(args.qa, limit=args.limit)
-    except (SettingsError, QAFileError) as exc:
+    except (SettingsError, UserInputError) as exc:  # a bad QA file is a UserInputError
         print(exc, file=sys.stderr)
         return 2
-    service = ExpertService(settings, attachments=[knowledge_attachment(), attach_adapters]).start()
+    app = compose(settings).start()
+    service = app.service
     last = ""
     while not service.ready:
         service.wait_ready(timeout=1.0)
         if service.progress_message != last:
             last = service.progress_message
             print(f"[{service.progress:4.0%}] {last}", file=sys.stderr)
-    if service.error or service.pipeline is None:
+    if service.error or service.engine is None:
         print(service.status_line(), file=sys.stderr)
         return 1
     for warning in service.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    shared = service.adapters.list_adapters(None) if service.adapters else []
+    shared = app.adapters.list_adapters(None) if app.adapters else []
     if args.list_adapters:
         for info in shared:
             print(f"{info.name}\t{info.key}\t{info.source}\tr={info.rank}")
@@ -100,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         modes = [m.value for m in Mode] if adapter else [Mode.BASE.value, Mode.RAG.value]
     max_new = args.score_max_new or service.default_params().max_new_tokens
-    params = GenerationParams(args.sample, 1.0 if args.sample == 0 else settings.top_p, max_new)
+    params = GenerationParams(args.sample, 1.0 if args.sample == 0 else settings.answer.top_p, max_new)
 
     stop = threading.Event()
 
@@ -123,8 +140,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        result = evaluate(service, qa, modes, adapter, out_dir=args.out, name=args.name, params=params,
-                          progress=progress, stop=stop, write_card=not args.no_card)  # fmt: skip
+        result = evaluate(
+            service,
+            qa,
+            modes,
+            adapter,
+            out_dir=args.out,
+            name=args.name,
+            params=params,
+            progress=progress,
+            stop=stop,
+            write_card=not args.no_card,
+        )
     except UserInputError as exc:
         bar.close()
         print(exc, file=sys.stderr)
@@ -133,12 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     card, outcome = result.scorecard, result.outcome
     print(card.to_markdown(chart_name=None))
     print(f"Run folder: {card.folder}", file=sys.stderr)
-    print(f"Wrote {result.markdown_path.name}, scorecard.json and scorecard.png; answers in answers.jsonl.",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"Wrote {result.markdown_path.name}, scorecard.json and scorecard.png; answers in answers.jsonl.",
+        file=sys.stderr,
+    )
     if outcome.answered:
         overhead = outcome.wall_s / outcome.answer_s if outcome.answer_s else float("nan")
-        print(f"{outcome.answered} answers in {time.perf_counter() - started:.0f} s "
-              f"({outcome.reused} reused); run time / answer time = {overhead:.3f}.", file=sys.stderr)  # fmt: skip
+        print(
+            f"{outcome.answered} answers in {time.perf_counter() - started:.0f} s "
+            f"({outcome.reused} reused); run time / answer time = {overhead:.3f}.",
+            file=sys.stderr,
+        )
     if result.card_note:
         print(result.card_note, file=sys.stderr)
     if outcome.interrupted:

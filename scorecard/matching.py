@@ -40,8 +40,10 @@ Key = str | Sequence[str]
 
 # -- characters --------------------------------------------------------------------------------
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-")
-_QUOTES = {**dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032\uff07"), "'"),
-           **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\uff02"), '"')}  # fmt: skip
+_QUOTES = {
+    **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032\uff07"), "'"),
+    **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\uff02"), '"'),
+}
 _EXTRA_FOLD = str.maketrans({"đ": "d", "ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "ı": "i"})
 _CJK = re.compile(
     r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
@@ -67,17 +69,54 @@ def _fold_char(ch: str) -> str:
 
 # -- numbers -----------------------------------------------------------------------------------
 _NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-}  # fmt: skip
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
 _TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
 _UNITS_WORDS = "one|two|three|four|five|six|seven|eight|nine"
 _COMPOUND_WORD = re.compile(rf"(?<![\w-])({_TENS})[- ]({_UNITS_WORDS})(?![\w])")
 _NUMBER_WORD = re.compile(r"(?<![\w-])(" + "|".join(_NUMBER_WORDS) + r")(?![\w])")  # "six-digit" -> "6-digit"
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}  # fmt: skip
+_ZH_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "兩": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 # Chinese numerals only before a counter, where they cannot be part of a word (十分 "very", 一般 "usual").
 _ZH_NUMBER = re.compile(
     r"([零〇一二两兩三四五六七八九十百]+)"
@@ -123,11 +162,34 @@ def _millions(m: re.Match[str]) -> str:
 
 
 # -- dates -------------------------------------------------------------------------------------
-_EN_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-              "october", "november", "december"]  # fmt: skip
-_HR_MONTHS = ["siječnja|sijecnja|siječanj|sijecanj", "veljače|veljace|veljača|veljaca", "ožujka|ozujka|ožujak|ozujak",
-              "travnja|travanj", "svibnja|svibanj", "lipnja|lipanj", "srpnja|srpanj", "kolovoza|kolovoz",
-              "rujna|rujan", "listopada|listopad", "studenoga|studenog|studeni", "prosinca|prosinac"]  # fmt: skip
+_EN_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+_HR_MONTHS = [
+    "siječnja|sijecnja|siječanj|sijecanj",
+    "veljače|veljace|veljača|veljaca",
+    "ožujka|ozujka|ožujak|ozujak",
+    "travnja|travanj",
+    "svibnja|svibanj",
+    "lipnja|lipanj",
+    "srpnja|srpanj",
+    "kolovoza|kolovoz",
+    "rujna|rujan",
+    "listopada|listopad",
+    "studenoga|studenog|studeni",
+    "prosinca|prosinac",
+]
 _EN_MONTH = "|".join(m + ("" if len(m) <= 4 else f"|{m[:3]}\\.?") for m in _EN_MONTHS) + "|sept\\.?"
 _HR_MONTH = "|".join(_HR_MONTHS)
 _ANY_MONTH = f"{_EN_MONTH}|{_HR_MONTH}"
@@ -152,34 +214,49 @@ def _date(year: str | None, month: int, day: str | None = None) -> str:
 
 _DATE_RULES: list[tuple[re.Pattern[str], object]] = [
     # 14 March 2016, 14th of March 2016, 14. ožujka 2016.
-    (re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?({_ANY_MONTH})\s*,?\s+(\d{{4}})\.?(?!\d)"),
-     lambda m: _date(m[3], _month_number(m[2]), m[1])),
+    (
+        re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?({_ANY_MONTH})\s*,?\s+(\d{{4}})\.?(?!\d)"),
+        lambda m: _date(m[3], _month_number(m[2]), m[1]),
+    ),
     # March 14, 2016 / March 14th 2016
-    (re.compile(rf"(?<![\w])({_EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d)"),
-     lambda m: _date(m[3], _month_number(m[1]), m[2])),
+    (
+        re.compile(rf"(?<![\w])({_EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d)"),
+        lambda m: _date(m[3], _month_number(m[1]), m[2]),
+    ),
     # 2016년 3월 14일, 2016年3月14日, 2016 年 3 月 14 日
-    (re.compile(r"(?<!\d)(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日号號]"),
-     lambda m: _date(m[1], int(m[2]), m[3])),
+    (
+        re.compile(r"(?<!\d)(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日号號]"),
+        lambda m: _date(m[1], int(m[2]), m[3]),
+    ),
     (re.compile(r"(?<!\d)(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月](?!\s*\d)"), lambda m: _date(m[1], int(m[2]))),
     # 2024 оны 1 дүгээр сарын 17, 2024 оны 1-р сарын 17, 2024 оны 12 дугаар сар
-    (re.compile(rf"(?<!\d)(\d{{4}})\s*оны\s*(\d{{1,2}}){_MN_ORDINAL}\s*сарын\s*(\d{{1,2}})(?!\d)"),
-     lambda m: _date(m[1], int(m[2]), m[3])),
+    (
+        re.compile(rf"(?<!\d)(\d{{4}})\s*оны\s*(\d{{1,2}}){_MN_ORDINAL}\s*сарын\s*(\d{{1,2}})(?!\d)"),
+        lambda m: _date(m[1], int(m[2]), m[3]),
+    ),
     (re.compile(rf"(?<!\d)(\d{{4}})\s*оны\s*(\d{{1,2}}){_MN_ORDINAL}\s*сар"), lambda m: _date(m[1], int(m[2]))),
     # March 2016, ožujka 2016.
     (re.compile(rf"(?<![\w])({_ANY_MONTH})\s+(\d{{4}})(?!\d)"), lambda m: _date(m[2], _month_number(m[1]))),
     # without a year: 2 November, 2nd of November, 2. studenoga, November 2, 11월 2일, 11月2日 -> 11-02
-    (re.compile(rf"(?<![\d.-])(\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?({_ANY_MONTH})(?![\w])"),
-     lambda m: _date(None, _month_number(m[2]), m[1])),
-    (re.compile(rf"(?<![\w])({_EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?(?![\d:])"),
-     lambda m: _date(None, _month_number(m[1]), m[2])),
+    (
+        re.compile(rf"(?<![\d.-])(\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?({_ANY_MONTH})(?![\w])"),
+        lambda m: _date(None, _month_number(m[2]), m[1]),
+    ),
+    (
+        re.compile(rf"(?<![\w])({_EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?(?![\d:])"),
+        lambda m: _date(None, _month_number(m[1]), m[2]),
+    ),
     (re.compile(r"(?<![\d-])(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日号號]"), lambda m: _date(None, int(m[1]), m[2])),
-]  # fmt: skip
+]
 
 # -- units and currencies (after a number) --------------------------------------------------------
 _CYR = "[\u0400-\u04ff]*"  # a Cyrillic case ending ("минутын", "градусаас")
 _UNITS: list[tuple[str, str]] = [
-    ("°c", r"°\s*c(?:elsius)?|º\s*c|degrees?\s+(?:celsius|centigrade|c)|deg\.?\s*c|stupnjeva(?:\s+celzijusa)?"
-           rf"|градус{_CYR}|도|度"),
+    (
+        "°c",
+        r"°\s*c(?:elsius)?|º\s*c|degrees?\s+(?:celsius|centigrade|c)|deg\.?\s*c|stupnjeva(?:\s+celzijusa)?"
+        rf"|градус{_CYR}|도|度",
+    ),
     ("km/h", r"km\s*/\s*h|kph|kmh|kilomet(?:er|re)s?\s+(?:per|an|an\s+)\s*hour"),
     ("m/s", r"m\s*/\s*s|mps|met(?:er|re)s?\s+(?:per|a)\s+second"),
     ("%", rf"%|percent|per\s+cent|pct|posto|퍼센트|パーセント|个百分点|хувь{_CYR}"),
@@ -213,7 +290,7 @@ _UNITS: list[tuple[str, str]] = [
     ("jpy", r"jpy|yen|円"),
     ("cny", r"cny|rmb|yuan|元"),
     ("mnt", rf"mnt|tugriks?|tögrögs?|төгрөг{_CYR}|₮"),
-]  # fmt: skip
+]
 # A unit must not run on into Latin or Cyrillic letters ("5 min" is a unit, "5 minor" is not); Korean
 # and Japanese particles may follow directly, and the Cyrillic units take their case endings along.
 # "14-day" is "14d" too.
@@ -249,8 +326,9 @@ def normalize(text: str) -> str:
     text = _COMPOUND_WORD.sub(lambda m: str(_NUMBER_WORDS[m[1]] + _NUMBER_WORDS[m[2]]), text)
     text = _NUMBER_WORD.sub(lambda m: str(_NUMBER_WORDS[m[1]]), text)
     # a space before the digits, so "40分钟一台" does not become "40min1台"
-    text = _ZH_NUMBER.sub(lambda m: (" " if m.start() and m.string[m.start() - 1] != " " else "") + _zh_number(m[1]),
-                          text)  # fmt: skip
+    text = _ZH_NUMBER.sub(
+        lambda m: (" " if m.start() and m.string[m.start() - 1] != " " else "") + _zh_number(m[1]), text
+    )
     text = _THOUSANDS.sub(lambda m: m[1] + re.sub(r"[,' ]", "", m[2]), text)
     text = _DECIMAL_COMMA.sub(r"\1.\2", text)
     text = _TRAILING_ZEROS.sub(lambda m: m[1] + (f".{m[2]}" if m[2] else ""), text)

@@ -7,11 +7,11 @@ the sources footer and the notes the UI adds are never part of it. Per answer:
 - token F1 (SQuAD-style bag of tokens) and ROUGE-L F-measure (Google's `rouge-score`) against the
   reference answer, both on `tokenize`: normalized words, with Chinese, Japanese and Korean split
   into single characters, so those languages are scored per character;
-- declined: the pipeline refused to guess, or the text says it does not know (`core.evidence`);
+- declined: the pipeline refused to guess, or the text says it does not know (`answer.evidence`);
   right for a no-answer question, wrong ("wrongly declined") for an answerable one with no key;
 - for answers built on retrieved passages (RAG, Hybrid): the 1-based rank of the first passage from
   the question's source document (hit@1, hit@k, reciprocal rank); whether the answer cites that
-  document, meaning its content is supported by one of that document's sentences (`core.evidence`;
+  document, meaning its content is supported by one of that document's sentences (`answer.evidence`;
   a printed "[n]" alone does not count); grounding: the share of its sentences a source sentence
   supports (the pipeline's own judgement, the one the chat shows); and, reported apart and never
   blended with the answer's figures, whether the source sentences quoted under the answer hold the keys;
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from core.evidence import grounding, is_decline
+from answer.evidence import grounding, is_decline
 from scorecard.matching import keys_found, normalize
 from scorecard.qa import QAItem
 
@@ -163,12 +163,25 @@ def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
             else:
                 ground = grounding(text, [s.get("text", "") for s in record.sources])
     return Scored(
-        item=item, mode=record.mode, keys_all=keys_all, keys_any=keys_any, keys_share=keys_share, f1=f1,
-        rouge_l=rl, declined=declined, declined_right=declined_right, declined_wrongly=declined_wrongly, rank=rank,
-        cited_right=cited_right, grounding=ground, evidence_keys_all=evidence_all, total_s=record.total_s,
+        item=item,
+        mode=record.mode,
+        keys_all=keys_all,
+        keys_any=keys_any,
+        keys_share=keys_share,
+        f1=f1,
+        rouge_l=rl,
+        declined=declined,
+        declined_right=declined_right,
+        declined_wrongly=declined_wrongly,
+        rank=rank,
+        cited_right=cited_right,
+        grounding=ground,
+        evidence_keys_all=evidence_all,
+        total_s=record.total_s,
         tokens=record.tokens,
-        generation_s=record.generation_s, error=record.status == "error",
-    )  # fmt: skip
+        generation_s=record.generation_s,
+        error=record.status == "error",
+    )
 
 
 # -- figures over many answers -------------------------------------------------------------------
@@ -226,25 +239,55 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("token_f1", "token F1", lambda rows, k: _mean(r.f1 for r in rows)),
     MetricSpec("rouge_l", "ROUGE-L", lambda rows, k: _mean(r.rouge_l for r in rows)),
     MetricSpec("declined_no_answer", "declined (no-answer)", lambda rows, k: _mean(r.declined_right for r in rows)),
-    MetricSpec("declined_wrongly", "wrongly declined", lambda rows, k: _mean(r.declined_wrongly for r in rows),
-               chart=False, higher_is_better=False),
-    MetricSpec("hit_at_1", "hit@1", lambda rows, k: _mean(None if r.rank is None else r.rank == 1 for r in rows),
-               documents_only=True),
-    MetricSpec("hit_at_k", "hit@k", lambda rows, k: _mean(None if r.rank is None else 0 < r.rank <= k for r in rows),
-               documents_only=True),
-    MetricSpec("mrr", "MRR", lambda rows, k: _mean(None if r.rank is None else (1 / r.rank if r.rank else 0.0)
-                                                      for r in rows), documents_only=True),
-    MetricSpec("cited_right_source", "right source cited", lambda rows, k: _mean(r.cited_right for r in rows),
-               documents_only=True),
+    MetricSpec(
+        "declined_wrongly",
+        "wrongly declined",
+        lambda rows, k: _mean(r.declined_wrongly for r in rows),
+        chart=False,
+        higher_is_better=False,
+    ),
+    MetricSpec(
+        "hit_at_1",
+        "hit@1",
+        lambda rows, k: _mean(None if r.rank is None else r.rank == 1 for r in rows),
+        documents_only=True,
+    ),
+    MetricSpec(
+        "hit_at_k",
+        "hit@k",
+        lambda rows, k: _mean(None if r.rank is None else 0 < r.rank <= k for r in rows),
+        documents_only=True,
+    ),
+    MetricSpec(
+        "mrr",
+        "MRR",
+        lambda rows, k: _mean(None if r.rank is None else (1 / r.rank if r.rank else 0.0) for r in rows),
+        documents_only=True,
+    ),
+    MetricSpec(
+        "cited_right_source",
+        "right source cited",
+        lambda rows, k: _mean(r.cited_right for r in rows),
+        documents_only=True,
+    ),
     MetricSpec("grounding", "grounding", lambda rows, k: _mean(r.grounding for r in rows), documents_only=True),
-    MetricSpec("evidence_key_facts_all", "key facts in the quoted evidence",
-               lambda rows, k: _mean(r.evidence_keys_all for r in rows), documents_only=True),
-    MetricSpec("errors", "refused by the app", lambda rows, k: _mean(r.error for r in rows), chart=False,
-               higher_is_better=False),
+    MetricSpec(
+        "evidence_key_facts_all",
+        "key facts in the quoted evidence",
+        lambda rows, k: _mean(r.evidence_keys_all for r in rows),
+        documents_only=True,
+    ),
+    MetricSpec(
+        "errors",
+        "refused by the app",
+        lambda rows, k: _mean(r.error for r in rows),
+        chart=False,
+        higher_is_better=False,
+    ),
     MetricSpec("latency_p50_s", "latency p50 (s)", _latency(50), chart=False, higher_is_better=False),
     MetricSpec("latency_p95_s", "latency p95 (s)", _latency(95), chart=False, higher_is_better=False),
     MetricSpec("tokens_per_s", "tokens/s", _tokens_per_s, chart=False),
-)  # fmt: skip
+)
 METRIC_BY_NAME = {m.name: m for m in METRICS}
 
 

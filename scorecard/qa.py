@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import UserInputError
 from scorecard.matching import Key, alternatives, normalize
 
 MAX_QA_BYTES = 4 * 2**20
 MAX_ITEMS = 5000
 
 
-class QAFileError(ValueError):
+class QAFileError(UserInputError):
     """The QA file cannot be used; the message says where and why."""
 
 
@@ -83,8 +84,11 @@ def load_qa(path: str | Path, limit: int | None = None) -> QASet:
         try:
             item = _item(json.loads(line), number)
         except (ValueError, TypeError) as exc:
-            problems.append(f"line {number}: {exc}" if not isinstance(exc, json.JSONDecodeError) else
-                            f"line {number}: not valid JSON ({exc.msg})")  # fmt: skip
+            problems.append(
+                f"line {number}: {exc}"
+                if not isinstance(exc, json.JSONDecodeError)
+                else f"line {number}: not valid JSON ({exc.msg})"
+            )
             continue
         if item.id in seen:
             problems.append(f"line {number}: the id {item.id!r} is used twice")
@@ -139,7 +143,5 @@ def _valid_key(key: object) -> bool:
     if isinstance(key, str):
         return bool(normalize(key))
     return (
-        isinstance(key, Sequence)
-        and bool(key)
-        and all(isinstance(k, str) and normalize(k) for k in alternatives(key))  # type: ignore[arg-type]
+        isinstance(key, Sequence) and bool(key) and all(isinstance(k, str) and normalize(k) for k in alternatives(key))  # type: ignore[arg-type]
     )

@@ -60,8 +60,9 @@ def recommend(
     """`overall[mode][metric]`, `by_language[mode][language][metric]`, `scored[mode]` per answer."""
     facts = {m: f["key_facts_all"].value for m, f in overall.items() if f["key_facts_all"].value is not None}
     if not facts:
-        return Recommendation("The QA set has no answerable questions, so there is no key-fact recall to compare.",
-                              None, None)  # fmt: skip
+        return Recommendation(
+            "The QA set has no answerable questions, so there is no key-fact recall to compare.", None, None
+        )
     ranked = sorted(facts, key=lambda m: -facts[m])
     best = ranked[0]
     n_best = overall[best]["key_facts_all"].n
@@ -86,8 +87,10 @@ def recommend(
         verdict = f"Use Hybrid: retrieval and the adapter add up (key-fact recall {figures})."
     elif best == "RAG" and clear:
         cited = overall["RAG"]["cited_right_source"]
-        verdict = (f"Use RAG for facts: key-fact recall {figures}; it cites the right source in "
-                   f"{_pct(cited.value)} of {cited.n} answers.")  # fmt: skip
+        verdict = (
+            f"Use RAG for facts: key-fact recall {figures}; it cites the right source in "
+            f"{_pct(cited.value)} of {cited.n} answers."
+        )
     elif best == "Hybrid" and clear:
         verdict = f"Hybrid carries the most key facts ({figures})."
     elif best == "Fine-tuned" and clear:
@@ -117,9 +120,7 @@ def recommend(
         sentences.append(
             f"{best} declines only {_pct(declined.value)} of the {declined.n} questions the documents do not answer."
         )
-    languages = {
-        lang: f["key_facts_all"] for lang, f in by_language.get(best, {}).items() if f["key_facts_all"].n > 0
-    }
+    languages = {lang: f["key_facts_all"] for lang, f in by_language.get(best, {}).items() if f["key_facts_all"].n > 0}
     weakest = None
     if len(languages) > 1:
         weakest = min(languages, key=lambda lang: (languages[lang].value, -languages[lang].n))

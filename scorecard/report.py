@@ -13,15 +13,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from answer.types import Mode
 from core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from core.pipeline import Mode
 from scorecard.metrics import METRICS, Figure, Scored, figures, score
 from scorecard.recommend import Recommendation, recommend
 from scorecard.runner import ScorecardRun
 
 MARKDOWN_FILE, JSON_FILE, CHART_FILE = "scorecard.md", "scorecard.json", "scorecard.png"
-LANGUAGE_NAMES = {"en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese", "hr": "Croatian",
-                  "mn": "Mongolian"}  # fmt: skip
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ko": "Korean",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "hr": "Croatian",
+    "mn": "Mongolian",
+}
 
 
 @dataclass
@@ -109,8 +115,11 @@ class Scorecard:
             lines.append(f"| {LANGUAGE_NAMES.get(lang, lang)} ({lang}) | " + " | ".join(cells) + " |")
         lines += ["", "## Every figure by language", ""]
         for lang in self.languages:
-            lines += [f"<details><summary>{html.escape(LANGUAGE_NAMES.get(lang, lang))} ({lang}), "
-                      f"{self.language_counts[lang]} questions</summary>", ""]  # fmt: skip
+            lines += [
+                f"<details><summary>{html.escape(LANGUAGE_NAMES.get(lang, lang))} ({lang}), "
+                f"{self.language_counts[lang]} questions</summary>",
+                "",
+            ]
             lines += _table({m: self.by_language[m][lang] for m in self.modes}, self.modes)
             lines += ["", "</details>", ""]
         lines += [
@@ -134,8 +143,11 @@ class Scorecard:
 def _cell(fig: Figure, metric: str) -> str:
     if fig.value is None:
         return "–"
-    value = f"{fig.value:.2f}" if "latency" in metric else (f"{fig.value:.1f}" if metric == "tokens_per_s" else
-                                                             f"{fig.value:.2f}")  # fmt: skip
+    value = (
+        f"{fig.value:.2f}"
+        if "latency" in metric
+        else (f"{fig.value:.1f}" if metric == "tokens_per_s" else f"{fig.value:.2f}")
+    )
     return f"{value} ({fig.n})"
 
 
@@ -153,7 +165,7 @@ def build(run: ScorecardRun) -> Scorecard:
     """Score every stored answer of `run` (only the questions of its QA set and its modes)."""
     stored = run.stored()
     modes = [m.value for m in run.modes]
-    k = run.service.settings.top_k
+    k = run.service.settings.retrieval.top_k
     items = run.qa.items
     languages = run.qa.languages
     scored: dict[str, list[Scored]] = {}
@@ -162,8 +174,11 @@ def build(run: ScorecardRun) -> Scorecard:
     answered: dict[str, int] = {}
     for mode in run.modes:
         uses_documents = mode.uses_documents
-        rows = [score(item, stored[(item.id, mode.value)], uses_documents)
-                for item in items if (item.id, mode.value) in stored]  # fmt: skip
+        rows = [
+            score(item, stored[(item.id, mode.value)], uses_documents)
+            for item in items
+            if (item.id, mode.value) in stored
+        ]
         scored[mode.value] = rows
         answered[mode.value] = len(rows)
         overall[mode.value] = figures(rows, k, uses_documents)
@@ -201,8 +216,12 @@ def render_chart(card: Scorecard) -> bytes:
     import matplotlib.pyplot as plt
 
     specs = [s for s in METRICS if s.chart and any(card.overall[m][s.name].value is not None for m in card.modes)]
-    colors = {Mode.BASE.value: "#9e9e9e", Mode.RAG.value: "#1f77b4", Mode.FINETUNED.value: "#ff7f0e",
-              Mode.HYBRID.value: "#2ca02c"}  # fmt: skip
+    colors = {
+        Mode.BASE.value: "#9e9e9e",
+        Mode.RAG.value: "#1f77b4",
+        Mode.FINETUNED.value: "#ff7f0e",
+        Mode.HYBRID.value: "#2ca02c",
+    }
     fig, ax = plt.subplots(figsize=(max(7.0, 1.25 * len(specs) + 2), 4.2), dpi=110)
     width = 0.8 / max(len(card.modes), 1)
     for j, mode in enumerate(card.modes):
@@ -211,8 +230,15 @@ def render_chart(card: Scorecard) -> bytes:
         bars = ax.bar(xs, [v or 0 for v in values], width, label=mode, color=colors.get(mode))
         for bar, value in zip(bars, values, strict=True):
             label = "n/a" if value is None else f"{value:.2f}"
-            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                        fontsize=6.5, xytext=(0, 1), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                label,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=6.5,
+                xytext=(0, 1),
+                textcoords="offset points",
+            )
     ax.set_xticks(range(len(specs)), [s.label for s in specs], rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("share of answers")

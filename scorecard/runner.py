@@ -13,7 +13,6 @@ folder instead of mixing old answers with new ones.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import re
@@ -24,19 +23,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import evidence, generation, language, llamacpp, pipeline
-from core import service as service_module
+import answer
+from adapters.spec import AdapterHandle
+from answer.service import ExpertService
+from answer.types import Mode
 from core.errors import UserInputError
 from core.files import append_line, atomic_write_json, read_lines
-from core.generation import GenerationParams
-from core.lora import AdapterHandle
-from core.pipeline import Mode
-from core.service import ExpertService
+from engines.base import GenerationParams
 from scorecard.metrics import AnswerRecord
 from scorecard.qa import QAItem, QASet
 
 log = logging.getLogger(__name__)
 
+ANSWER_PACKAGE = Path(answer.__file__).resolve().parent
 ANSWERS_FILE = "answers.jsonl"
 RUN_FILE = "run.json"
 SESSION = "scorecard"
@@ -51,10 +50,11 @@ class ScorecardError(UserInputError):
 
 
 def _answer_path_fingerprint() -> str:
-    """Digest of the modules that shape an answer's text, so a code change starts a fresh run."""
+    """Digest of the `answer` package, which alone shapes an answer's text from what the engine generates, so a
+    change there starts a fresh run (the engine's own name is part of the run's settings)."""
     digest = hashlib.sha256()
-    for module in (pipeline, generation, llamacpp, evidence, language, service_module):
-        digest.update(inspect.getsource(module).encode("utf-8"))
+    for path in sorted(ANSWER_PACKAGE.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -137,8 +137,9 @@ class ScorecardRun:
         session: str = SESSION,
         system_prompt: str | None = None,
     ):
-        if not service.ready or service.pipeline is None:
-            raise ScorecardError(service.status_line() if service.error else "The model is still loading.")
+        if not service.ready:
+            raise ScorecardError("The model is still loading.")
+        engine = service.check_ready()
         self.service = service
         self.qa = qa
         self.modes = [Mode.parse(m) for m in dict.fromkeys(modes)]
@@ -146,9 +147,9 @@ class ScorecardRun:
             raise ScorecardError("Choose at least one mode to evaluate.")
         self.session = session
         self.params = (params or GenerationParams(0.0, 1.0, service.default_params().max_new_tokens)).check(
-            service.loaded.context_window
+            engine.context_window
         )
-        self.system_prompt = service.settings.system_prompt if system_prompt is None else system_prompt
+        self.system_prompt = service.settings.answer.system_prompt if system_prompt is None else system_prompt
         self.adapter_info: AdapterHandle | None = None
         if any(m.uses_adapter for m in self.modes):
             if not adapter:
@@ -174,7 +175,7 @@ class ScorecardRun:
         return RunConfig(
             qa_file=self.qa.name,
             qa_sha256=self.qa.sha256,
-            model=self.service.loaded.name,
+            model=self.service.engine.loaded.name,
             engine=self.service.engine.name,
             adapter=info.key if info else None,
             adapter_sha256=file_sha256(info.weights) if info else None,
@@ -183,15 +184,8 @@ class ScorecardRun:
             max_new_tokens=self.params.max_new_tokens,
             system_prompt=self.system_prompt,
             kb_snapshot=kb.snapshot.snapshot_id if kb is not None else None,
-            retrieval={
-                "top_k": s.top_k, "dense_k": s.dense_k, "keyword_k": s.keyword_k, "fusion": s.fusion,
-                "embed_model": s.embed_model,
-            },
-            grounded={
-                "rag_context": s.rag_context, "evidence_sentences": s.evidence_sentences,
-                "grounded_max_new_tokens": s.grounded_max_new_tokens, "no_repeat_ngram": s.no_repeat_ngram,
-                "evidence_floor": s.evidence_floor, "one_line_answers": s.one_line_answers, "copy_bias": s.copy_bias,
-            },
+            retrieval=asdict(s.retrieval),
+            grounded=asdict(s.answer),
         )
 
     # -- stored answers ---------------------------------------------------------------------------
@@ -257,8 +251,9 @@ class ScorecardRun:
             answer_s += record.total_s
             answered += 1
             report(reused + answered, total, f"{mode.value}: {item.id}")
-        return Outcome(answered, reused, stop.is_set() and answered < len(todo),
-                       time.perf_counter() - started, answer_s)  # fmt: skip
+        return Outcome(
+            answered, reused, stop.is_set() and answered < len(todo), time.perf_counter() - started, answer_s
+        )
 
     def _answer(self, item: QAItem, mode: Mode, stop: threading.Event) -> AnswerRecord:
         adapter = self.adapter_info.key if self.adapter_info and mode.uses_adapter else None
@@ -271,8 +266,7 @@ class ScorecardRun:
             ):
                 pass
         except UserInputError as exc:
-            return AnswerRecord(item.id, mode.value, str(exc), status="error",
-                                total_s=time.perf_counter() - started)  # fmt: skip
+            return AnswerRecord(item.id, mode.value, str(exc), status="error", total_s=time.perf_counter() - started)
         total_s = time.perf_counter() - started
         if update is None:
             return AnswerRecord(item.id, mode.value, "", status="error", total_s=total_s)

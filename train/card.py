@@ -1,6 +1,6 @@
 """The adapter card the training script writes: what an adapter was trained from, how, and how well.
 
-The schema is `core.cards.AdapterCard` (one typed, versioned card that training writes, the scorecard
+The schema is `adapters.cards.AdapterCard` (one typed, versioned card that training writes, the scorecard
 extends with its evaluation, and the adapter registry reads). The app shows it next to the adapter and
 compares its knowledge-base snapshot with the live index, so a user sees when an adapter was trained
 against older documents.
@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from core.cards import AdapterCard, KBSnapshotRef
-from core.cards import write_card as write_card_file
+from adapters.cards import AdapterCard, KBSnapshotRef
+from adapters.cards import write_card as write_card_file
 from rag import read_snapshot
 
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "safetensors")

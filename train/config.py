@@ -1,7 +1,7 @@
 """The training settings: one typed dataclass, filled from a YAML file and then from CLI flags.
 
 Precedence, lowest to highest: the dataclass default, the YAML file given by `--config`, a
-`--field value` flag (parsed by the shared `core.config_fields`, as the app's settings are).
+`--field value` flag (read by `core.arguments`, transformers' HfArgumentParser, as the app's settings are).
 `load_config` and `TrainConfig.check()` collect every problem (unknown keys, values that do not
 parse, values out of range) and raise once with all of them, so a user fixes a bad
 configuration in one go.
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core import config_fields
-from core.config_fields import plain, problems_message
+from core import arguments
+from core.arguments import plain, problems_message
 from core.layout import DataLayout
 
 DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_response")
@@ -243,7 +244,7 @@ class TrainConfig:
 
 def build_parser(description: str = "LoRA / QLoRA fine-tuning with Accelerate.") -> argparse.ArgumentParser:
     """`--config FILE` plus one `--field` flag per setting, each with the field's help text and default."""
-    return config_fields.build_parser(TrainConfig, prog="python -m train", description=description, config_file=True)
+    return arguments.build_parser([TrainConfig], config_file=True, prog="python -m train", description=description)
 
 
 def load_config(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -252,6 +253,14 @@ def load_config(argv: Sequence[str] | None = None) -> TrainConfig:
     Raises ConfigError naming every unknown key, unparsable value and bad setting at once,
     or naming the YAML file when it cannot be read or parsed.
     """
-    return config_fields.load(
-        TrainConfig, argv, error=ConfigError, title=TITLE, parser=build_parser(), config_file=True
+    argv = sys.argv[1:] if argv is None else argv
+    (config,) = arguments.load(
+        [TrainConfig],
+        argv,
+        config_file=True,
+        error=ConfigError,
+        title=TITLE,
+        prog="python -m train",
+        description="LoRA / QLoRA fine-tuning with Accelerate.",
     )
+    return config

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from core.cards import AdapterCard
-from core.models import ModelLoadError
+from adapters.cards import AdapterCard
+from core.errors import ModelLoadError
 from train import checkpoints
 from train.batching import LengthGroupedBatchSampler, PadCollator, split_indices
 from train.card import build_card, read_kb_snapshot, write_card
@@ -127,18 +127,25 @@ def get_dataloaders(
 def retrieval_augmented(cfg: TrainConfig, dataset: Any) -> tuple[Any, Any]:
     """The dataset rebuilt from the live index in `cfg.data_dir` (`train.raft`). Raises DataFormatError
     (one sentence) when there is no index to build from."""
-    from core.settings import Settings
+    from core.settings import AnswerSettings, Settings
     from rag import KnowledgeBase
     from train.raft import augment
 
-    kb = KnowledgeBase(Settings(data_dir=Path(cfg.data_dir), device="cpu")).open()
+    kb = KnowledgeBase.from_settings(Settings.of(data_dir=Path(cfg.data_dir), device="cpu")).open()
     if not kb.list_documents():
         raise DataFormatError(
             f"Retrieval-augmented training needs the document index in {cfg.data_dir}, and it is empty; "
             "add documents first (python -m rag ingest <folder> --data-dir ...)."
         )
-    return augment(dataset, kb.settings, kb, cfg.raft_distractor_share, cfg.raft_plain_share, cfg.seed,
-                   Path(cfg.raft_exclude) if cfg.raft_exclude else None)  # fmt: skip
+    return augment(
+        dataset,
+        kb,
+        AnswerSettings().evidence_sentences,  # as the app's answers show them
+        cfg.raft_distractor_share,
+        cfg.raft_plain_share,
+        cfg.seed,
+        Path(cfg.raft_exclude) if cfg.raft_exclude else None,
+    )
 
 
 @torch.no_grad()

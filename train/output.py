@@ -38,7 +38,7 @@ def write_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
             if child.is_file() and not child.is_symlink():
                 child.chmod(0o644)  # safetensors writes 0600; the app may run as another user
         replace_dir(staging, final)  # after the swap `staging` names the old folder, which it deletes
-    except BaseException:
+    except BaseException:  # protects the store: a half-written staging folder never stays behind
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final

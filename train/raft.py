@@ -1,8 +1,8 @@
 """Retrieval-augmented fine-tuning: training examples built from the live document index.
 
 For every question/answer record (it must name its `source` document), the index is searched exactly
-as the app's RAG mode searches it, and the prompt is the one the app builds (`core.pipeline.
-grounded_message` over `core.evidence.SourceSentences`), so the adapter learns on what it will be
+as the app's RAG mode searches it, and the prompt is the one the app builds (`answer.prompts.
+grounded_message` over `answer.evidence.SourceSentences`), so the adapter learns on what it will be
 served. The right document is always among the passages (added from a wider search when the top
 results miss it), and the source sentence that supports the reference answer is always among the
 sentences shown; the target answer is the reference answer citing that sentence's number.
@@ -24,11 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.evidence import Evidence, SourceSentences, candidates, content_terms, numbers, split_sentences
-from core.language import documents_do_not_say
-from core.pipeline import grounded_message
-from core.retrieval import Passage
-from core.settings import Settings
+from answer.evidence import Evidence, SourceSentences, candidates, content_terms, numbers, split_sentences
+from answer.language import detect_language, documents_do_not_say
+from answer.ports import Passage
+from answer.prompts import grounded_message
 from rag import Floors
 from train.formats import Conversation, DataFormatError, Dataset
 
@@ -107,10 +106,12 @@ def _without_answer(passages: Sequence[Passage], answer: str) -> list[Passage]:
     out = []
     for p in passages:
         kept = [
-            c.text for c in candidates([p.text])
-            if c.text not in carries and not (answer_numbers & numbers(c.text))
+            c.text
+            for c in candidates([p.text])
+            if c.text not in carries
+            and not (answer_numbers & numbers(c.text))
             and not (answer_terms and len(answer_terms & content_terms(c.text)) >= len(answer_terms) / 2)
-        ]  # fmt: skip
+        ]
         if kept:
             out.append(replace(p, text="\n".join(kept)))
     return out
@@ -131,16 +132,24 @@ def _cite(answer: str, number: int) -> str:
     return head[:mark] + f" [{number}]" + head[mark:]
 
 
-def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: float, share_plain: float,
-            seed: int, exclude: Path | None = None) -> tuple[Dataset, RaftStats]:  # fmt: skip
-    """The dataset rebuilt as retrieval-augmented examples over the open knowledge base `kb`.
+def augment(
+    dataset: Dataset,
+    kb: Any,
+    evidence_sentences: int,
+    share_distractor: float,
+    share_plain: float,
+    seed: int,
+    exclude: Path | None = None,
+) -> tuple[Dataset, RaftStats]:
+    """The dataset rebuilt as retrieval-augmented examples over the open knowledge base `kb` (searched with its own
+    `top_k`), with `evidence_sentences` source sentences in each prompt, as the app's answers have.
 
     Raises DataFormatError naming `file:line` for a record without a `source`.
     """
     sources = _sources(dataset.path, dataset.lines)
     skip = _excluded_questions(exclude)
     rng = random.Random(seed)
-    top_k, k = settings.top_k, settings.evidence_sentences
+    top_k, k = kb.retrieval.top_k, evidence_sentences
     conversations: list[Conversation] = []
     lines: list[int] = []
     counts = dict.fromkeys(("grounded", "distractor_only", "plain", "gold_added", "skipped", "excluded"), 0)
@@ -170,9 +179,17 @@ def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: flo
             if distractors:
                 sentences = SourceSentences([p.text for p in distractors], kb.encode, [p.location for p in distractors])
                 evidence = sentences.select(question, k)
-                decline = documents_do_not_say(question)
-                conversations.append([*head, {"role": "user", "content": grounded_message(question, evidence)},
-                                      {"role": "assistant", "content": decline}])  # fmt: skip
+                decline = documents_do_not_say(detect_language(question))
+                conversations.append(
+                    [
+                        *head,
+                        {
+                            "role": "user",
+                            "content": grounded_message(question, evidence, language=detect_language(question)),
+                        },
+                        {"role": "assistant", "content": decline},
+                    ]
+                )
                 lines.append(line)
                 counts["distractor_only"] += 1
         else:
@@ -186,19 +203,34 @@ def augment(dataset: Dataset, settings: Settings, kb: Any, share_distractor: flo
                 gold = _gold_sentence(sentences, answer, passages, source)
                 if gold is not None and all(e.text != gold.text for e in evidence):
                     evidence = [*evidence[: k - 1], gold]
-                number = gold.source if gold is not None else next(
-                    i for i, p in enumerate(passages, 1) if p.source == source
+                number = (
+                    gold.source
+                    if gold is not None
+                    else next(i for i, p in enumerate(passages, 1) if p.source == source)
                 )
-                conversations.append([*head, {"role": "user", "content": grounded_message(question, evidence)},
-                                      {"role": "assistant", "content": _cite(answer, number)}])  # fmt: skip
+                conversations.append(
+                    [
+                        *head,
+                        {
+                            "role": "user",
+                            "content": grounded_message(question, evidence, language=detect_language(question)),
+                        },
+                        {"role": "assistant", "content": _cite(answer, number)},
+                    ]
+                )
                 lines.append(line)
                 counts["grounded"] += 1
         if rng.random() < share_plain:
             conversations.append(list(conversation))
             lines.append(line)
             counts["plain"] += 1
-    stats = RaftStats(questions=len(dataset.conversations), snapshot_id=kb.snapshot.snapshot_id, top_k=top_k,
-                      evidence_sentences=k, **counts)  # fmt: skip
+    stats = RaftStats(
+        questions=len(dataset.conversations),
+        snapshot_id=kb.snapshot.snapshot_id,
+        top_k=top_k,
+        evidence_sentences=k,
+        **counts,
+    )
     return replace(dataset, conversations=conversations, lines=lines), stats
 
 

@@ -8,7 +8,7 @@
 
 The page's own events are private; these endpoints are built on hidden components so that
 `Client.view_api()` names every parameter and every output, and lists the choices of modes and shared
-adapters. A caller is a person as on the page (`ui.common.who`): a signed-in user (local
+adapters. A caller is a person as on the page (`ui.session.who`): a signed-in user (local
 `users`, with `Client(url, auth=(name, password))`), or else the client's own session; what they
 upload is theirs. Every refusal is one sentence (`gradio_client` raises it as `AppError`).
 """
@@ -21,56 +21,58 @@ from typing import Any
 
 import gradio as gr
 
-from adapters.store import DEMO, DEMO_DIR, PUBLISHED, TRAINED, AdapterStore
+from adapters.store import DEMO, PUBLISHED, TRAINED
+from answer.types import AnswerUpdate, Mode
+from compose import App
 from core.errors import UserInputError
-from core.generation import GenerationParams
 from core.identity import Identity
-from core.jobs import Jobs
-from core.pipeline import AnswerUpdate, Mode
-from core.service import ExpertService
-from scorecard import QAFileError
-from ui.common import (
-    MODES,
-    MY_DOCS,
-    SHARED_KB,
-    allowed_collections,
-    format_answer,
-    need_adapters,
-    need_knowledge,
-    on_the_model,
-    scorecard_steps,
-    start_adding,
-    who,
-)
+from engines.base import GenerationParams
+from ui.evaluate_tab import scorecard_steps
+from ui.knowledge_tab import start_adding
+from ui.presentation import MODES, display_text, format_answer
+from ui.session import MY_DOCS, SHARED_KB, allowed_collections, need_adapters, need_knowledge, on_the_model, who
 
 log = logging.getLogger(__name__)
 
 COLLECTIONS = {"private": MY_DOCS, "shared": SHARED_KB}
 
 
-def shared_adapter_names(service: ExpertService) -> list[str]:
+def shared_adapter_names(app: App) -> list[str]:
     """The adapters everyone may use (shipped, trained, published), by the names the page shows, read
-    from the store's folders without loading anything: the choices `view_api()` lists."""
-    store = AdapterStore(service.settings.data_dir, DEMO_DIR)
-    return sorted({e.name for e in store.entries() if e.source in (DEMO, TRAINED, PUBLISHED)})
+    from the app's adapter store without loading anything: the choices `view_api()` lists."""
+    return sorted({e.name for e in app.store.entries() if e.source in (DEMO, TRAINED, PUBLISHED)})
 
 
-def document_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
-    kb = need_knowledge(service)
+def document_records(app: App, person: Identity) -> list[dict[str, Any]]:
+    kb = need_knowledge(app)
     return [
-        {"id": d.doc_id, "name": d.name, "collection": "shared" if d.shared else "private", "chunks": d.chunks,
-         "added": d.added_at, "bytes": d.size_bytes}
+        {
+            "id": d.doc_id,
+            "name": d.name,
+            "collection": "shared" if d.shared else "private",
+            "chunks": d.chunks,
+            "added": d.added_at,
+            "bytes": d.size_bytes,
+        }
         for d in kb.documents_for(person.tag)
-    ]  # fmt: skip
+    ]
 
 
-def adapter_records(service: ExpertService, person: Identity) -> list[dict[str, Any]]:
-    catalog = need_adapters(service)
+def adapter_records(app: App, person: Identity) -> list[dict[str, Any]]:
+    catalog = need_adapters(app)
     return [
-        {"name": i.name, "label": i.label, "source": i.source, "base_model": i.base_model, "rank": i.rank,
-         "targets": list(i.target_modules), "created_at": i.created_at, "eval": i.eval_summary}
+        {
+            "name": i.name,
+            "label": i.label,
+            "source": i.source,
+            "base_model": i.base_model,
+            "rank": i.rank,
+            "targets": list(i.target_modules),
+            "created_at": i.created_at,
+            "eval": i.eval_summary,
+        }
         for i in catalog.list_adapters(person.owner)
-    ]  # fmt: skip
+    ]
 
 
 def source_records(update: AnswerUpdate | None) -> list[dict[str, Any]]:
@@ -78,25 +80,31 @@ def source_records(update: AnswerUpdate | None) -> list[dict[str, Any]]:
         return []
     cited = set(update.cited)
     return [
-        {"n": i, "file": p.source, "location": p.location, "score": round(p.score, 4), "text": p.text,
-         "cited": i in cited}
+        {
+            "n": i,
+            "file": p.source,
+            "location": p.location,
+            "score": round(p.score, 4),
+            "text": p.text,
+            "cited": i in cited,
+        }
         for i, p in enumerate(update.sources, 1)
-    ]  # fmt: skip
+    ]
 
 
-def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
-    """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page).
-    `jobs`: the document workers; `scorecards`: the scorecard's worker (shared with the page)."""
-    s = service.settings
+def public_api(app: App) -> None:
+    """Add the API endpoints to the Blocks being built (hidden components; nothing shows on the page). Uploads
+    run on the app's document workers, a scorecard on its scorecard worker (shared with the page)."""
+    service, a = app.service, app.settings.answer
     with gr.Group(visible=False):
         question = gr.Textbox(label="Question")
         mode = gr.Radio(MODES, value=Mode.RAG.value, label="Mode")
         adapter = gr.Dropdown(  # "" for none; your own uploads by name too
-            ["", *shared_adapter_names(service)], value="", label="Adapter", allow_custom_value=True
+            ["", *shared_adapter_names(app)], value="", label="Adapter", allow_custom_value=True
         )
         history = gr.JSON([], label="History")
         temperature = gr.Number(0.0, label="Temperature")  # checked by GenerationParams, with a sentence naming it
-        max_new_tokens = gr.Number(s.max_new_tokens, label="Max new tokens")
+        max_new_tokens = gr.Number(a.max_new_tokens, label="Max new tokens")
         answer = gr.Textbox(label="Answer")
         sources = gr.JSON(label="Sources")
         evidence = gr.JSON(label="Evidence")
@@ -118,8 +126,16 @@ def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
         scores = gr.JSON(label="Scores")
         trigger = gr.Button()
 
-    def chat(question, mode, adapter, history, temperature, max_new_tokens, request: gr.Request,
-             profile: gr.OAuthProfile | None):  # fmt: skip
+    def chat(
+        question,
+        mode,
+        adapter,
+        history,
+        temperature,
+        max_new_tokens,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+    ):
         """Answer one question, streamed. Pass `history` (the list this endpoint returned last time) to go
         on with a conversation; without it every call starts fresh. `adapter` is needed in Fine-tuned and
         Hybrid mode only. Returns the model's own answer, the passages it was given (numbered as it cites
@@ -127,35 +143,38 @@ def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
         and the history to pass next time."""
         person = who(request, profile)
         turns = [t for t in (history or []) if isinstance(t, dict)] if isinstance(history, list) else []
-        max_new = s.max_new_tokens if max_new_tokens is None else max_new_tokens
-        params = GenerationParams(0.0 if temperature is None else temperature, s.top_p, max_new)  # checked there
+        max_new = a.max_new_tokens if max_new_tokens is None else max_new_tokens
+        params = GenerationParams(0.0 if temperature is None else temperature, a.top_p, max_new)  # checked there
         update = None
         try:
-            for update in service.answer(person.session, question, turns, mode, params, None, adapter or None,
-                                         owner=person.owner):  # fmt: skip
-                yield update.display_text(), source_records(update), [], list(update.notes), turns
+            answers = service.answer(
+                person.session, question, turns, mode, params, None, adapter or None, owner=person.owner
+            )
+            for update in answers:
+                yield display_text(update), source_records(update), [], list(update.notes), turns
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         if update is not None:
-            exchange = [{"role": "user", "content": str(question).strip()},
-                        {"role": "assistant", "content": update.text}]  # fmt: skip
+            exchange = [
+                {"role": "user", "content": str(question).strip()},
+                {"role": "assistant", "content": update.text},
+            ]
             quotes = [{"n": q.source, "text": q.text, "file": q.file, "location": q.location} for q in update.evidence]
-            yield update.display_text(), source_records(update), quotes, list(update.notes), [*turns, *exchange]
+            yield display_text(update), source_records(update), quotes, list(update.notes), [*turns, *exchange]
 
     def compare(question, adapter, request: gr.Request, profile: gr.OAuthProfile | None):
         """Answer one question in all four modes at once (greedy); each answer as the page shows it, or the
         sentence that says why that mode could not answer (Fine-tuned and Hybrid need an adapter)."""
         person = who(request, profile)
-        params = GenerationParams(0.0, s.top_p, s.max_new_tokens)
+        params = GenerationParams(0.0, a.top_p, a.max_new_tokens)
         latest: list = [None] * len(MODES)
-        for latest in service.compare(person.session, question, MODES, params, None, adapter or None,  # noqa: B007
-                                      owner=person.owner):  # fmt: skip
-            pass  # the last list holds the finished answers
+        for snapshot in service.compare(person.session, question, MODES, params, None, adapter or None, person.owner):
+            latest = snapshot  # the last list holds the finished answers
         return [("⚠️ " + str(x)) if isinstance(x, UserInputError) else format_answer(x) if x else "" for x in latest]
 
     def documents_list(request: gr.Request, profile: gr.OAuthProfile | None):
         """The documents you can search: the shared ones and your own private ones."""
-        return document_records(service, who(request, profile))
+        return document_records(app, who(request, profile))
 
     def documents_upload(files, collection, replace, request: gr.Request, profile: gr.OAuthProfile | None):
         """Add documents (.txt .md .pdf .docx .html) to your private collection, or to the shared one if the
@@ -166,30 +185,32 @@ def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
         if collection not in COLLECTIONS:
             raise gr.Error(f"collection must be 'private' or 'shared', not {str(collection)[:40]!r}.")
         person = who(request, profile)
-        job = start_adding(service, jobs, person, files, COLLECTIONS[collection], bool(replace))
+        job = start_adding(app, person, files, COLLECTIONS[collection], bool(replace))
         job.wait()
         try:
             reports = job.outcome()
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
-        rows = [{"file": r.name, "ok": r.ok, "status": r.status, "message": r.message, "chunks": r.chunks,
-                 "id": r.doc_id} for r in reports]  # fmt: skip
-        return rows, document_records(service, person)
+        rows = [
+            {"file": r.name, "ok": r.ok, "status": r.status, "message": r.message, "chunks": r.chunks, "id": r.doc_id}
+            for r in reports
+        ]
+        return rows, document_records(app, person)
 
     def documents_delete(doc_id, request: gr.Request, profile: gr.OAuthProfile | None):
         """Delete one of your documents by its id (from /documents_list); shared ones only if the operator
         lets you. A deleted shared document stays recoverable by the operator (python -m rag restore)."""
         person = who(request, profile)
-        allowed = allowed_collections(service, person)
+        allowed = allowed_collections(app, person)
         try:
-            gone = need_knowledge(service).delete(str(doc_id or "").strip(), allowed=allowed)
+            gone = need_knowledge(app).delete(str(doc_id or "").strip(), allowed=allowed)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
-        return f"Deleted {gone.name}.", document_records(service, person)
+        return f"Deleted {gone.name}.", document_records(app, person)
 
     def adapters_list(request: gr.Request, profile: gr.OAuthProfile | None):
         """The adapters you can use: your uploads first, then trained, published and shipped ones."""
-        return adapter_records(service, who(request, profile))
+        return adapter_records(app, who(request, profile))
 
     def adapters_upload(files, name, request: gr.Request, profile: gr.OAuthProfile | None):
         """Upload a LoRA adapter (adapter_config.json + adapter_model.safetensors, or one .zip of them). It is
@@ -198,31 +219,31 @@ def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
             raise gr.Error("Send adapter_config.json and adapter_model.safetensors, or one .zip of them.")
         person = who(request, profile)
         try:
-            info = need_adapters(service).upload(list(files), person.owner, name or None)
+            info = need_adapters(app).upload(list(files), person.owner, name or None)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
-        return f"Added {info.name}.", adapter_records(service, person)
+        return f"Added {info.name}.", adapter_records(app, person)
 
     def adapters_delete(name, request: gr.Request, profile: gr.OAuthProfile | None):
         """Delete one of your uploaded adapters by name."""
         person = who(request, profile)
         try:
-            info = need_adapters(service).delete_upload(str(name or ""), person.owner)
+            info = need_adapters(app).delete_upload(str(name or ""), person.owner)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
-        return f"Deleted {info.name}.", adapter_records(service, person)
+        return f"Deleted {info.name}.", adapter_records(app, person)
 
     def scorecard(modes, adapter, limit, request: gr.Request, profile: gr.OAuthProfile | None):
         """Run the scorecard on the shipped held-out set in the chosen modes (greedy; `limit` questions, 0 for
         all), streaming its status. Finished answers are kept, so a repeated call resumes. Returns the status,
         the scorecard as Markdown, and its figures (overall and per language, per mode)."""
-        steps = scorecard_steps(service, scorecards, who(request, profile).owner, None, modes, adapter, limit, 1.0)
+        steps = scorecard_steps(app, who(request, profile).owner, None, modes, adapter, limit, 1.0)
         try:
             with contextlib.closing(steps):  # a cancelled call stops after the current answer
                 for step in steps:
                     if step.result is None:
                         yield f"Evaluating: {step.done} of {step.total} answers.", "", None
-        except (UserInputError, QAFileError) as exc:
+        except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         outcome = step.result
         card = outcome.scorecard
@@ -231,17 +252,43 @@ def public_api(service: ExpertService, jobs: Jobs, scorecards: Jobs) -> None:
 
     api = {"api_visibility": "public"}
     chat_out = [answer, sources, evidence, notes, history]
-    trigger.click(chat, [question, mode, adapter, history, temperature, max_new_tokens], chat_out, api_name="chat",
-                  **on_the_model(service), **api)  # fmt: skip
-    trigger.click(compare, [question, adapter], answers, api_name="compare", **on_the_model(service), **api)
+    trigger.click(
+        chat,
+        [question, mode, adapter, history, temperature, max_new_tokens],
+        chat_out,
+        api_name="chat",
+        **on_the_model(app),
+        **api,
+    )
+    trigger.click(compare, [question, adapter], answers, api_name="compare", **on_the_model(app), **api)
     trigger.click(documents_list, None, documents, api_name="documents_list", **api)
-    trigger.click(documents_upload, [files, collection, replace], [report, documents], api_name="documents_upload",
-                  concurrency_id="documents", concurrency_limit=16, **api)  # fmt: skip
-    trigger.click(documents_delete, doc_id, [result, documents], api_name="documents_delete",
-                  concurrency_id="knowledge", concurrency_limit=1, **api)  # fmt: skip
+    trigger.click(
+        documents_upload,
+        [files, collection, replace],
+        [report, documents],
+        api_name="documents_upload",
+        concurrency_id="documents",
+        concurrency_limit=16,
+        **api,
+    )
+    trigger.click(
+        documents_delete,
+        doc_id,
+        [result, documents],
+        api_name="documents_delete",
+        concurrency_id="knowledge",
+        concurrency_limit=1,
+        **api,
+    )
     trigger.click(adapters_list, None, adapters, api_name="adapters_list", **api)
     trigger.click(adapters_upload, [files, name], [result, adapters], api_name="adapters_upload", **api)
     trigger.click(adapters_delete, name, [result, adapters], api_name="adapters_delete", **api)
-    trigger.click(scorecard, [modes, adapter, limit], [status, scorecard_md, scores], api_name="scorecard",
-                  concurrency_id="scorecard", concurrency_limit=1, **api)  # fmt: skip
-
+    trigger.click(
+        scorecard,
+        [modes, adapter, limit],
+        [status, scorecard_md, scores],
+        api_name="scorecard",
+        concurrency_id="scorecard",
+        concurrency_limit=1,
+        **api,
+    )

@@ -41,8 +41,9 @@ def read_sections_bounded(name: str, data: bytes, bounds: ReadBounds | None) -> 
     too much memory to read."""
     if bounds is None or bounds.timeout_s <= 0 or PurePath(name).suffix.lower() in IN_PROCESS:
         return read_sections(name, data)
-    command, env = module_command("rag.readers.bounded", str(int(bounds.memory_mb)), name, OMP_NUM_THREADS="1",
-                                  OPENBLAS_NUM_THREADS="1")  # fmt: skip
+    command, env = module_command(
+        "rag.readers.bounded", str(int(bounds.memory_mb)), name, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"
+    )
     try:
         done = subprocess.run(command, input=data, capture_output=True, timeout=bounds.timeout_s, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:  # run() has killed the child

@@ -13,9 +13,31 @@ from rag.records import Section
 
 _SKIP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
 _BLOCK = {
-    "p", "div", "br", "li", "tr", "table", "ul", "ol", "pre", "blockquote", "dd", "dt", "hr",
-    "section", "article", "header", "footer", "main", "nav", "aside", "figure", "figcaption", "caption", "form",
-}  # fmt: skip
+    "p",
+    "div",
+    "br",
+    "li",
+    "tr",
+    "table",
+    "ul",
+    "ol",
+    "pre",
+    "blockquote",
+    "dd",
+    "dt",
+    "hr",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "nav",
+    "aside",
+    "figure",
+    "figcaption",
+    "caption",
+    "form",
+}
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_:.-]+)""", re.IGNORECASE)
 

@@ -16,9 +16,9 @@ from adapters import AdapterNotAvailable
 from adapters.synthetic import lora_config_dict, random_lora_tensors, write_adapter, write_random_adapter
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE
 from core.errors import AdapterUnusable
-from core.generation import GenerationParams
-from core.models import load_model
-from core.residency import LoraResidency
+from engines.base import GenerationParams
+from engines.loading import load_model
+from engines.residency import LoraResidency
 from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
@@ -165,7 +165,7 @@ def test_card_fields_are_listed_and_missing_keys_tolerated(manager):
 
 
 def test_the_card_snapshot_reaches_the_handle_for_the_staleness_note(manager):
-    from core.cards import staleness_note
+    from adapters.cards import staleness_note
 
     trained(manager, "old", seed=1, card={"kb_snapshot": {"snapshot_id": "s1", "created_at": "2026-11-01T08:00:00Z"}})
     trained(manager, "nokb", seed=3, card={"kb_snapshot": None})
@@ -200,11 +200,10 @@ def test_uploads_are_private_to_their_session_until_published(manager, tmp_path)
     with pytest.raises(AdapterNotAvailable, match="available to you"):
         manager.catalog.delete_upload(info.key, "bob")
 
-    private = manager.catalog.settings
-    manager.catalog.settings = private.replace(publish_uploads=True)  # the operator shares every upload
+    manager.catalog.publish_uploads = True  # the operator shares every upload
     assert [i.key for i in manager.catalog.list_adapters("bob")] == [info.key]
     assert answer(manager, "secret", "bob") == mine
-    manager.catalog.settings = private
+    manager.catalog.publish_uploads = False
 
     published = manager.catalog.publish("secret", owner="alice")
     assert published.key == "published/secret" and published.source == "published"

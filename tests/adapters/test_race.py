@@ -15,14 +15,12 @@ from collections import Counter
 import pytest
 
 from adapters.synthetic import write_random_adapter
-from core.generation import GenerationParams
+from engines.base import GenerationParams
 from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 GREEDY = GenerationParams(temperature=0, max_new_tokens=4)
 THREADS, PER_THREAD = 8, 50
-
-
 
 
 @pytest.mark.usefixtures("single_torch_thread")

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from adapters import AdapterRejected
+from adapters.spec import TENSOR_PREFIX
 from adapters.store import sanitize_name
 from adapters.synthetic import lora_config_dict, random_lora_tensors, write_adapter
 from adapters.validate import CONFIG_FILE, WEIGHTS_FILE
-from core.generation import GenerationParams
-from core.lora import TENSOR_PREFIX
-from core.models import load_model
+from engines.base import GenerationParams
+from engines.loading import load_model
 from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
@@ -417,8 +417,9 @@ def test_a_signed_in_persons_uploads_outlive_a_sessions_and_count_against_their_
 
     from core.identity import Identity
 
-    settings = tiny_settings.replace(data_dir=tmp_path / "data", upload_ttl_hours=1.0, user_upload_ttl_days=30.0,
-                                     max_adapters_per_user=2)  # fmt: skip
+    settings = tiny_settings.replace(
+        data_dir=tmp_path / "data", upload_ttl_hours=1.0, user_upload_ttl_days=30.0, max_adapters_per_user=2
+    )
     rig = AdapterRig(settings)
     alice, tab = Identity("tab-1", "alice").owner, Identity("tab-2").owner
     mine = rig.catalog.upload(adapter_files(tmp_path / "a", rig, seed=1), alice, name="mine")

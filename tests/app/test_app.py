@@ -9,6 +9,7 @@ from gradio_client.exceptions import AppError
 
 import app
 from tests.conftest import REPO, SCREENSHOTS, build_tiny_phi3, free_port, start_app
+from ui.page import build_page
 
 KB_DOCS = {
     "parts.md": "# Parts\n\n## Seals\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n",
@@ -22,9 +23,13 @@ def server(tiny_settings, tmp_path_factory):
     folder = tmp_path_factory.mktemp("app")
     model_dir = build_tiny_phi3(folder / "tiny-phi3-1k", context=1024)
     settings = tiny_settings.replace(
-        model=str(model_dir), system_prompt="You are a test assistant.",
-        data_dir=folder / "data", top_k=2, max_upload_mb=2.0, adapter_max_mb=2.0,
-    )  # fmt: skip
+        model=str(model_dir),
+        system_prompt="You are a test assistant.",
+        data_dir=folder / "data",
+        top_k=2,
+        max_upload_mb=2.0,
+        adapter_max_mb=2.0,
+    )
     url, service, demo = start_app(settings, KB_DOCS, folder)
     yield url, service
     demo.close()
@@ -40,8 +45,17 @@ def _last(chat):
     return content[0]["text"] if isinstance(content, list) else content
 
 
-API = ["/adapters_delete", "/adapters_list", "/adapters_upload", "/chat", "/compare", "/documents_delete",
-       "/documents_list", "/documents_upload", "/scorecard"]  # fmt: skip
+API = [
+    "/adapters_delete",
+    "/adapters_list",
+    "/adapters_upload",
+    "/chat",
+    "/compare",
+    "/documents_delete",
+    "/documents_list",
+    "/documents_upload",
+    "/scorecard",
+]
 
 
 def test_the_public_api_is_named_endpoints_with_named_inputs_and_outputs(client, server):
@@ -49,7 +63,13 @@ def test_the_public_api_is_named_endpoints_with_named_inputs_and_outputs(client,
     assert sorted(info["named_endpoints"]) == API and not info["unnamed_endpoints"]
     chat = info["named_endpoints"]["/chat"]
     assert [p["parameter_name"] for p in chat["parameters"]] == [
-        "question", "mode", "adapter", "history", "temperature", "max_new_tokens"]  # fmt: skip
+        "question",
+        "mode",
+        "adapter",
+        "history",
+        "temperature",
+        "max_new_tokens",
+    ]
     assert [r["label"] for r in chat["returns"]] == ["Answer", "Sources", "Evidence", "Notes", "History"]
     optional = {p["parameter_name"] for p in chat["parameters"] if p["parameter_has_default"]}
     assert optional == {"mode", "adapter", "history", "temperature", "max_new_tokens"}  # only the question is required
@@ -127,8 +147,7 @@ def test_unknown_adapter_is_one_sentence(client):
 
 
 def test_rag_answer_lists_its_sources_apart_from_the_models_own_text(client):
-    answer, sources, evidence, _, _ = client.predict("What is part KX-4471?", "RAG", None, [], 0.0, 8,
-                                                     api_name="/chat")  # fmt: skip
+    answer, sources, evidence, _, _ = client.predict("What is part KX-4471?", "RAG", None, [], 0.0, 8, api_name="/chat")
     assert sources and sources[0]["file"] == "parts.md" and "KX-4471" in sources[0]["text"]
     assert evidence and evidence[0]["file"] == "parts.md"
     assert "**Sources:**" not in answer and "Evidence" not in answer  # the model's words alone
@@ -172,8 +191,14 @@ def page(server):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed")
     playwright = pytest.importorskip("playwright.sync_api")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
@@ -213,7 +238,7 @@ def test_browser_chat_status_and_stop(page, server):
 def test_browser_stop_ends_a_streaming_answer(page, server, monkeypatch):
     import time
 
-    model = server[1].loaded.model
+    model = server[1].service.engine.loaded.model
     forward = model.forward
 
     def slow_forward(*args, **kwargs):  # about 20 tokens/s, so there is time to press Stop
@@ -235,7 +260,7 @@ def test_browser_stop_ends_a_streaming_answer(page, server, monkeypatch):
     bot = page.locator("#chat .message.bot").last
     _wait_until_stable(page, bot, quiet_ms=1000)
     assert time.monotonic() - started < 10  # unstopped, the 256-token answer takes about 15 s here
-    assert server[1].loaded.model is model and not server[1]._stops  # the session's answer ended
+    assert server[1].service.engine.loaded.model is model and not server[1].service._stops  # the session's answer ended
     page.locator("#message textarea").fill("")
     page.locator("#send").click()  # the app still answers afterwards
     page.get_by_text("Please type a message first.").last.wait_for(timeout=30_000)
@@ -299,7 +324,7 @@ def test_gradios_own_upload_endpoint_refuses_a_file_over_the_apps_largest_limit(
 def test_chat_without_a_history_carries_nothing_from_the_last_call(server, client):
     """/chat kept a hidden conversation per client, so one question's text reached the next answer's prompt;
     the API is now stateless unless the caller passes a history."""
-    _, service = server
+    service = server[1].service
     seen: list[str] = []
     real = service.engine.stream
 
@@ -335,8 +360,14 @@ def test_a_client_beyond_the_queue_limit_is_told_at_once_that_the_app_is_busy():
         box, out = gr.Textbox(), gr.Textbox()
         box.submit(slow, box, out, api_name="slow", concurrency_limit=1)
     port = free_port()
-    app.serve(demo, app.Settings(queue_max_size=1), server_name="127.0.0.1", server_port=port,
-              prevent_thread_lock=True, quiet=True)  # fmt: skip
+    app.serve(
+        demo,
+        app.Settings.of(queue_max_size=1),
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         running = Client(url, verbose=False).submit("first", api_name="/slow")
@@ -366,15 +397,19 @@ def test_on_a_space_with_hf_oauth_the_page_offers_hugging_face_sign_in(server, m
     import gradio.oauth
 
     monkeypatch.setenv("OAUTH_CLIENT_ID", "test-client")  # on a laptop that happens to have it set: no button
-    assert buttons(app.build_demo(server[1])) == 0
+    assert buttons(build_page(server[1])) == 0
     space = {"SYSTEM": "spaces", "SPACE_ID": "someone/industry-expert-chat"}
     for name, value in space.items():
         monkeypatch.setenv(name, value)
-    oauth = {"OAUTH_CLIENT_ID": "test-client", "OAUTH_CLIENT_SECRET": "s", "OAUTH_SCOPES": "openid profile",
-             "OPENID_PROVIDER_URL": "https://huggingface.co"}  # what a Space sets; gradio reads them at import
+    oauth = {
+        "OAUTH_CLIENT_ID": "test-client",
+        "OAUTH_CLIENT_SECRET": "s",
+        "OAUTH_SCOPES": "openid profile",
+        "OPENID_PROVIDER_URL": "https://huggingface.co",
+    }  # what a Space sets; gradio reads them at import
     for name, value in oauth.items():
         monkeypatch.setattr(gradio.oauth, name, value)
-    demo = app.build_demo(server[1])
+    demo = build_page(server[1])
     assert buttons(demo) == 1
     assert any(getattr(route, "path", "") == "/login/huggingface" for route in demo.app.routes)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
@@ -382,18 +417,17 @@ def test_on_a_space_with_hf_oauth_the_page_offers_hugging_face_sign_in(server, m
 
 
 def test_the_page_and_the_api_run_the_scorecard_through_one_helper(server):
-    """`ui.common.scorecard_steps`: progress steps while the run goes on, the result last; one sentence before it
+    """`ui.evaluate_tab.scorecard_steps`: progress steps while the run goes on, the result last; one sentence before it
     starts when no mode is chosen."""
     import gradio as gr
 
-    from core.jobs import Jobs
-    from ui.common import scorecard_steps
+    from ui.evaluate_tab import scorecard_steps
 
-    service = server[1]
+    composed = server[1]
     with pytest.raises(gr.Error, match=r"Choose at least one mode to evaluate\."):
-        next(scorecard_steps(service, Jobs(1), "session:x", None, [], None, 1))
+        next(scorecard_steps(composed, "session:x", None, [], None, 1))
     running = []  # one step object, updated in place: read it as it comes
-    for step in scorecard_steps(service, Jobs(1), "session:x", None, ["Base"], None, 2, every_s=0.05):
+    for step in scorecard_steps(composed, "session:x", None, ["Base"], None, 2, every_s=0.05):
         running.append(step.result is None)
     assert running[-1] is False and all(running[:-1])
     card = step.result.scorecard

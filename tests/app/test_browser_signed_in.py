@@ -22,8 +22,14 @@ def app_url(tiny_settings, tmp_path_factory):
         pytest.skip("Debian's chromium is not installed")
     folder = tmp_path_factory.mktemp("browser-signed-in")
     model = build_tiny_phi3(folder / "model", context=1024)
-    settings = tiny_settings.replace(model=str(model), data_dir=folder / "data", top_k=2, max_upload_mb=2.0,
-                                     adapter_max_mb=2.0, users="alice:wonderland")  # fmt: skip
+    settings = tiny_settings.replace(
+        model=str(model),
+        data_dir=folder / "data",
+        top_k=2,
+        max_upload_mb=2.0,
+        adapter_max_mb=2.0,
+        users="alice:wonderland",
+    )
     url, service, demo = start_app(settings, DOCS, folder)
     yield url, service
     demo.close()
@@ -32,8 +38,14 @@ def app_url(tiny_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     playwright = pytest.importorskip("playwright.sync_api")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         yield browser
@@ -61,8 +73,7 @@ def _ask(page, mode: str, question: str, adapter: str | None = None) -> str:
     before = page.locator("#chat .message.bot").count()
     page.locator("#message textarea").fill(question)
     page.locator("#send").click()
-    page.wait_for_function(f"() => document.querySelectorAll('#chat .message.bot').length > {before}",
-                           timeout=60_000)  # fmt: skip
+    page.wait_for_function(f"() => document.querySelectorAll('#chat .message.bot').length > {before}", timeout=60_000)
     return _last_answer(page)
 
 
@@ -105,8 +116,9 @@ def test_a_signed_in_visit_end_to_end(app_url, browser, tmp_path):
     page.get_by_role("tab", name="Knowledge").click()
     page.locator("#doc-files input[type=file]").set_input_files([str(note)])
     page.locator("#add-docs").click()
-    page.wait_for_function("() => document.querySelector('#upload-report').innerText.includes('your private')",
-                           timeout=60_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('#upload-report').innerText.includes('your private')", timeout=60_000
+    )
     assert "harbor_notes.md" in _ask(page, "RAG", "When does the crimson pier close (rule H-19)?")
 
     # an adapter of her own, and a chat with it
@@ -114,7 +126,8 @@ def test_a_signed_in_visit_end_to_end(app_url, browser, tmp_path):
     write_random_adapter(adapter, service.adapters.spec, ["qkv_proj", "o_proj"], r=4, seed=11)
     page.get_by_role("tab", name="Adapters").click()
     page.locator("#adapter-files input[type=file]").set_input_files(
-        [str(adapter / "adapter_config.json"), str(adapter / "adapter_model.safetensors")])  # fmt: skip
+        [str(adapter / "adapter_config.json"), str(adapter / "adapter_model.safetensors")]
+    )
     page.locator("#adapter-name textarea, #adapter-name input").first.fill("alice-tone")
     page.get_by_role("button", name="Upload adapter").click()
     page.locator("#adapter-result").get_by_text("Added alice-tone").wait_for(timeout=60_000)
@@ -135,11 +148,13 @@ def test_a_signed_in_visit_end_to_end(app_url, browser, tmp_path):
     page.locator("#identity").get_by_text("Signed in as").wait_for(timeout=30_000)
     page.locator("#status").get_by_text("Model:").wait_for(timeout=30_000)
     page.get_by_role("tab", name="Knowledge").click()
-    page.wait_for_function("() => document.querySelector('#documents').innerText.includes('harbor_notes.md')",
-                           timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('#documents').innerText.includes('harbor_notes.md')", timeout=30_000
+    )
     page.get_by_role("tab", name="Adapters").click()
-    page.wait_for_function("() => document.querySelector('#adapter-table').innerText.includes('alice-tone')",
-                           timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('#adapter-table').innerText.includes('alice-tone')", timeout=30_000
+    )
     page.screenshot(path=str(SCREENSHOTS / "signed-in-5-after-reload.png"), full_page=True)
     answer = _ask(page, "Hybrid", "When does the crimson pier close (rule H-19)?", adapter="alice-tone")
     assert not answer.startswith("⚠") and "harbor_notes.md" in answer  # answered with her adapter and document

@@ -1,10 +1,11 @@
 """How an answer reads in the chat and in Compare: evidence quoted, unsupported sentences marked, no invented
 source numbers."""
 
-from core.evidence import SourceSentences
-from core.pipeline import AnswerUpdate, Mode, attach_evidence
-from core.retrieval import Passage
-from ui.common import UNSUPPORTED_MARK, format_answer
+from answer.evidence import SourceSentences
+from answer.pipeline import judge
+from answer.ports import Passage
+from answer.types import AnswerUpdate, Mode
+from ui.presentation import UNSUPPORTED_MARK, format_answer
 
 SOURCES = [
     Passage("Seals are replaced every 500 hours.", "seals.md", "section Seals", 0.9, "d1", "d1:0"),
@@ -14,7 +15,7 @@ SOURCES = [
 
 def judged(text: str) -> AnswerUpdate:
     update = AnswerUpdate(text, Mode.RAG, done=True, sources=SOURCES)
-    attach_evidence(update, SourceSentences([p.text for p in SOURCES]), [])
+    judge(update, SourceSentences([p.text for p in SOURCES]), [])
     return update
 
 
@@ -34,9 +35,9 @@ def test_unsupported_sentences_are_marked_and_invented_source_numbers_never_show
 
 def test_an_answer_nothing_supports_shows_what_the_sources_say_instead():
     update = AnswerUpdate("Bananas are yellow.", Mode.RAG, done=True, sources=SOURCES)
-    from core.evidence import Evidence
+    from answer.evidence import Evidence
 
-    attach_evidence(update, SourceSentences([p.text for p in SOURCES]), [Evidence(1, SOURCES[0].text, 1.0)])
+    judge(update, SourceSentences([p.text for p in SOURCES]), [Evidence(1, SOURCES[0].text, 1.0)])
     shown = format_answer(update)
     assert "**What the sources say:**\n> [1] “Seals are replaced every 500 hours.”" in shown
     assert f"Bananas are yellow.{UNSUPPORTED_MARK}" in shown and "(cited)" not in shown
@@ -52,5 +53,5 @@ def test_markdown_bold_in_a_quoted_list_item_does_not_break_the_quote():
     item = "- **Tern T12** – hybrid VTOL, 12 kg payload, regional routes."
     sources = [Passage(item, "overview.md", "section Fleet", 0.9, "d1", "d1:0")]
     update = AnswerUpdate("The Tern T12 carries a 12 kg payload [1].", Mode.RAG, done=True, sources=sources)
-    attach_evidence(update, SourceSentences([p.text for p in sources]), [])
+    judge(update, SourceSentences([p.text for p in sources]), [])
     assert "> [1] “Tern T12 – hybrid VTOL, 12 kg payload, regional routes.” — overview.md" in format_answer(update)

@@ -26,8 +26,9 @@ def model_dir(tmp_path_factory):
 
 
 def _settings(tiny_settings, model_dir, data_dir, **changes):
-    return tiny_settings.replace(model=str(model_dir), data_dir=data_dir, top_k=2, max_upload_mb=2.0,
-                                 adapter_max_mb=2.0, **changes)  # fmt: skip
+    return tiny_settings.replace(
+        model=str(model_dir), data_dir=data_dir, top_k=2, max_upload_mb=2.0, adapter_max_mb=2.0, **changes
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +111,9 @@ def test_one_persons_adapter_is_invisible_unusable_and_undeletable_to_another(pu
 def test_a_hostile_adapter_upload_is_refused_with_one_sentence(public, tmp_path):
     url, _ = public
     client = Client(url, verbose=False)
-    (config,) = write_docs(tmp_path, {"adapter_config.json": '{"peft_type": "LORA", "r": 20000, '
-                                      '"target_modules": ".*", "lora_alpha": 8}'})  # fmt: skip
+    (config,) = write_docs(
+        tmp_path, {"adapter_config.json": '{"peft_type": "LORA", "r": 20000, "target_modules": ".*", "lora_alpha": 8}'}
+    )
     (pickle,) = write_docs(tmp_path, {"adapter_model.bin": b"\x80\x04cos\nsystem\n."})
     with pytest.raises(AppError) as refused:
         client.predict([handle_file(str(config)), handle_file(str(pickle))], "evil", api_name="/adapters_upload")

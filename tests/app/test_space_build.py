@@ -46,12 +46,17 @@ def test_a_space_built_from_requirements_alone_answers_with_citations(tmp_path):
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXPERT_", "LLAMA_CPP", "PYTHONPATH"))}
-    env.update(HF_HUB_OFFLINE="1", GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               EXPERT_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    env.update(
+        HF_HUB_OFFLINE="1",
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        EXPERT_DATA_DIR=str(tmp_path / "data"),
+    )
     log = (tmp_path / "app.log").open("w")
     started = time.perf_counter()
-    app = subprocess.Popen([str(venv / "bin" / "python"), "app.py"], cwd=space, env=env, stdout=log,
-                           stderr=subprocess.STDOUT)  # fmt: skip
+    app = subprocess.Popen(
+        [str(venv / "bin" / "python"), "app.py"], cwd=space, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         from gradio_client import Client
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from adapters.synthetic import write_random_adapter
-from core.generation import GenerationParams
+from engines.base import GenerationParams
 from tests.conftest import AdapterRig
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]

@@ -6,23 +6,28 @@ import threading
 import pytest
 import torch
 
-from core.generation import Engine, GenerationParams, UserInputError
-from core.pipeline import Mode
-from core.service import ExpertService
+from answer.prompts import Prompter
+from answer.service import ExpertService
+from answer.types import Mode
+from core.errors import UserInputError
+from engines.base import GenerationParams
+from engines.transformers_engine import TransformersEngine
 from tests.conftest import ask, forced_model
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
 
 
 def test_phi3_chat_template_with_system_prompt(engine):
-    ids, dropped = engine.build_prompt("Be brief.", [], "What is KX-4471?", max_new_tokens=16)
+    ids, dropped = Prompter(engine.tokenizer, engine.context_window).build(
+        "Be brief.", [], "What is KX-4471?", max_new_tokens=16
+    )
     text = engine.tokenizer.decode(ids)
     assert text == "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is KX-4471?<|end|>\n<|assistant|>\n"
     assert dropped == 0
 
 
 def _service(tiny_settings, loaded) -> ExpertService:
-    return ExpertService.over(tiny_settings.replace(system_prompt=""), Engine(loaded))
+    return ExpertService.over(tiny_settings.replace(system_prompt=""), TransformersEngine(loaded))
 
 
 def test_streaming_yields_growing_text(service):
@@ -47,9 +52,13 @@ def test_generation_runs_to_max_new_tokens_without_a_stop_token(tiny_settings, t
 def test_long_history_is_trimmed_to_fit_the_context(engine, service):
     history = []
     for i in range(40):
-        history += [{"role": "user", "content": f"Question {i} about turbines"},
-                    {"role": "assistant", "content": f"Answer {i}: inspect the blades every 500 hours."}]
-    ids, dropped = engine.build_prompt("sys", history, "Newest question", max_new_tokens=64)
+        history += [
+            {"role": "user", "content": f"Question {i} about turbines"},
+            {"role": "assistant", "content": f"Answer {i}: inspect the blades every 500 hours."},
+        ]
+    ids, dropped = Prompter(engine.tokenizer, engine.context_window).build(
+        "sys", history, "Newest question", max_new_tokens=64
+    )
     assert len(ids) <= engine.context_window - 64
     assert dropped > 0 and dropped % 2 == 0  # whole exchanges go, oldest first
     text = engine.tokenizer.decode(ids)
@@ -71,7 +80,9 @@ def test_stop_event_ends_generation_early(tiny_settings, tiny_loaded):
 
 
 def test_closing_the_stream_releases_the_model(engine):
-    stream = engine.stream(engine.build_prompt("", [], "Hi", 50)[0], GenerationParams(1.0, 1.0, 50))
+    stream = engine.stream(
+        Prompter(engine.tokenizer, engine.context_window).build("", [], "Hi", 50)[0], GenerationParams(1.0, 1.0, 50)
+    )
     next(stream)
     stream.close()  # a closed browser tab: the worker stops and the lock is free again
     assert engine.lock.acquire(timeout=5)
@@ -144,12 +155,12 @@ def test_concurrent_users_all_get_complete_answers(service):
 
 
 def test_service_stop_ends_only_that_sessions_answer(tiny_settings, tiny_loaded, monkeypatch):
-    from core import engines
-    from core import service as service_module
+    from compose import compose
+    from engines import factory as engines
 
     forced = forced_model(tiny_loaded, "The")
     monkeypatch.setattr(engines, "load_model", lambda settings, progress, weights=True: forced)
-    service = service_module.ExpertService(tiny_settings)
+    service = compose(tiny_settings, parts=()).start().service
     assert service.wait_ready(timeout=60)
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=100)
     answer = service.answer("alice", "Hello", [], "Base", params)

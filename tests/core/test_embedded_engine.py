@@ -12,17 +12,16 @@ pytestmark = pytest.mark.slow
 
 def test_a_hybrid_answer_on_the_embedded_gguf_with_the_demo_adapter(embedded_data_dir, tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    import app
-    from core.generation import GenerationParams
+    from compose import compose
     from core.settings import Settings
+    from engines.base import GenerationParams
 
     data = tmp_path / "data"
     shutil.copytree(embedded_data_dir / "model_cache", data / "model_cache")
-    service = app.build_service(Settings(data_dir=data)).start()  # every default: engine auto
+    service = compose(Settings.of(data_dir=data)).start().service  # every default: engine auto
     assert service.wait_ready(300), service.status_line()
     assert service.engine.name == "llama.cpp" and not service.warnings, service.status_line()
-    assert not service.loaded.has_weights  # the weights live in llama.cpp only
-    assert all(p.device.type == "meta" for p in service.loaded.model.parameters())
+    assert not service.engine.loaded.has_weights and service.engine.loaded.model is None  # llama.cpp holds them
     assert "weights in llama.cpp, none in torch" in service.status_line()
 
     prompts: list[int] = []

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from core.evidence import SourceSentences, candidates, grounding, is_decline, select_evidence, split_sentences
+from answer.evidence import SourceSentences, candidates, grounding, is_decline, select_evidence, split_sentences
 
 CHUNK = """## Payload classes
 
@@ -16,9 +16,11 @@ KOREAN = "강서 정비동은 매주 월요일에 점검합니다. 변경 요청
 
 
 def test_prose_is_rejoined_across_line_breaks_and_list_items_keep_their_continuation():
-    text = ("Every TEX-3 opens a CAPA record with an ID of\nthe form CAPA-TEX-YYYY-NNN. A second sentence.\n\n"
-            "- An aircraft in flight when lightning is seen within 16 km\n  returns to the nearest Nestbox.\n"
-            "- No launch in rain.\n")  # fmt: skip
+    text = (
+        "Every TEX-3 opens a CAPA record with an ID of\nthe form CAPA-TEX-YYYY-NNN. A second sentence.\n\n"
+        "- An aircraft in flight when lightning is seen within 16 km\n  returns to the nearest Nestbox.\n"
+        "- No launch in rain.\n"
+    )
     texts = [c.text for c in candidates([text])]
     assert texts == [
         "Every TEX-3 opens a CAPA record with an ID of the form CAPA-TEX-YYYY-NNN.",
@@ -43,8 +45,12 @@ def test_table_rows_become_sentences_that_name_their_columns():
 
 def test_sentences_split_in_every_script():
     assert split_sentences("It is 2.5 kg. Next one! 세 번째입니다。次です。\n- item") == [
-        "It is 2.5 kg.", "Next one!", "세 번째입니다。", "次です。", "item"
-    ]  # fmt: skip
+        "It is 2.5 kg.",
+        "Next one!",
+        "세 번째입니다。",
+        "次です。",
+        "item",
+    ]
 
 
 def test_the_best_matching_sentences_are_chosen_rare_terms_first():
@@ -82,8 +88,10 @@ def test_support_needs_the_terms_and_every_number():
 
 
 def test_an_answer_that_copies_a_row_with_its_heading_is_supported_by_that_row():
-    rows = ["## Tern T12 (part number TN12-2000)\nMaximum payload: 12 kg",
-            "## Tern T6 (part number TN6-1000)\nMaximum payload: 6 kg"]
+    rows = [
+        "## Tern T12 (part number TN12-2000)\nMaximum payload: 12 kg",
+        "## Tern T6 (part number TN6-1000)\nMaximum payload: 6 kg",
+    ]
     sources = SourceSentences(rows)
     copied = sources.support("[1] Tern T6 (part number TN6-1000): Maximum payload: 6 kg")
     assert copied.supported and copied.source == 2 and copied.sources == (2,)

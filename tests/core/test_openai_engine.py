@@ -21,9 +21,9 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python's server extras are not installed")
 
 from core.errors import AdapterUnusable
-from core.gguf import write_model
-from core.llamacpp import LlamaCppEngine
-from core.openai_engine import EngineUnreachable, OpenAIEngine
+from engines.gguf import write_model
+from engines.llamacpp import LlamaCppEngine
+from engines.openai_client import EngineUnreachable, OpenAIEngine
 from tests.conftest import free_port
 from tests.core.test_llamacpp import GREEDY, LLAMA_TARGETS, _adapter, _prompt, _tiny, _tokens
 
@@ -47,8 +47,9 @@ def served(tmp_path_factory):
     (tmp / "server.json").write_text(json.dumps(config))
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--config_file", str(tmp / "server.json")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{config['port']}"
     _wait_for(url, server)
     remote = OpenAIEngine(loaded, url)
@@ -63,6 +64,7 @@ def test_base_and_adapter_answers_match_the_in_process_engine(served):
     remote, local, adapter, *_ = served
     assert remote.model_name == "tiny"
     prompt = _prompt(local, "What is the warranty period?")
+
     # The random model emits stray bytes of UTF-8 sequences: the app holds them back and shows U+FFFD, the
     # server passes or drops them, so only printable text is compared.
     def printable(text: str) -> str:
@@ -92,25 +94,42 @@ def test_the_app_answers_through_a_server_running_the_embedded_gguf(embedded_dat
     the same greedy start of the answer as the in-process llama.cpp engine, and the app holds no weights of its
     own. Two runtimes are compared on what is deterministic across them: the first few tokens (a long greedy
     text flips at a near-tie when the server's batch or thread count changes the summation order)."""
-    from core.generation import GenerationParams
-    from core.models import embedded_gguf_path
-    from core.service import ExpertService
+    from compose import compose
     from core.settings import Settings
+    from engines.base import GenerationParams
+    from engines.embedded import embedded_gguf_path
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(embedded_gguf_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            "--verbose",
+            "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_for(url, server)
-        settings = Settings(model="embedded", data_dir=embedded_data_dir, engine="openai", engine_url=url,
-                            engine_gguf="shipped")  # in process, the very file the server runs  # fmt: skip
+        settings = Settings.of(
+            model="embedded", data_dir=embedded_data_dir, engine="openai", engine_url=url, engine_gguf="shipped"
+        )  # in process, the very file the server runs
         answers, prompts = {}, []
         for kind in ("openai", "llamacpp"):
-            service = ExpertService(settings.replace(engine=kind)).start()
+            service = compose(settings.replace(engine=kind), parts=()).start().service
             assert service.wait_ready(120), service.status_line()
             real = service.engine.stream
 
@@ -131,8 +150,13 @@ def test_the_app_answers_through_a_server_running_the_embedded_gguf(embedded_dat
         # Two runtimes agree on the first token's distribution, not on exact greedy texts: this question's
         # first token is a near-tie ("La" / "L'"). So the in-process first token must be one of the server's
         # top candidates, with a log-probability within 1 nat of the server's best.
-        body = {"prompt": tokenizer.decode(prompts[0], skip_special_tokens=False), "max_tokens": 1,
-                "temperature": 0.0, "logprobs": 5, "repeat_penalty": 1.0}  # fmt: skip
+        body = {
+            "prompt": tokenizer.decode(prompts[0], skip_special_tokens=False),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": 5,
+            "repeat_penalty": 1.0,
+        }
         top = httpx.post(url + "/v1/completions", json=body, timeout=60).json()["choices"][0]["logprobs"]
         candidates = top["top_logprobs"][0]
         first = tokenizer.decode(tokenizer.encode(answers["llamacpp"], add_special_tokens=False)[:1])

@@ -10,11 +10,12 @@ from typing import NamedTuple
 
 import pytest
 
+from adapters.spec import AdapterHandle, LoraSpec
+from answer.ports import Passage, Retriever, Snapshot
+from answer.prompts import NOTHING_FOUND, Prompter
+from answer.types import Mode
 from core.errors import UserInputError
-from core.generation import GenerationParams
-from core.lora import AdapterHandle, LoraSpec
-from core.pipeline import NOTHING_FOUND, Mode
-from core.retrieval import Passage, Retriever, Snapshot
+from engines.base import GenerationParams
 from tests.conftest import ask, forced_model
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=8)
@@ -49,8 +50,17 @@ class FakeCatalog:
         if name == "missing":
             raise UserInputError("No adapter named 'missing' is available to you.")
         lora = LoraSpec(4, 8.0, False, ("model.layers.0.self_attn.o_proj",))
-        return AdapterHandle(f"demo/{name}", name, "demo", Path("/nowhere"), Path("/nowhere/w"), lora, 1,
-                             kb_snapshot=self.kb_snapshot, kb_snapshot_date="2026-11-01T08:00:00Z")  # fmt: skip
+        return AdapterHandle(
+            f"demo/{name}",
+            name,
+            "demo",
+            Path("/nowhere"),
+            Path("/nowhere/w"),
+            lora,
+            1,
+            kb_snapshot=self.kb_snapshot,
+            kb_snapshot_date="2026-11-01T08:00:00Z",
+        )
 
 
 class Generation(NamedTuple):
@@ -81,7 +91,7 @@ def test_the_stand_ins_fit_the_ports():
 def test_rag_shows_the_matching_source_sentences_between_the_question_twice(service, prompts):
     chunk = "# Parts\n\nThe fox is quick. Part KX-4471 is the main bearing seal. The dog is lazy and brown."
     retriever = FakeRetriever([_passage(1, chunk), _passage(2, "Seals are replaced every 500 hours.")])
-    service.attach_knowledge(retriever)
+    service.use_knowledge(retriever)
     final = ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)[-1]
     prompt, adapter, _ = prompts[-1]
     user = prompt.split("<|user|>\n")[1]
@@ -93,10 +103,10 @@ def test_rag_shows_the_matching_source_sentences_between_the_question_twice(serv
 
 
 def test_rag_with_whole_chunks_when_set(engine, tiny_settings, prompts):
-    from core.service import ExpertService
+    from answer.service import ExpertService
 
     service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
-    service.attach_knowledge(FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")]))
+    service.use_knowledge(FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")]))
     ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)
     prompt = prompts[-1][0]
     assert "[1] doc1.md, section Parts > 1:\nPart KX-4471 is the main bearing seal." in prompt
@@ -104,7 +114,7 @@ def test_rag_with_whole_chunks_when_set(engine, tiny_settings, prompts):
 
 
 def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(service, prompts):
-    service.attach_knowledge(FakeRetriever([_passage(1, "정비 일정은 매달 첫째 주 월요일입니다.")]))
+    service.use_knowledge(FakeRetriever([_passage(1, "정비 일정은 매달 첫째 주 월요일입니다.")]))
     ask(service, "정비는 언제입니까?", mode=Mode.RAG, params=GenerationParams(1.2, 0.5, 120))
     prompt, _, params = prompts[-1]
     assert (params.temperature, params.max_new_tokens, params.no_repeat_ngram) == (0.0, 96, 12)
@@ -114,28 +124,28 @@ def test_rag_answers_greedily_within_the_length_budget_in_the_question_language(
 def test_the_repetition_guard_counts_only_the_answer(tiny_loaded):
     """A model forced to say "The" forever, behind a 2-gram guard: the answer says "The The" (the prompt
     is full of "The The", which does not count) and then may not repeat that pair."""
-    from core.generation import Engine
+    from engines.transformers_engine import TransformersEngine
 
-    engine = Engine(forced_model(tiny_loaded, "The"))
-    ids = engine.build_prompt("", [], "The The The The", 8)[0]
+    engine = TransformersEngine(forced_model(tiny_loaded, "The"))
+    ids = Prompter(engine.tokenizer, engine.context_window).build("", [], "The The The The", 8)[0]
     free = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8)))
     guarded = "".join(engine.stream(ids, GenerationParams(0.0, 1.0, 8, no_repeat_ngram=2)))
     assert free.count("The") == 8 and guarded.count("The") == 2
 
 
 def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
-    service.attach_knowledge(FakeRetriever([]))
+    service.use_knowledge(FakeRetriever([]))
     updates = ask(service, "Who won the 1998 World Cup?", mode=Mode.RAG, params=GREEDY)
     assert [u.text for u in updates] == [NOTHING_FOUND] and not prompts
     assert updates[0].status == "nothing_found"
 
 
 def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine, tiny_settings):
-    from core.service import ExpertService
+    from answer.service import ExpertService
 
     service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
     long_text = "Blade inspections follow the FROST checklist every 500 hours. " * 2
-    service.attach_knowledge(FakeRetriever([_passage(i, long_text) for i in range(1, 6)]))
+    service.use_knowledge(FakeRetriever([_passage(i, long_text) for i in range(1, 6)]))
     final = ask(service, "When are blades inspected?", mode=Mode.RAG, params=GREEDY)[-1]
     assert 1 <= len(final.sources) < 5
     assert [p.source for p in final.sources] == [f"doc{i}.md" for i in range(1, len(final.sources) + 1)]
@@ -143,8 +153,8 @@ def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine, tiny_sett
 
 def test_base_ignores_retriever_and_adapter(service, prompts):
     retriever, catalog = FakeRetriever([_passage(1)]), FakeCatalog()
-    service.attach_knowledge(retriever)
-    service.attach_adapters(catalog)
+    service.use_knowledge(retriever)
+    service.use_adapters(catalog)
     ask(service, "Hi", mode=Mode.BASE, params=GREEDY, adapter="demo")
     assert prompts[-1].adapter is None and "Sources:" not in prompts[-1].prompt
     assert retriever.queries == [] and catalog.calls == []
@@ -152,8 +162,8 @@ def test_base_ignores_retriever_and_adapter(service, prompts):
 
 def test_finetuned_and_hybrid_resolve_the_adapter_once_and_note_staleness(service, prompts):
     catalog = FakeCatalog(kb_snapshot="snap-0")
-    service.attach_knowledge(FakeRetriever([_passage(1)]))
-    service.attach_adapters(catalog)
+    service.use_knowledge(FakeRetriever([_passage(1)]))
+    service.use_adapters(catalog)
     fine = ask(service, "Hi", mode=Mode.FINETUNED, params=GREEDY, adapter="demo", session="alice")[-1]
     hybrid = ask(service, "Hi", mode=Mode.HYBRID, params=GREEDY, adapter="demo", session="alice")[-1]
     assert catalog.calls == [("demo", "alice"), ("demo", "alice")]
@@ -167,7 +177,7 @@ def test_finetuned_and_hybrid_resolve_the_adapter_once_and_note_staleness(servic
 
 
 def test_an_adapter_that_cannot_be_resolved_is_one_sentence_before_any_generation(service, prompts):
-    service.attach_adapters(FakeCatalog())
+    service.use_adapters(FakeCatalog())
     with pytest.raises(UserInputError, match="No adapter named 'missing'"):
         ask(service, "Hi", mode=Mode.FINETUNED, adapter="missing")
     assert not prompts
@@ -192,48 +202,55 @@ def test_a_failed_search_reaches_the_user_as_one_sentence(service):
 
             raise IndexMismatchError("The index was built with another embedding model; rebuild it.")
 
-    service.attach_knowledge(Broken([]))
+    service.use_knowledge(Broken([]))
     with pytest.raises(UserInputError, match="rebuild it"):
         ask(service, "Hi", mode=Mode.RAG)
 
 
 def test_a_source_counts_as_cited_when_it_supports_the_answer_not_when_its_number_is_printed():
-    from core.evidence import SourceSentences
-    from core.pipeline import AnswerUpdate, attach_evidence
+    from answer.evidence import SourceSentences
+    from answer.pipeline import judge
+    from answer.types import AnswerUpdate
+    from ui.presentation import display_text, printed_citations
 
     sources = [_passage(1, "Seals are replaced every 500 hours."), _passage(2)]
-    update = AnswerUpdate("Part KX-4471 is the main bearing seal [1]. It costs 90 euros [9].", Mode.RAG,
-                          sources=sources)  # fmt: skip
-    attach_evidence(update, SourceSentences([p.text for p in sources]), [])
-    assert update.printed_citations == [1]
+    update = AnswerUpdate(
+        "Part KX-4471 is the main bearing seal [1]. It costs 90 euros [9].", Mode.RAG, sources=sources
+    )
+    judge(update, SourceSentences([p.text for p in sources]), [])
+    assert printed_citations(update) == [1]
     assert update.cited == [2], "supported by source 2, whatever the model printed"
     assert update.unsupported == ["It costs 90 euros [9]."]
     assert [q.text for q in update.evidence] == ["Part KX-4471 is the main bearing seal."]
     assert update.evidence[0].file == "doc2.md" and update.evidence_supports
     # the reader sees the marker on the source that supports the sentence, and never the invented [9]
-    assert update.display_text() == "Part KX-4471 is the main bearing seal [2]. It costs 90 euros ."
+    assert display_text(update) == "Part KX-4471 is the main bearing seal [2]. It costs 90 euros ."
 
 
 def test_when_nothing_is_supported_the_evidence_shows_what_the_sources_say():
-    from core.evidence import Evidence, SourceSentences
-    from core.pipeline import AnswerUpdate, attach_evidence
+    from answer.evidence import Evidence, SourceSentences
+    from answer.pipeline import judge
+    from answer.types import AnswerUpdate
 
     sources = [_passage(1)]
     update = AnswerUpdate("Bananas are yellow and long.", Mode.RAG, sources=sources)
     shown = [Evidence(1, "Part KX-4471 is the main bearing seal.", 1.0)]
-    attach_evidence(update, SourceSentences([p.text for p in sources]), shown)
+    judge(update, SourceSentences([p.text for p in sources]), shown)
     assert not update.evidence_supports and update.cited == []
     assert [(q.source, q.text) for q in update.evidence] == [(1, "Part KX-4471 is the main bearing seal.")]
 
 
 def test_each_mode_sees_only_its_own_answers_and_rag_only_the_questions():
-    from core.service import history_for
+    from answer.prompts import history_for
 
     history = [
-        {"role": "user", "content": "q1", "mode": "Base"}, {"role": "assistant", "content": "a1", "mode": "Base"},
-        {"role": "user", "content": "q2", "mode": "RAG"}, {"role": "assistant", "content": "a2", "mode": "RAG"},
-        {"role": "user", "content": "q3"}, {"role": "assistant", "content": "a3"},
-    ]  # fmt: skip
+        {"role": "user", "content": "q1", "mode": "Base"},
+        {"role": "assistant", "content": "a1", "mode": "Base"},
+        {"role": "user", "content": "q2", "mode": "RAG"},
+        {"role": "assistant", "content": "a2", "mode": "RAG"},
+        {"role": "user", "content": "q3"},
+        {"role": "assistant", "content": "a3"},
+    ]
     base, _ = history_for(Mode.BASE, history)
     fine, _ = history_for(Mode.FINETUNED, history)
     rag, earlier = history_for(Mode.RAG, history)
@@ -243,9 +260,11 @@ def test_each_mode_sees_only_its_own_answers_and_rag_only_the_questions():
 
 
 def test_rag_prompt_carries_the_earlier_questions_not_the_answers(service, prompts):
-    service.attach_knowledge(FakeRetriever([_passage(1)]))
-    history = [{"role": "user", "content": "Which seal is it?"},
-               {"role": "assistant", "content": "An invented answer."}]  # fmt: skip
+    service.use_knowledge(FakeRetriever([_passage(1)]))
+    history = [
+        {"role": "user", "content": "Which seal is it?"},
+        {"role": "assistant", "content": "An invented answer."},
+    ]
     ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY, history=history)
     prompt = prompts[-1][0]
     assert "Earlier questions in this conversation: Which seal is it?" in prompt
@@ -264,10 +283,10 @@ class EncodingRetriever(FakeRetriever):
 def test_with_no_source_sentence_on_the_question_rag_declines_in_its_language_without_the_model(
     engine, tiny_settings, prompts
 ):
-    from core.service import ExpertService
+    from answer.service import ExpertService
 
     service = ExpertService.over(tiny_settings.replace(system_prompt="sys", evidence_floor=0.5), engine)
-    service.attach_knowledge(EncodingRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
+    service.use_knowledge(EncodingRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
     final = ask(service, "Koliko košta lopatica rotora?", mode=Mode.RAG)[-1]
     assert final.text == "Dokumenti to ne navode." and final.status == "nothing_found" and not prompts
     assert final.evidence and not final.evidence_supports, "the closest source sentences are still shown"
@@ -276,7 +295,7 @@ def test_with_no_source_sentence_on_the_question_rag_declines_in_its_language_wi
 
 
 def test_an_index_rebuilt_from_the_same_documents_does_not_make_an_adapter_stale():
-    from core.cards import staleness_note
+    from adapters.cards import staleness_note
 
     assert staleness_note("s1", "2026-11-01T00:00:00Z", "s2", "docs-a", "docs-a") is None
     assert staleness_note("s1", "2026-11-01T00:00:00Z", "s2", "docs-a", "docs-b").startswith("This adapter was")
@@ -286,7 +305,7 @@ def test_an_index_rebuilt_from_the_same_documents_does_not_make_an_adapter_stale
 def test_the_copy_bias_favours_finishing_a_quote_it_has_started():
     import torch
 
-    from core.generation import _CopyBias
+    from engines.decoding import _CopyBias
 
     bias = _CopyBias([[5, 6, 7, 8]], prompt_length=2, bias=3.0)
     scores = bias(torch.tensor([[1, 2, 9, 5]]), torch.zeros(1, 10))  # answer so far: 9, 5
@@ -297,7 +316,7 @@ def test_the_copy_bias_favours_finishing_a_quote_it_has_started():
 
 
 def test_a_first_line_that_only_repeats_the_question_is_not_the_answer():
-    from core.pipeline import _echoes
+    from answer.pipeline import _echoes
 
     assert _echoes("모터 베어링은 언제 교체하나요?", "모터 베어링은 언제 교체하나요?")
     assert _echoes("Question: When are seals replaced?", "When are seals replaced?")
@@ -305,7 +324,7 @@ def test_a_first_line_that_only_repeats_the_question_is_not_the_answer():
 
 
 def test_an_answer_that_begins_by_repeating_the_question_keeps_only_the_answer():
-    from core.pipeline import _without_echo
+    from answer.pipeline import _without_echo
 
     question = "L2 정기 점검은 몇 시간마다 하나요?"
     assert _without_echo("L2 정기 점검은 몇 시간마다 하나요? 비행 50시간마다 [1].", question) == "비행 50시간마다 [1]."
@@ -321,8 +340,8 @@ def test_an_answer_that_begins_by_repeating_the_question_keeps_only_the_answer()
 def test_compare_gives_each_mode_the_answer_it_gives_alone(service, prompts):
     """Compare's four answers run at once; one that ends (or closes its stream at the line's end) must not
     stop the others."""
-    service.attach_knowledge(FakeRetriever([_passage(1), _passage(2, "The warranty period is two years.")]))
-    service.attach_adapters(FakeCatalog())
+    service.use_knowledge(FakeRetriever([_passage(1), _passage(2, "The warranty period is two years.")]))
+    service.use_adapters(FakeCatalog())
     modes = ["Base", "RAG", "Fine-tuned", "Hybrid"]
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=24)
     alone = [ask(service, "What is part KX-4471?", m, params, adapter="demo")[-1].text for m in modes]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from core import cpu_check
-from core.llamacpp_lib import library_dir, library_files, library_id
+from engines import cpu_check
+from engines.llamacpp_lib import library_dir, library_files, library_id
 
 needs_gcc = pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("nm")), reason="needs gcc and nm")
 x86 = pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 instruction scan")
@@ -41,16 +41,16 @@ def test_the_installed_llama_cpp_library_uses_nothing_above_the_baseline():
     assert problems == {}, f"built for more than {cpu_check.BASELINE['x86_64']}: {problems}"
     names = {p.name.split(".so")[0] for p in library_files(library_dir())}
     assert {"libllama", "libggml-cpu"} <= names  # the scan saw the CPU kernels themselves
-    assert "OK:" in subprocess.run([sys.executable, "-m", "core.cpu_check"], capture_output=True, text=True).stdout
+    assert "OK:" in subprocess.run([sys.executable, "-m", "engines.cpu_check"], capture_output=True, text=True).stdout
 
 
 @x86
 @needs_gcc
 def test_the_scan_catches_avx512_and_amx_code(tmp_path):
-    avx512 = _compile(tmp_path, "wide", "void f(void){__asm__ volatile(\"vpaddd %zmm1, %zmm2, %zmm3\");}\n")
-    amx = _compile(tmp_path, "tiles", "void g(void){__asm__ volatile(\"tilezero %tmm0\\n\\tldtilecfg (%rdi)\");}\n")
-    vnni = _compile(tmp_path, "vnni", "void h(void){__asm__ volatile(\"{vex} vpdpbusd %ymm1, %ymm2, %ymm3\");}\n")
-    plain = _compile(tmp_path, "plain", "void p(void){__asm__ volatile(\"vpaddd %ymm1, %ymm2, %ymm3\");}\n")
+    avx512 = _compile(tmp_path, "wide", 'void f(void){__asm__ volatile("vpaddd %zmm1, %zmm2, %zmm3");}\n')
+    amx = _compile(tmp_path, "tiles", 'void g(void){__asm__ volatile("tilezero %tmm0\\n\\tldtilecfg (%rdi)");}\n')
+    vnni = _compile(tmp_path, "vnni", 'void h(void){__asm__ volatile("{vex} vpdpbusd %ymm1, %ymm2, %ymm3");}\n')
+    plain = _compile(tmp_path, "plain", 'void p(void){__asm__ volatile("vpaddd %ymm1, %ymm2, %ymm3");}\n')
     assert cpu_check.above_baseline(avx512) == {"zmm-registers": 1}
     assert set(cpu_check.above_baseline(amx)) == {"tilezero", "ldtilecfg"}
     assert set(cpu_check.above_baseline(vnni)) == {"vpdpbusd"}
@@ -58,7 +58,9 @@ def test_the_scan_catches_avx512_and_amx_code(tmp_path):
     folder = tmp_path / "lib"
     folder.mkdir()
     shutil.copy(avx512, folder / "libggml-cpu.so")
-    run = subprocess.run([sys.executable, "-m", "core.cpu_check", "--lib", str(folder)], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "engines.cpu_check", "--lib", str(folder)], capture_output=True, text=True
+    )
     assert run.returncode == 1 and "ABOVE x86-64-v3" in run.stdout and "make engine" in run.stdout
 
 
@@ -84,9 +86,9 @@ def fake_library(tmp_path: Path, body: str) -> Path:
 @needs_gcc
 def test_a_library_that_crashes_leaves_the_app_answering_on_transformers(embedded_data_dir, tmp_path, monkeypatch):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from core.generation import GenerationParams
-    from core.service import ExpertService
+    from compose import compose
     from core.settings import Settings
+    from engines.base import GenerationParams
 
     data = tmp_path / "data"
     shutil.copytree(embedded_data_dir / "model_cache", data / "model_cache")
@@ -94,7 +96,7 @@ def test_a_library_that_crashes_leaves_the_app_answering_on_transformers(embedde
     monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(fake_library(tmp_path, "__builtin_trap();")))
 
     started = time.perf_counter()
-    service = ExpertService(Settings(model="embedded", data_dir=data)).start()
+    service = compose(Settings.of(model="embedded", data_dir=data), parts=()).start().service
     assert service.wait_ready(180), service.status_line()
     status = service.status_line()
     assert service.engine.name == "transformers", status
@@ -113,7 +115,7 @@ def test_a_library_that_crashes_leaves_the_app_answering_on_transformers(embedde
     record = json.loads((data / "model_cache" / "engine-checks.json").read_text())
     assert [v["ok"] for v in record.values()] == [False]
     assert any(library_id(Path(str(p))) in k for k in record for p in [tmp_path / "fake-lib"])
-    again = ExpertService(Settings(model="embedded", data_dir=data)).start()
+    again = compose(Settings.of(model="embedded", data_dir=data), parts=()).start().service
     assert again.wait_ready(180) and again.warnings == [warning]
     assert first < 120
 
@@ -122,12 +124,13 @@ def test_a_library_that_crashes_leaves_the_app_answering_on_transformers(embedde
 @needs_gcc
 def test_a_library_that_hangs_fails_its_check_within_the_timeout(embedded_data_dir, tmp_path, monkeypatch):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from core.engine_probe import check_engine
-    from core.models import embedded_gguf_path, load_model
     from core.settings import Settings
+    from engines.embedded import embedded_gguf_path
+    from engines.loading import load_model
+    from engines.probe import check_engine
 
     monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(fake_library(tmp_path, "for(;;){}")))
-    skeleton = load_model(Settings(model="embedded", data_dir=embedded_data_dir), weights=False)
+    skeleton = load_model(Settings.of(model="embedded", data_dir=embedded_data_dir), weights=False)
     assert not skeleton.has_weights
     started = time.perf_counter()
     result = check_engine(skeleton, embedded_gguf_path(), "shipped", tmp_path / "cache", threads=1, timeout_s=4)

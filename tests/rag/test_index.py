@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import rag.storage
-from core.retrieval import Retriever, Snapshot, content_id
-from core.terms import TOKENIZER_VERSION
+from answer.ports import Retriever, Snapshot, content_id
+from core.bm25_tokens import TOKENIZER_VERSION
 from rag import (
     DocumentNotFoundError,
     IndexCorruptError,
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _kb(tmp_path: Path, docs: dict[str, str] = DOCS, **changes: object) -> KnowledgeBase:
-    kb = KnowledgeBase(rag_settings(tmp_path / "data", **changes)).open()
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data", **changes)).open()
     reports = kb.add_files(write_docs(tmp_path / "in", docs))
     assert all(r.ok for r in reports), [r.message for r in reports]
     return kb
@@ -97,7 +97,7 @@ def test_one_document_goes_in_and_out_without_a_rebuild(tmp_path: Path) -> None:
     with pytest.raises(DocumentNotFoundError, match="No document with id 'nope'"):
         kb.delete("nope")
 
-    reopened = KnowledgeBase(rag_settings(data)).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(data)).open()
     assert reopened.snapshot_id == kb.snapshot_id
     assert [d.name for d in reopened.list_documents()] == ["alpha.md", "charlie.md", "delta.md"]
     assert reopened.search("Who repairs propellers?")[0].source == "charlie.md"
@@ -155,7 +155,7 @@ def test_a_crash_mid_save_leaves_the_last_good_index(
     monkeypatch.undo()
 
     assert kb.snapshot_id == good_snapshot  # memory was never patched
-    reopened = KnowledgeBase(rag_settings(data)).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(data)).open()
     assert reopened.snapshot_id == good_snapshot
     assert [d.name for d in reopened.list_documents()] == list(DOCS)
     assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
@@ -184,7 +184,7 @@ def test_an_unreadable_current_snapshot_falls_back_to_the_previous_one(tmp_path:
     data = tmp_path / "data"
     (data / "index" / "snapshots" / kb.snapshot_id / "manifest.json").write_text("{ torn")
 
-    reopened = KnowledgeBase(rag_settings(data)).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(data)).open()
     assert reopened.snapshot_id == first and len(reopened.list_documents()) == 3
 
 
@@ -193,9 +193,9 @@ def test_an_index_built_with_another_embedding_model_is_refused(tmp_path: Path) 
     data = tmp_path / "data"
     other = rag_settings(data, embed_model="sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
     with pytest.raises(IndexMismatchError, match="built with the embedding model 'all-MiniLM-L6-v2'"):
-        KnowledgeBase(other).open()
+        KnowledgeBase.from_settings(other).open()
     # Another spelling of the same model is the same model.
-    same = KnowledgeBase(rag_settings(data, embed_model="sentence-transformers/all-MiniLM-L6-v2")).open()
+    same = KnowledgeBase.from_settings(rag_settings(data, embed_model="sentence-transformers/all-MiniLM-L6-v2")).open()
     assert len(same.list_documents()) == 3
 
     class WiderEmbedder:  # same name, other dimension: caught when the model is first used
@@ -204,7 +204,7 @@ def test_an_index_built_with_another_embedding_model_is_refused(tmp_path: Path) 
         def encode(self, texts: list[str]) -> np.ndarray:
             return np.ones((len(texts), 768), np.float32) / np.sqrt(768)
 
-    wider = KnowledgeBase(rag_settings(data), embedder=WiderEmbedder()).open()
+    wider = KnowledgeBase.from_settings(rag_settings(data), embedder=WiderEmbedder()).open()
     with pytest.raises(IndexMismatchError, match="384-dimensional vectors"):
         wider.search("turquoise payload")
 
@@ -223,14 +223,14 @@ def test_reindex_rebuilds_everything_with_new_settings(tmp_path: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
     smaller = rag_settings(data, chunk_size=64, chunk_overlap=8)
     with pytest.raises(IndexMismatchError):
-        KnowledgeBase(smaller).open()
+        KnowledgeBase.from_settings(smaller).open()
 
-    rebuilt = KnowledgeBase(smaller)
+    rebuilt = KnowledgeBase.from_settings(smaller)
     reports = rebuilt.reindex()
     assert all(r.ok for r in reports) and len(reports) == 4
     assert {d.doc_id: d.added_at for d in rebuilt.list_documents()} == dates
     assert {d.name: d.chunks for d in rebuilt.list_documents()}["long.md"] > chunks_before["long.md"]
-    fresh = KnowledgeBase(smaller).open()
+    fresh = KnowledgeBase.from_settings(smaller).open()
     assert fresh.stats().effective_chunk_size == 64 and fresh.stats().embed_model == "all-MiniLM-L6-v2"
     assert fresh.search("Which team repairs propellers?")[0].source == "charlie.md"
 
@@ -273,14 +273,14 @@ def test_searches_run_while_a_document_is_added(tmp_path: Path) -> None:
 
 def test_a_save_by_another_process_is_picked_up_not_overwritten(tmp_path: Path) -> None:
     app = _kb(tmp_path)  # say the running app
-    cli = KnowledgeBase(rag_settings(tmp_path / "data")).open()  # and `python -m rag ingest` beside it
+    cli = KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open()  # and `python -m rag ingest` beside it
     cli.add_files(write_docs(tmp_path / "cli", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
 
     assert app.refresh() is True and app.refresh() is False
     assert app.search("Which drone flies the night route?")[0].source == "delta.md"
     cli.add_files(write_docs(tmp_path / "cli2", {"echo.md": "# Echo\n\nEcho checks the weather radar.\n"}))
     app.add_files(write_docs(tmp_path / "app", {"foxtrot.md": "# Foxtrot\n\nFoxtrot sorts the mail.\n"}))
-    names = {d.name for d in KnowledgeBase(rag_settings(tmp_path / "data")).open().list_documents()}
+    names = {d.name for d in KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open().list_documents()}
     assert {"delta.md", "echo.md", "foxtrot.md"} <= names  # the app reloaded before saving
 
 
@@ -288,15 +288,19 @@ def test_the_sample_knowledge_base_is_ingested_on_first_start_only(tmp_path: Pat
     sample = tmp_path / "sample"
     write_docs(sample, {"a.md": "# A\n\nSample one.\n", "b.txt": "Sample two.\n", "notes.json": "{}"})
     settings = rag_settings(tmp_path / "data")
-    assert KnowledgeBase(settings).sample_seeded is False
-    kb = ensure_sample_index(settings, sample)
+    assert KnowledgeBase.from_settings(settings).sample_seeded is False
+    kb = ensure_sample_index(KnowledgeBase.from_settings(settings), sample)
     assert sorted(d.name for d in kb.list_documents()) == ["a.md", "b.txt"]
     assert kb.sample_seeded and _current_manifest(settings.data_dir)["sample_seeded"] is True
     snapshot = kb.snapshot_id
-    assert ensure_sample_index(settings, sample).snapshot_id == snapshot  # second start: nothing to do
+    assert (
+        ensure_sample_index(KnowledgeBase.from_settings(settings), sample).snapshot_id == snapshot
+    )  # second start: nothing to do
     for doc in kb.list_documents():
         kb.delete(doc.doc_id)
-    assert ensure_sample_index(settings, sample).list_documents() == []  # emptied on purpose stays empty
+    assert (
+        ensure_sample_index(KnowledgeBase.from_settings(settings), sample).list_documents() == []
+    )  # emptied on purpose stays empty
 
 
 def test_the_vector_store_speaks_llamaindex_and_deletes_by_document() -> None:
@@ -417,9 +421,11 @@ def test_unknown_fields_survive_and_missing_optional_ones_get_defaults() -> None
     assert manifest.to_json() == newer
     assert dataclasses.replace(manifest, snapshot_id="next").to_json()["retention_days"] == 30
 
-    minimal = {"snapshot_id": "s1", "embed_model": "all-MiniLM-L6-v2", "documents": [
-        {"doc_id": "d", "name": "a.md", "sha256": "d" * 64, "chunks": 2, "segment": "d-1"}
-    ]}  # fmt: skip
+    minimal = {
+        "snapshot_id": "s1",
+        "embed_model": "all-MiniLM-L6-v2",
+        "documents": [{"doc_id": "d", "name": "a.md", "sha256": "d" * 64, "chunks": 2, "segment": "d-1"}],
+    }
     manifest = Manifest.from_json(minimal)
     assert (manifest.format, manifest.dim, manifest.created_at, manifest.parent_snapshot_id) == (1, None, "", None)
     assert (manifest.next_vector_id, manifest.sample_seeded, manifest.keyword_tokenizer) == (0, False, "")
@@ -473,7 +479,7 @@ def test_an_index_in_todays_format_opens_and_keeps_what_it_does_not_know(tmp_pat
         m["retention_days"] = 30
 
     _rewrite_manifest(data, older_and_newer)
-    reopened = KnowledgeBase(rag_settings(data)).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(data)).open()
     assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"
     assert reopened.search("propellers workshop", fusion="keyword")[0].source == "charlie.md"  # terms rebuilt
     (report,) = reopened.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies at night.\n"}))
@@ -490,15 +496,15 @@ def test_a_manifest_of_a_newer_format_is_not_loaded(tmp_path: Path) -> None:
     kb.add_files(write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"}))
     data = tmp_path / "data"
     _rewrite_manifest(data, lambda m: m.update(format=2))
-    assert KnowledgeBase(rag_settings(data)).open().snapshot_id == first  # the older snapshot it can read
+    assert KnowledgeBase.from_settings(rag_settings(data)).open().snapshot_id == first  # the older snapshot it can read
     for manifest in (data / "index" / "snapshots").glob("*/manifest.json"):
         manifest.write_text("[]")
     with pytest.raises(IndexCorruptError, match=r"^No snapshot of the index in .* can be read .*; restore"):
-        KnowledgeBase(rag_settings(data)).open()
+        KnowledgeBase.from_settings(rag_settings(data)).open()
 
 
 def test_the_snapshot_property_says_which_index_answered(tmp_path: Path) -> None:
-    empty = KnowledgeBase(rag_settings(tmp_path / "empty"))
+    empty = KnowledgeBase.from_settings(rag_settings(tmp_path / "empty"))
     assert empty.snapshot == Snapshot("empty", "") and isinstance(empty, Retriever)
     kb = _kb(tmp_path)
     data = tmp_path / "data"
@@ -550,7 +556,7 @@ def test_read_snapshot_reads_the_disk_without_loading_anything_and_never_raises(
 
 def test_a_data_directory_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("a file where the data directory should be")
-    kb = KnowledgeBase(rag_settings(tmp_path / "data"))
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data"))
     assert kb.list_documents() == [] and kb.search("anything") == []
     with pytest.raises(IndexWriteError, match=r"^The index in .* cannot be written \(Not a directory\); check"):
         kb.add_files(write_docs(tmp_path / "in", {"alpha.md": DOCS["alpha.md"]}))
@@ -562,7 +568,7 @@ def test_a_running_app_follows_the_disk_within_seconds(tmp_path: Path) -> None:
 
     app = _kb(tmp_path).watch(0.1)
     try:
-        cli = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+        cli = KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open()
         cli.add_files(write_docs(tmp_path / "cli", {"golf.md": "# Golf\n\nGolf patrols the northern coast.\n"}))
         deadline = time.monotonic() + 10
         while app.snapshot_id != cli.snapshot_id and time.monotonic() < deadline:
@@ -604,7 +610,7 @@ def save(*args, **kwargs):
     return real_save(*args, **kwargs)
 
 storage._write_file, os.replace, storage.np.save = write, replace, save
-KnowledgeBase(rag_settings(data)).open().add_files([document])
+KnowledgeBase.from_settings(rag_settings(data)).open().add_files([document])
 """
 
 
@@ -621,11 +627,17 @@ def test_a_writer_killed_with_sigkill_mid_save_leaves_the_last_good_index(tmp_pa
     data, good = tmp_path / "data", kb.snapshot_id
     document = write_docs(tmp_path / "more", {"delta.md": "# Delta\n\nDelta flies the night route.\n"})[0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(data), point, str(document)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SAVING, str(data), point, str(document)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
-    reopened = KnowledgeBase(rag_settings(data)).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(data)).open()
     assert reopened.snapshot_id == good
     assert [d.name for d in reopened.list_documents()] == list(DOCS)
     assert reopened.search("Which drone carries the turquoise payload?")[0].source == "alpha.md"

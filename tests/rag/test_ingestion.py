@@ -27,7 +27,7 @@ def _index_files(data_dir: Path) -> dict[str, float]:
 
 
 def test_every_format_ingests_with_its_location(tmp_path: Path) -> None:
-    kb = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open()
     seen: list[float] = []
     reports = kb.add_files(write_docs(tmp_path / "in", FORMAT_DOCS), progress=lambda f, m: seen.append(f))
 
@@ -51,7 +51,7 @@ def test_every_format_ingests_with_its_location(tmp_path: Path) -> None:
 
 def test_bad_files_get_their_own_sentence_and_leave_the_index_unchanged(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    kb = KnowledgeBase(rag_settings(data, max_upload_mb=0.05)).open()
+    kb = KnowledgeBase.from_settings(rag_settings(data, max_upload_mb=0.05)).open()
     kb.add_files(write_docs(tmp_path / "first", {"first.md": "# First\n\nThe first document.\n"}))
     before = kb.snapshot_id
     bad = {
@@ -180,7 +180,7 @@ def test_long_paragraphs_are_split_to_fit_the_embedding_window(tmp_path: Path, c
     # its real tokenizer (not the padded/truncated one the model uses when embedding).
     sentence = "The Tern T6 drone carries a CryoPod CP-3 container on routes of up to 42 kilometres. "
     (tmp_path / "long.txt").write_text(sentence * 35)
-    kb = KnowledgeBase(rag_settings(tmp_path / "data", chunk_size=chunk_size, chunk_overlap=8)).open()
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data", chunk_size=chunk_size, chunk_overlap=8)).open()
     [report] = kb.add_files([tmp_path / "long.txt"])
     assert report.ok, report.message
     limit = min(chunk_size, kb.stats().effective_chunk_size)

@@ -24,7 +24,7 @@ ALICE, BOB = Identity("tab-a", "alice").tag, Identity("tab-b", "bob").tag
 
 
 def _kb(tmp_path: Path, **changes: object) -> KnowledgeBase:
-    kb = KnowledgeBase(rag_settings(tmp_path / "data", **changes)).open()
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data", **changes)).open()
     assert all(r.ok for r in kb.add_files(write_docs(tmp_path / "shared", SHARED)))
     return kb
 
@@ -63,7 +63,8 @@ def test_the_same_file_in_two_private_collections_is_two_documents_that_reveal_n
     # a private copy of a shared file is not stored twice (it would be retrieved twice): the shared one serves
     (c,) = _private(kb, tmp_path, BOB, {"my_warranty.md": SHARED["warranty.md"]})
     assert c.status == "unchanged" and c.message == (
-        "my_warranty.md is already in the shared knowledge base as warranty.md, unchanged.")  # fmt: skip
+        "my_warranty.md is already in the shared knowledge base as warranty.md, unchanged."
+    )
     assert [d.name for d in kb.documents_for(BOB)] == ["plan.md", "company_overview.md", "warranty.md"]
 
 
@@ -101,7 +102,7 @@ def test_a_name_collision_is_refused_unless_replace_is_chosen_and_the_old_versio
     assert before.snapshot_id != after.snapshot_id == kb.snapshot_id  # a new snapshot: the restore can be undone
     top = kb.search("Tern T12 Rijeka", fusion="keyword")[0]
     assert top.source == "company_overview.md" and "Rijeka" in top.text
-    reopened = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+    reopened = KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open()
     assert "Rijeka" in reopened.search("Tern T12 Rijeka", fusion="keyword")[0].text
 
 
@@ -149,8 +150,13 @@ def test_the_cli_lists_snapshots_and_restores_the_previous_one(tmp_path: Path) -
     assert kb.add_files(junk, placement=Placement(replace=True))[0].status == "replaced"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "rag", *args, "--data-dir", str(tmp_path / "data")],
-                              cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "rag", *args, "--data-dir", str(tmp_path / "data")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     listed = cli("snapshots")
     assert listed.returncode == 0, listed.stderr[-2000:]

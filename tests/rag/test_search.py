@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.retrieval import Retriever
+from answer.ports import Retriever
 from rag import Floors, KnowledgeBase
 from rag.fusion import COVERAGE_BY_GROUP
 from tests.conftest import (
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One index for the whole module: every test corpus (19 documents), built once."""
     root = tmp_path_factory.mktemp("search")
-    kb = KnowledgeBase(rag_settings(root / "data")).open()
+    kb = KnowledgeBase.from_settings(rag_settings(root / "data")).open()
     reports = kb.add_files(write_docs(root / "in", {**FORMAT_DOCS, **MULTILINGUAL_DOCS, **ENGLISH_DOCS}))
     assert all(r.ok for r in reports), [r.message for r in reports]
     return root / "data"
@@ -34,7 +34,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kb(corpus_dir: Path) -> KnowledgeBase:
-    return KnowledgeBase(rag_settings(corpus_dir)).open()
+    return KnowledgeBase.from_settings(rag_settings(corpus_dir)).open()
 
 
 @pytest.mark.parametrize(("question", "source"), MULTILINGUAL_QUESTIONS, ids=[s for _, s in MULTILINGUAL_QUESTIONS])
@@ -47,7 +47,7 @@ def test_a_question_finds_its_document_in_its_own_language(kb: KnowledgeBase, qu
 
 
 def test_hybrid_ranks_an_exact_part_number_first_where_dense_ranks_it_lower(corpus_dir: Path) -> None:
-    unfloored = KnowledgeBase(rag_settings(corpus_dir), floors=Floors.off()).open()
+    unfloored = KnowledgeBase.from_settings(rag_settings(corpus_dir), floors=Floors.off()).open()
     question = "What is part number KX-4471?"
     dense = [p.source for p in unfloored.search(question, top_k=5, fusion="dense")]
     hybrid = [p.source for p in unfloored.search(question, top_k=5, fusion="rrf")]
@@ -74,16 +74,16 @@ def test_nothing_relevant_gives_no_passages(kb: KnowledgeBase, question: str) ->
 
 def test_blank_queries_and_empty_indexes_give_no_passages(kb: KnowledgeBase, tmp_path: Path) -> None:
     assert kb.search("") == [] and kb.search("   \n") == []
-    empty = KnowledgeBase(rag_settings(tmp_path / "empty"))
+    empty = KnowledgeBase.from_settings(rag_settings(tmp_path / "empty"))
     assert empty.search("anything") == [] and empty.snapshot_id == "empty"
 
 
 def test_settings_choose_fusion_and_result_count(corpus_dir: Path) -> None:
-    keyword_only = KnowledgeBase(rag_settings(corpus_dir, fusion="keyword", top_k=1)).open()
+    keyword_only = KnowledgeBase.from_settings(rag_settings(corpus_dir, fusion="keyword", top_k=1)).open()
     passages = keyword_only.search("KX-4471 visor insert")
     assert len(passages) == 1 and passages[0].source == "helmet_accessories.md"
     assert passages[0].score > 1.0  # a BM25 score, not a cosine or an RRF sum
-    dense_only = KnowledgeBase(rag_settings(corpus_dir, fusion="dense", top_k=2)).open()
+    dense_only = KnowledgeBase.from_settings(rag_settings(corpus_dir, fusion="dense", top_k=2)).open()
     passages = dense_only.search("How long are battery packs covered by the warranty?")
     assert 1 <= len(passages) <= 2 and 0.3 <= passages[0].score <= 1.0
 
@@ -100,7 +100,7 @@ def test_passages_are_citable(kb: KnowledgeBase) -> None:
 
 
 def test_a_question_about_a_deleted_document_gets_nothing_not_unrelated_passages(tmp_path: Path) -> None:
-    kb = KnowledgeBase(rag_settings(tmp_path / "data")).open()
+    kb = KnowledgeBase.from_settings(rag_settings(tmp_path / "data")).open()
     docs = {
         "parts.md": "# Parts\n\nPart KX-4471 is the main bearing seal of the Tern T6. It is replaced every 500 h.\n",
         "weather.md": "# Weather\n\nFlights stop when the wind is above 12 m/s at the launch site.\n",
@@ -116,7 +116,7 @@ def test_a_question_about_a_deleted_document_gets_nothing_not_unrelated_passages
 def test_korean_japanese_chinese_mongolian_and_croatian_questions_pass_the_calibrated_gate() -> None:
     """Question endings and case endings are not what a question is about: the per-script keyword bars
     (rag.fusion.COVERAGE_BY_GROUP) let a question in its document's language through."""
-    from core.terms import terms
+    from core.bm25_tokens import terms
 
     assert "나요" not in terms("모터 베어링은 언제 교체하나요?") and "вэ" not in terms("ULN-T2 чиглэл хэр хол вэ?")
     assert terms("Koliko letova ima u ljetnoj sezoni?") == ["letov", "ima", "ljetn", "sezon"]

@@ -8,8 +8,12 @@ from scorecard.recommend import mcnemar_p, recommend
 
 ITEM = QAItem("q1", "What is the maximum payload of the Tern T12?", "12 kg.", "fleet.md", "en", True, ("12 kg",))
 NO_ANSWER = QAItem("n1", "What is Kestrava's stock ticker?", "The documents do not say.", None, "en", False, ())
-PASSAGE = {"source": "fleet.md", "location": "section Payload", "score": 0.9,
-           "text": "The Tern T12 has a maximum payload of 12 kg. It cruises at 22 m/s."}  # fmt: skip
+PASSAGE = {
+    "source": "fleet.md",
+    "location": "section Payload",
+    "score": 0.9,
+    "text": "The Tern T12 has a maximum payload of 12 kg. It cruises at 22 m/s.",
+}
 OTHER = {"source": "battery.md", "location": "lines 1-3", "score": 0.5, "text": "Battery packs weigh 3 kg."}
 
 
@@ -34,8 +38,9 @@ def test_rouge_l_by_hand_and_per_character_for_cjk():
 
 
 def test_key_recall_all_and_any():
-    item = QAItem("q2", "When and where was it founded?", "14 March 2016, Seoul.", "co.md", "en", True,
-                  ("14 March 2016", "Seoul"))  # fmt: skip
+    item = QAItem(
+        "q2", "When and where was it founded?", "14 March 2016, Seoul.", "co.md", "en", True, ("14 March 2016", "Seoul")
+    )
     both = score(item, AnswerRecord("q2", "Base", "It was founded in Seoul on March 14, 2016."), False)
     one = score(item, AnswerRecord("q2", "Base", "It was founded in Seoul."), False)
     assert (both.keys_all, both.keys_any, both.keys_share) == (True, True, 1.0)
@@ -43,8 +48,9 @@ def test_key_recall_all_and_any():
 
 
 def test_footer_sources_and_notes_never_count():
-    record = AnswerRecord("q1", "RAG", "The payload is large.", sources=[PASSAGE],
-                          notes=["Sources: fleet.md, section Payload: 12 kg"])  # fmt: skip
+    record = AnswerRecord(
+        "q1", "RAG", "The payload is large.", sources=[PASSAGE], notes=["Sources: fleet.md, section Payload: 12 kg"]
+    )
     scored = score(ITEM, record, uses_documents=True)
     assert scored.keys_all is False and scored.keys_any is False
     assert scored.rank == 1  # retrieval is still credited
@@ -54,8 +60,13 @@ def test_retrieval_rank_citation_and_grounding():
     record = AnswerRecord("q1", "RAG", "The Tern T12 carries 12 kg [2].", sources=[OTHER, PASSAGE], cited=[2])
     scored = score(ITEM, record, uses_documents=True)
     assert scored.rank == 2 and scored.cited_right is True and scored.grounding == 1.0 and scored.keys_all
-    wrong = AnswerRecord("q1", "RAG", "The Tern T12 carries 40 kg [1]. Battery packs weigh 3 kg [1].",
-                         sources=[OTHER, PASSAGE], cited=[1])  # fmt: skip
+    wrong = AnswerRecord(
+        "q1",
+        "RAG",
+        "The Tern T12 carries 40 kg [1]. Battery packs weigh 3 kg [1].",
+        sources=[OTHER, PASSAGE],
+        cited=[1],
+    )
     scored = score(ITEM, wrong, uses_documents=True)
     assert scored.cited_right is False and scored.grounding == 0.5  # 40 kg is supported nowhere
     missed = score(ITEM, AnswerRecord("q1", "RAG", "No idea.", sources=[OTHER]), uses_documents=True)
@@ -74,13 +85,20 @@ def test_no_answer_questions_are_scored_on_declining():
 
 def test_figures_carry_counts_and_latency_percentiles():
     rows = [
-        score(ITEM, AnswerRecord("q1", "RAG", "12 kg", sources=[PASSAGE], tokens=10, generation_s=1.0,
-                                 total_s=1.0), True),
-        score(ITEM, AnswerRecord("q1", "RAG", "40 kg", sources=[OTHER, PASSAGE], tokens=30, generation_s=1.0,
-                                 total_s=3.0), True),
-        score(NO_ANSWER, AnswerRecord("n1", "RAG", "The documents do not say.", tokens=5, generation_s=0.5,
-                                      total_s=2.0), True),
-    ]  # fmt: skip
+        score(
+            ITEM, AnswerRecord("q1", "RAG", "12 kg", sources=[PASSAGE], tokens=10, generation_s=1.0, total_s=1.0), True
+        ),
+        score(
+            ITEM,
+            AnswerRecord("q1", "RAG", "40 kg", sources=[OTHER, PASSAGE], tokens=30, generation_s=1.0, total_s=3.0),
+            True,
+        ),
+        score(
+            NO_ANSWER,
+            AnswerRecord("n1", "RAG", "The documents do not say.", tokens=5, generation_s=0.5, total_s=2.0),
+            True,
+        ),
+    ]
     f = figures(rows, k=1, uses_documents=True)
     assert (f["key_facts_all"].value, f["key_facts_all"].n) == (0.5, 2)
     assert (f["hit_at_1"].value, f["hit_at_k"].value, f["mrr"].value) == (0.5, 0.5, 0.75)
@@ -112,8 +130,10 @@ def test_recommendation_names_its_numbers_and_the_weakest_language():
     scored["RAG"] += _scored("RAG", [False] * 4, "ko")
     scored["Base"] += _scored("Base", [False] * 4, "ko")
     overall = {m: figures(rows, 4, m == "RAG") for m, rows in scored.items()}
-    by_language = {m: {lang: figures([r for r in rows if r.item.language == lang], 4, m == "RAG")
-                       for lang in ("en", "ko")} for m, rows in scored.items()}  # fmt: skip
+    by_language = {
+        m: {lang: figures([r for r in rows if r.item.language == lang], 4, m == "RAG") for lang in ("en", "ko")}
+        for m, rows in scored.items()
+    }
     rec = recommend(overall, by_language, scored)
     assert rec.best_mode == "RAG" and rec.weakest_language == "ko"
     assert "Use RAG for facts" in rec.text and "RAG 83%" in rec.text and "ko (0% of 4 questions)" in rec.text
@@ -125,8 +145,15 @@ def test_recommendation_names_its_numbers_and_the_weakest_language():
 
 
 def test_evidence_recall_is_reported_apart_from_the_answer():
-    record = AnswerRecord("q1", "RAG", "The payload is large.", sources=[PASSAGE],
-                          evidence=["The Tern T12 has a maximum payload of 12 kg."], judged=1, supported=0)  # fmt: skip
+    record = AnswerRecord(
+        "q1",
+        "RAG",
+        "The payload is large.",
+        sources=[PASSAGE],
+        evidence=["The Tern T12 has a maximum payload of 12 kg."],
+        judged=1,
+        supported=0,
+    )
     scored = score(ITEM, record, uses_documents=True)
     assert scored.keys_all is False and scored.evidence_keys_all is True
     assert scored.grounding == 0.0, "the pipeline's own judgement is used when it was recorded"

@@ -6,12 +6,11 @@ import time
 
 import pytest
 
-from adapters.attach import attach_adapters
 from adapters.synthetic import write_random_adapter
+from answer.ports import Passage, Snapshot
+from compose import compose
 from core.files import append_line
-from core.generation import GenerationParams
-from core.retrieval import Passage, Snapshot
-from core.service import ExpertService
+from engines.base import GenerationParams
 from scorecard import ScorecardError, evaluate, evaluate_for_session, load_qa
 from scorecard.runner import ANSWERS_FILE, ScorecardRun
 from tests.conftest import build_tiny_phi3
@@ -19,13 +18,34 @@ from tests.conftest import build_tiny_phi3
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 PARAMS = GenerationParams(0.0, 1.0, 6)
 QA = [
-    {"id": "q1", "question": "What is part KX-4471?", "answer": "The main bearing seal.", "source": "parts.md",
-     "language": "en", "answerable": True, "keys": ["main bearing seal"]},
-    {"id": "q2", "question": "정비는 언제입니까?", "answer": "매달 첫째 주 월요일.", "source": "schedule_ko.md",
-     "language": "ko", "answerable": True, "keys": ["월요일"]},
-    {"id": "n1", "question": "What is the stock ticker?", "answer": "The documents do not say.", "source": None,
-     "language": "en", "answerable": False, "keys": []},
-]  # fmt: skip
+    {
+        "id": "q1",
+        "question": "What is part KX-4471?",
+        "answer": "The main bearing seal.",
+        "source": "parts.md",
+        "language": "en",
+        "answerable": True,
+        "keys": ["main bearing seal"],
+    },
+    {
+        "id": "q2",
+        "question": "정비는 언제입니까?",
+        "answer": "매달 첫째 주 월요일.",
+        "source": "schedule_ko.md",
+        "language": "ko",
+        "answerable": True,
+        "keys": ["월요일"],
+    },
+    {
+        "id": "n1",
+        "question": "What is the stock ticker?",
+        "answer": "The documents do not say.",
+        "source": None,
+        "language": "en",
+        "answerable": False,
+        "keys": [],
+    },
+]
 
 
 class Passages:
@@ -42,19 +62,16 @@ class Passages:
         ]
 
 
-def attach_passages(service, progress):
-    """Stand-in index"""
-    service.attach_knowledge(Passages())
-
-
 @pytest.fixture(scope="module")
 def service(tiny_settings, tmp_path_factory):
     model = build_tiny_phi3(tmp_path_factory.mktemp("tiny-phi3-1k"), context=1024)  # room for Korean sources
     settings = tiny_settings.replace(model=str(model), data_dir=tmp_path_factory.mktemp("scorecard-data"), top_k=2)
     folder = settings.data_dir / "adapters" / "trained" / "tiny-lora"
-    svc = ExpertService(settings, attachments=[attach_passages, attach_adapters]).start()
-    assert svc.wait_ready(120), svc.status_line()
-    write_random_adapter(folder, svc.adapters.spec, TARGETS, r=4, seed=1, card={"format": "x", "method": "lora"})
+    app = compose(settings, parts=("adapters",)).start()
+    assert app.wait_ready(120), app.service.status_line()
+    svc = app.service
+    svc.use_knowledge(Passages())  # a stand-in index
+    write_random_adapter(folder, app.adapters.spec, TARGETS, r=4, seed=1, card={"format": "x", "method": "lora"})
     return svc
 
 
@@ -69,8 +86,13 @@ def test_a_run_writes_table_json_and_chart_and_scores_only_the_model_text(servic
     result = evaluate(service, qa_file, ["Base", "RAG"], out_dir=tmp_path / "runs", params=PARAMS)
     card, folder = result.scorecard, result.scorecard.folder
     assert card.complete and result.outcome.answered == 6
-    assert {p.name for p in folder.iterdir()} >= {"answers.jsonl", "run.json", "scorecard.md", "scorecard.json",
-                                                  "scorecard.png"}  # fmt: skip
+    assert {p.name for p in folder.iterdir()} >= {
+        "answers.jsonl",
+        "run.json",
+        "scorecard.md",
+        "scorecard.json",
+        "scorecard.png",
+    }
     assert (folder / "scorecard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((folder / "scorecard.json").read_text())
     assert data["languages"] == {"en": 2, "ko": 1}
@@ -130,8 +152,7 @@ def test_another_setting_means_another_run_folder(service, qa_file, tmp_path):
 
 
 def test_the_result_is_written_into_the_adapter_card_and_listed(service, qa_file, tmp_path):
-    result = evaluate(service, qa_file, ["Base", "Fine-tuned", "Hybrid"], "tiny-lora", out_dir=tmp_path,
-                      params=PARAMS)  # fmt: skip
+    result = evaluate(service, qa_file, ["Base", "Fine-tuned", "Hybrid"], "tiny-lora", out_dir=tmp_path, params=PARAMS)
     assert result.card_note.startswith("Recorded in the card of tiny-lora")
     info = service.adapters.resolve("tiny-lora", None)
     card = json.loads((info.path / "adapter_card.json").read_text())
@@ -163,8 +184,9 @@ def test_a_chat_waits_at_most_one_answer_behind_a_running_scorecard(service, qa_
     many.write_text("".join(json.dumps({**QA[0], "id": f"q{i}"}) + "\n" for i in range(40)))
     params = GenerationParams(0.0, 1.0, 24)
     done = []
-    run = threading.Thread(target=lambda: done.append(evaluate(service, many, ["Base"], out_dir=tmp_path / "long",
-                                                               params=params)))  # fmt: skip
+    run = threading.Thread(
+        target=lambda: done.append(evaluate(service, many, ["Base"], out_dir=tmp_path / "long", params=params))
+    )
     run.start()
     time.sleep(0.5)
     started = time.perf_counter()

@@ -94,8 +94,11 @@ def test_kb_snapshot_explicit_or_absent(tmp_path: Path) -> None:
 
     assert read_kb_snapshot(tmp_path, "auto") is None  # no index yet: training does not need one
     assert read_kb_snapshot(tmp_path, "none") is None
-    assert read_kb_snapshot(tmp_path, "kb-9").to_json() == {"snapshot_id": "kb-9", "created_at": None,
-                                                             "source": "explicit"}  # fmt: skip
+    assert read_kb_snapshot(tmp_path, "kb-9").to_json() == {
+        "snapshot_id": "kb-9",
+        "created_at": None,
+        "source": "explicit",
+    }
     write_snapshot(tmp_path, "kb-9", "2026-02-03T00:00:00+00:00")
     explicit = {"snapshot_id": "kb-9", "created_at": "2026-02-03T00:00:00+00:00", "source": "explicit"}
     assert read_kb_snapshot(tmp_path, "kb-9").to_json() == explicit

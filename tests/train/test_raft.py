@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from core.language import DOCUMENTS_DO_NOT_SAY
-from core.pipeline import grounded_message
+from answer.language import DOCUMENTS_DO_NOT_SAY, detect_language
+from answer.prompts import grounded_message
+from core.settings import AnswerSettings
 from rag import KnowledgeBase
 from tests.conftest import rag_settings, write_docs
 from train.formats import DataFormatError, read_dataset
@@ -29,21 +30,32 @@ QA = [
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
     folder = tmp_path_factory.mktemp("raft")
-    base = KnowledgeBase(rag_settings(folder / "data", top_k=3)).open()
+    base = KnowledgeBase.from_settings(rag_settings(folder / "data", top_k=3)).open()
     assert all(r.ok for r in base.add_files(write_docs(folder / "docs", DOCS)))
     return base
 
 
+EVIDENCE = AnswerSettings().evidence_sentences
+
+
 def dataset(tmp_path, records):
     path = tmp_path / "qa.jsonl"
-    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-                         **({"source": s} if s else {})}, ensure_ascii=False) for q, a, s in records]  # fmt: skip
+    lines = [
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                **({"source": s} if s else {}),
+            },
+            ensure_ascii=False,
+        )
+        for q, a, s in records
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return read_dataset(path, "messages", "sys")
 
 
 def test_grounded_examples_show_the_right_sentence_and_cite_its_number(kb, tmp_path):
-    data, stats = augment(dataset(tmp_path, QA), kb.settings, kb, 0.0, 0.0, seed=1)
+    data, stats = augment(dataset(tmp_path, QA), kb, EVIDENCE, 0.0, 0.0, seed=1)
     assert stats.grounded == 4 and stats.distractor_only == 0 and stats.snapshot_id == kb.snapshot.snapshot_id
     for (question, answer, source), conversation in zip(QA, data.conversations, strict=True):
         system, user, assistant = conversation
@@ -57,7 +69,7 @@ def test_grounded_examples_show_the_right_sentence_and_cite_its_number(kb, tmp_p
 
 
 def test_distractor_only_examples_decline_in_the_question_language(kb, tmp_path):
-    data, stats = augment(dataset(tmp_path, QA), kb.settings, kb, 1.0, 0.0, seed=1)
+    data, stats = augment(dataset(tmp_path, QA), kb, EVIDENCE, 1.0, 0.0, seed=1)
     assert stats.distractor_only == 4 and stats.grounded == 0
     for (_, _, source), conversation in zip(QA, data.conversations, strict=True):
         user, assistant = conversation[1]["content"], conversation[2]["content"]
@@ -69,7 +81,7 @@ def test_distractor_only_examples_decline_in_the_question_language(kb, tmp_path)
 def test_plain_examples_keep_the_adapter_useful_without_sources_and_excluded_questions_go(kb, tmp_path):
     exclude = tmp_path / "dev.jsonl"
     exclude.write_text(json.dumps({"question": "What is part  KX-4471?"}) + "\n")
-    data, stats = augment(dataset(tmp_path, QA), kb.settings, kb, 0.0, 1.0, seed=1, exclude=exclude)
+    data, stats = augment(dataset(tmp_path, QA), kb, EVIDENCE, 0.0, 1.0, seed=1, exclude=exclude)
     assert (stats.excluded, stats.grounded, stats.plain) == (1, 3, 3)
     plain = [c for c in data.conversations if "Sources:" not in c[1]["content"]]
     assert [c[1]["content"] for c in plain] == [q for q, _, _ in QA[1:]]
@@ -77,11 +89,14 @@ def test_plain_examples_keep_the_adapter_useful_without_sources_and_excluded_que
 
 def test_a_record_without_its_source_document_is_refused_with_its_line(kb, tmp_path):
     with pytest.raises(DataFormatError, match=r"qa.jsonl:2: .*'source'"):
-        augment(dataset(tmp_path, [QA[0], ("Q?", "A.", None)]), kb.settings, kb, 0.0, 0.0, seed=1)
+        augment(dataset(tmp_path, [QA[0], ("Q?", "A.", None)]), kb, EVIDENCE, 0.0, 0.0, seed=1)
 
 
 def test_the_prompt_is_the_one_the_app_serves():
-    from core.evidence import Evidence
+    from answer.evidence import Evidence
 
-    text = grounded_message("Koliko traje dostava?", [Evidence(2, "Dostava traje 45 minuta.", 1.0)])
+    question = "Koliko traje dostava?"
+    text = grounded_message(
+        question, [Evidence(2, "Dostava traje 45 minuta.", 1.0)], language=detect_language(question)
+    )
     assert "[2] Dostava traje 45 minuta." in text and "in Croatian" in text

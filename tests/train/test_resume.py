@@ -74,8 +74,18 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tiny_model
 def test_changed_settings_are_named_when_resuming(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     cfg = tiny_config(tiny_model_dir, tmp_path, max_steps=3, save_every=1, eval_every=0)
     training_function(cfg)
-    args = ["--data", str(cfg.data), "--model", cfg.model, "--output-dir", str(cfg.output_dir), "--dtype", "fp32",
-            "--data-dir", str(cfg.data_dir)]
+    args = [
+        "--data",
+        str(cfg.data),
+        "--model",
+        cfg.model,
+        "--output-dir",
+        str(cfg.output_dir),
+        "--dtype",
+        "fp32",
+        "--data-dir",
+        str(cfg.data_dir),
+    ]
     assert main([*args, "--max-steps", "3", "--save-every", "1", "--lora-r", "8", "--learning-rate", "5e-3"]) == 1
     err = capsys.readouterr().err
     assert "Cannot resume from" in err and "lora_r: 16 != 8" in err and "--no-resume" in err
