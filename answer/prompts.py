@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from answer.evidence import Evidence
-from answer.language import language_name
+from answer.language import detect_language, language_name
 from answer.ports import Passage
 from answer.types import AnswerRequest, Message, Mode
 from core.errors import UserInputError
@@ -64,6 +65,28 @@ def history_for(mode: Mode, history: Sequence[Message]) -> tuple[tuple[Message, 
             "The conversation holds characters that are not text (a lone surrogate or a NUL); clear it and ask again."
         )
     return kept, earlier
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """What a person typed, checked once: the message, the turns and earlier questions the mode may see, the
+    system prompt, and the question's language (detected here, once)."""
+
+    message: str
+    history: tuple[Message, ...]
+    earlier_questions: tuple[str, ...]
+    system_prompt: str
+    language: str
+
+
+def read_input(mode: Mode, message: Any, history: Sequence[Message], system: str, max_chars: int) -> UserInput:
+    """Check everything a person typed for `mode` (`check_message`, `history_for`, the system prompt) and detect
+    the question's language. Raises UserInputError (one sentence) for the first thing wrong."""
+    message = check_message(message, max_chars)
+    turns, earlier = history_for(mode, history or ())
+    if system and not is_text(system):
+        raise UserInputError("The system prompt holds characters that are not text (a lone surrogate or a NUL).")
+    return UserInput(message, turns, earlier, system, detect_language(message))
 
 
 def rag_message(question: str, passages: Sequence[Passage], earlier: Sequence[str] = ()) -> str:

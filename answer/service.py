@@ -20,10 +20,9 @@ from collections.abc import Iterator, Sequence
 
 from adapters.cards import staleness_note
 from answer.compare import compare
-from answer.language import detect_language
 from answer.pipeline import AnswerPipeline, PromptStyle
 from answer.ports import AdapterResolver, CollectionRetriever, Retriever
-from answer.prompts import check_message, history_for, is_text
+from answer.prompts import read_input
 from answer.types import AnswerRequest, AnswerUpdate, Message, Mode
 from core.errors import UserInputError
 from core.identity import owner_id
@@ -45,6 +44,7 @@ class ExpertService:
         self.progress_message = "Waiting to load the model."
         self.error: str | None = None
         self.engine: Engine | None = None
+        self.context_window = 0
         self.pipeline: AnswerPipeline | None = None
         self._ready = threading.Event()
         self._stops: dict[str, threading.Event] = {}
@@ -67,6 +67,7 @@ class ExpertService:
     def serve(self, engine: Engine) -> None:
         """Answer on `engine` from now on."""
         self.engine = engine
+        self.context_window = engine.context_window  # fixed for an engine's life
         self.pipeline = AnswerPipeline(engine, PromptStyle.from_settings(self.settings.answer))
 
     def use_knowledge(self, retriever: Retriever) -> None:
@@ -118,7 +119,7 @@ class ExpertService:
     @property
     def max_new_tokens_limit(self) -> int:
         """The model's limit once loaded; the generic cap before that."""
-        return max_new_tokens_limit(self.engine.context_window) if self.engine else 1024
+        return max_new_tokens_limit(self.context_window) if self.engine else 1024
 
     def default_params(self) -> GenerationParams:
         a = self.settings.answer
@@ -147,20 +148,22 @@ class ExpertService:
         chose, is resolved for them, so another person's upload is refused, and RAG searches the shared
         documents and their private ones. Modes that need a part the app lacks are refused here too.
         """
-        engine = self.check_ready()
+        self.check_ready()
         mode = Mode.parse(mode)
-        message = check_message(message, self.settings.answer.max_message_chars)
-        params = (params or GenerationParams()).check(engine.context_window)
+        documents, adapted = mode.uses_documents, mode.uses_adapter
+        system = self.settings.answer.system_prompt if system_prompt is None else system_prompt
+        typed = read_input(mode, message, history, system, self.settings.answer.max_message_chars)
+        params = (params or GenerationParams()).check(self.context_window)
         missing = []
-        if mode.uses_documents and self.knowledge is None:
+        if documents and self.knowledge is None:
             missing.append("a document index, and none is loaded")
-        if mode.uses_adapter and not (isinstance(adapter, str) and adapter.strip()):
+        if adapted and not (isinstance(adapter, str) and adapter.strip()):
             missing.append("an adapter; choose one under Adapters")
-        elif mode.uses_adapter and self.adapters is None:
+        elif adapted and self.adapters is None:
             missing.append("an adapter, and adapters are not available in this app right now")
         if missing:
             raise UserInputError(f"{mode.value} mode needs " + " and ".join(missing) + ".")
-        handle = self.adapters.resolve_handle(adapter, owner) if mode.uses_adapter else None
+        handle = self.adapters.resolve_handle(adapter, owner) if adapted else None
         notes: list[str] = []
         if handle is not None:
             live = self.knowledge.snapshot if self.knowledge is not None else None
@@ -173,21 +176,17 @@ class ExpertService:
             )
             if note:
                 notes.append(note)
-        system = self.settings.answer.system_prompt if system_prompt is None else system_prompt
-        turns, earlier = history_for(mode, history or ())
-        if system and not is_text(system):
-            raise UserInputError("The system prompt holds characters that are not text (a lone surrogate or a NUL).")
         return AnswerRequest(
-            message=message,
+            message=typed.message,
             mode=mode,
             params=params,
-            system_prompt=system,
-            history=turns,
+            system_prompt=typed.system_prompt,
+            history=typed.history,
             adapter=handle,
-            retriever=self.retriever_for(owner) if mode.uses_documents else None,
+            retriever=self.retriever_for(owner) if documents else None,
             notes=tuple(notes),
-            earlier_questions=earlier,
-            language=detect_language(message),
+            earlier_questions=typed.earlier_questions,
+            language=typed.language,
         )
 
     def answer(
@@ -208,11 +207,8 @@ class ExpertService:
         Without `stop`, the session's Stop button (`stop()`) ends the answer; a caller with its own
         `stop` event (a scorecard run) is not stopped by the session's chat Stop.
         """
-        request = self.request(owner or session, message, history, mode, params, system_prompt, adapter)
-        if stop is not None:
-            yield from self.pipeline.answer(request, stop)
-            return
-        with self.stoppable(session) as stop:
+        with self.stoppable(session, stop) as stop:
+            request = self.request(owner or session, message, history, mode, params, system_prompt, adapter)
             yield from self.pipeline.answer(request, stop)
 
     def compare(
@@ -229,8 +225,11 @@ class ExpertService:
         return compare(self, session, message, modes, params, system_prompt, adapter, owner)
 
     def stoppable(self, session: str, event: threading.Event | None = None) -> _Stoppable:
-        """A context in which the session's Stop sets `event` (a new one by default), which it yields."""
-        return _Stoppable(self._stops, session, event or threading.Event())
+        """A context in which the session's Stop sets a new event, which it yields. A caller's own `event` (a
+        scorecard run's) is yielded as it is, and the session's Stop does not reach it."""
+        if event is not None:
+            return _Stoppable({}, session, event)
+        return _Stoppable(self._stops, session, threading.Event())
 
     def stop(self, session: str) -> None:
         """Stop the session's answer in progress, if any."""

@@ -5,11 +5,12 @@ in order, and how often it comes back to a room it already left.
 
 It starts the app on the embedded model (its sample documents), finds the page's own chat handler (`respond`
 in ui/chat_tab.py), and runs one RAG question through it under a profiler that records every call into the
-app's own code (not the libraries'). A *stay* is a run of consecutive calls in one module, counted on the
-calls the walk's steps make: the handler, and the functions it reaches through at most `--depth` levels of
-calls below each step of the answer's own path (`ExpertService.answer`, `AnswerPipeline.answer` and its
-stages). Calls into shared helpers deeper than that (a tokenizer, a sentence splitter) are the room's own
-business and do not move the walk. A *return* is a stay in a room the walk already stayed in.
+app's own code (not the libraries'). A *room* is a module. A *stay* begins each time a call crosses into
+another room (coming back from a call is not a stay, and a room calling its own functions stays put); a
+*return* is a stay in a room the walk already stayed in. Counted are the calls the walk's own steps make (the
+handler, `ExpertService.answer` and `request`, `AnswerPipeline.answer` and its stages) and at most `--depth`
+levels below them, each function at its first call (a streamed answer makes the same calls for every token);
+deeper calls into shared helpers (a tokenizer, a sentence splitter) are the room's own business.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ PATH = {
     ("answer.service", "answer"),
     ("answer.service", "request"),
     *(("answer.pipeline", stage) for stage in ("answer", "retrieve", "gate", "prompt", "decode", "judge")),
+    # the same steps before the renovation (commit 0cc1b7c), so the walk can be measured there too
+    ("app", "respond"),
+    ("core.service", "answer"),
+    ("core.service", "request"),
+    *(("core.pipeline", step) for step in ("answer", "evidence_for", "_fit")),
 }
 """The walk's own steps: the functions whose calls are the walk (everything else is inside a room)."""
 
@@ -45,21 +51,23 @@ def module_of(code) -> str | None:
     return ".".join(relative.with_suffix("").parts)
 
 
-def trace(run, depth: int) -> list[tuple[str, str]]:
-    """The (module, function) of every app call made by a walk step, or at most `depth` levels below one."""
-    calls: list[tuple[str, str]] = []
-    stack: list[tuple[str | None, str, int]] = []  # (module, function, levels below the nearest walk step)
+def trace(run, depth: int) -> list[tuple[str, str, str | None]]:
+    """(module, function, calling module) of each app function called by a walk step, or at most `depth` levels
+    below one, at its first call (a streamed answer calls the same functions again for every token)."""
+    calls: list[tuple[str, str, str | None]] = []
+    seen: set[tuple[str, str]] = set()
+    stack: list[tuple[str | None, int]] = []  # (nearest app module, levels below the nearest walk step)
 
     def profile(frame, event, arg):
         if event == "call":
-            module = module_of(frame.f_code)
-            name = frame.f_code.co_name
-            below = stack[-1][2] + 1 if stack else 0
-            if (module, name) in PATH:
-                below = 0
-            if module is not None and (below <= depth or (module, name) in PATH) and not name.startswith("<"):
-                calls.append((module, name))
-            stack.append((module, name, below if module is not None else (stack[-1][2] if stack else 0)))
+            module, name = module_of(frame.f_code), frame.f_code.co_name
+            caller, below = stack[-1] if stack else (None, 0)
+            if module is not None:
+                below = 0 if (module, name) in PATH else below + 1
+                if below <= depth and not name.startswith("<") and (module, name) not in seen:
+                    seen.add((module, name))
+                    calls.append((module, name, caller))
+            stack.append((module or caller, below))
         elif event == "return" and stack:
             stack.pop()
 
@@ -71,12 +79,13 @@ def trace(run, depth: int) -> list[tuple[str, str]]:
     return calls
 
 
-def stays(calls: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+def stays(calls: list[tuple[str, str, str | None]]) -> list[tuple[str, list[str]]]:
+    """The walk: a new stay each time a call crosses into another room (coming back from a call is not a stay)."""
     out: list[tuple[str, list[str]]] = []
-    for module, name in calls:
-        if out and out[-1][0] == module:
-            if name not in out[-1][1]:
-                out[-1][1].append(name)
+    for module, name, caller in calls:
+        if out and (caller == module or out[-1][0] == module):
+            room = out[-1] if out[-1][0] == module else next(o for o in reversed(out) if o[0] == module)
+            room[1].append(name) if name not in room[1] else None
         else:
             out.append((module, [name]))
     return out
@@ -89,15 +98,24 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=1)
     args = parser.parse_args()
 
-    from compose import compose
     from core.settings import Settings
-    from ui.page import build_page
 
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="walk-"))
-    app = compose(Settings.of(data_dir=data)).start()
-    if not app.wait_ready(600):
-        sys.exit(app.service.status_line())
-    page = build_page(app)
+    try:
+        from compose import compose
+        from ui.page import build_page
+
+        app = compose(Settings.of(data_dir=data)).start()
+        if not app.wait_ready(600):
+            sys.exit(app.service.status_line())
+        page = build_page(app)
+    except ImportError:  # before the renovation: app.build_service / build_demo
+        import app as old
+
+        service = old.build_service(Settings(data_dir=data)).start()
+        if not service.wait_ready(600):
+            sys.exit(service.status_line())
+        page = old.build_demo(service)
     respond = next(f.fn for f in page.fns.values() if getattr(f.fn, "__name__", "") == "respond")
     request = SimpleNamespace(session_hash="walk", username=None)
     shown = []
