@@ -14,7 +14,7 @@ export GRADIO_ANALYTICS_ENABLED = False
 # options (pip issue 11164), so a wheel built natively by an older recipe could come back from it: the
 # installed library is checked for instructions above the baseline, and rebuilt without the cache if it has
 # any. If the engine cannot be built at all, everything else installs and the app answers with transformers.
-.PHONY: install install-dev run test lint bench clean engine
+.PHONY: install install-dev run test format lint bench clean engine
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,12 @@ run: install
 
 test: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: install-dev
 	$(PY) bench/bench_streaming.py

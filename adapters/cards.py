@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.dates import parse_date
 from core.files import atomic_write_json
 
 CARD_FILE = "adapter_card.json"
@@ -293,15 +293,3 @@ def staleness_note(
         f"This adapter was trained against the knowledge base of {trained.date().isoformat()}; "
         "the documents have changed since, so its answers may be stale."
     )
-
-
-def parse_date(value: Any) -> datetime | None:
-    """An ISO 8601 time as written in cards and manifests ("2025-11-21T14:30:05Z"), timezone-aware (UTC when it
-    names none); None for anything else."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

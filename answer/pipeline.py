@@ -24,10 +24,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from answer.evidence import Evidence, SourceSentences
-from answer.language import documents_do_not_say
 from answer.ports import Passage, Retriever
 from answer.prompts import NOTHING_FOUND, Prompter
 from answer.types import AnswerRequest, AnswerUpdate, Quote
+from core.language import documents_do_not_say
 from engines.base import Engine, GenerationParams
 
 _EMPHASIS = re.compile(r"\*\*|__")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from answer.evidence import Evidence
-from answer.language import detect_language, language_name
 from answer.ports import Passage
 from answer.types import AnswerRequest, Message, Mode
 from core.errors import UserInputError
+from core.language import detect_language, language_name
 
 RAG_INSTRUCTION = (
     "Answer the question using only the numbered sources below, and cite the sources you use as [1], [2]. "

@@ -108,4 +108,4 @@ class AnswerRequest:
     notes: tuple[str, ...] = ()
     earlier_questions: tuple[str, ...] = ()
     language: str = "en"
-    """The question's language (`answer.language.detect_language`), detected once, by the service."""
+    """The question's language (`core.language.detect_language`), detected once, by the service."""

@@ -30,9 +30,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from answer.language import detect_language
 from compose import SAMPLE_DOCS
 from core.bm25_tokens import terms
+from core.language import detect_language
 from core.settings import Settings
 from rag import Floors, KnowledgeBase, ensure_sample_index
 from rag.fusion import BACKGROUND_TEXTS, COVERAGE_BY_GROUP, LANGUAGE_GROUPS, fuse

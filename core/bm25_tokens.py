@@ -115,6 +115,6 @@ def terms(text: str) -> list[str]:
 
 
 def _is_croatian(text: str) -> bool:
-    from answer.language import detect_language  # answer.language is plain regexes; imported late to keep this light
+    from core.language import detect_language
 
     return detect_language(text) == "hr"

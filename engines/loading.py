@@ -94,6 +94,15 @@ class LoadedModel:
         return f"{self.name} on {self.device.type} ({dtype}{quant}), context {self.context_window} tokens"
 
 
+def nf4_config(dtype: torch.dtype) -> Any:
+    """The 4-bit loading the app serves and QLoRA trains with: nf4, double-quantized, computing in `dtype`."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+    )
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("device is set to 'cuda' but no CUDA GPU is available on this machine.")
@@ -182,14 +191,7 @@ def _load_pretrained(
     if settings.model.load_in_4bit:
         if device.type != "cuda" and importlib.util.find_spec("bitsandbytes") is None:
             raise ModelLoadError("4-bit loading needs the bitsandbytes package: pip install bitsandbytes.")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
+        kwargs["quantization_config"] = nf4_config(dtype)
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
         quantization = "4-bit nf4"
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")

@@ -91,12 +91,12 @@ class Floors:
 
     def for_query(self, query: str) -> Floors:
         """The floors that apply to `query`, by the language it is written in."""
-        from answer.language import detect_language
+        from core.language import detect_language
 
         return self.for_query_language(detect_language(query))
 
     def for_query_language(self, language: str) -> Floors:
-        """The floors that apply to a question in `language` (a `answer.language` code)."""
+        """The floors that apply to a question in `language` (a `core.language` code)."""
         from dataclasses import replace
 
         group = LANGUAGE_GROUPS.get(language)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.cards import parse_date
 from answer.ports import Passage, Retriever, Snapshot
+from core.dates import parse_date
 from core.layout import DataLayout
 from core.settings import RetrievalSettings, Settings, UploadSettings
 from rag.embedding import Embedder, IndexEmbedder, canonical_name

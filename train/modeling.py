@@ -18,7 +18,7 @@ import torch
 from core.errors import ModelLoadError
 from core.settings import EMBEDDED_MODEL, Settings
 from engines.embedded import EMBEDDED_NAME, embedded_cache_dir
-from engines.loading import load_model, pick_dtype
+from engines.loading import load_model, nf4_config, pick_dtype
 
 EMBEDDED_HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """The Hub model the embedded GGUF was quantized from; written into adapter_config.json so that
@@ -78,15 +78,10 @@ def load_base(setting: str, data_dir: Path, dtype_setting: str, four_bit: bool, 
 
 
 def _load_4bit(source: str, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype,
-    )
     try:
+        quantization = nf4_config(dtype)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(
             source, quantization_config=quantization, dtype=dtype, device_map={"": str(device)}

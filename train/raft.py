@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from answer.evidence import Evidence, SourceSentences, candidates, content_terms, numbers, split_sentences
-from answer.language import detect_language, documents_do_not_say
 from answer.ports import Passage
 from answer.prompts import grounded_message
+from core.language import detect_language, documents_do_not_say
 from rag import Floors
 from train.formats import Conversation, DataFormatError, Dataset
 

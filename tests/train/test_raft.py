@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from answer.language import DOCUMENTS_DO_NOT_SAY, detect_language
 from answer.prompts import grounded_message
+from core.language import DOCUMENTS_DO_NOT_SAY, detect_language
 from core.settings import AnswerSettings
 from rag import KnowledgeBase
 from tests.conftest import rag_settings, write_docs
