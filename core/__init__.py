@@ -1,4 +1,3 @@
-"""What every part of the app shares: settings, model loading, generation, the answer pipeline.
-
-Nothing heavy happens at import time; models load when `load_model` is called.
-"""
+"""What every part of the app shares: errors, settings in groups and how they are read, durable writes, the data
+layout, identity, jobs, the fair lock, language detection and the BM25 term splitter. Imports nothing else of the
+app, and nothing heavy at import time."""
