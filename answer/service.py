@@ -26,7 +26,7 @@ from answer.prompts import read_input
 from answer.types import AnswerRequest, AnswerUpdate, Message, Mode
 from core.errors import UserInputError
 from core.identity import owner_id
-from core.settings import Settings
+from core.settings import AnswerSettings
 from engines.base import Engine, GenerationParams, max_new_tokens_limit
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 class ExpertService:
     """Answers for everyone, on the one engine; see the module docstring."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: AnswerSettings):
+        """`settings`: the answer group (the defaults a chat starts from, and how RAG and Hybrid answer)."""
         self.settings = settings
         self.warnings: list[str] = []
         self.knowledge: Retriever | None = None
@@ -50,7 +51,7 @@ class ExpertService:
         self._stops: dict[str, threading.Event] = {}
 
     @classmethod
-    def over(cls, settings: Settings, engine: Engine) -> ExpertService:
+    def over(cls, settings: AnswerSettings, engine: Engine) -> ExpertService:
         """A ready service over an engine loaded elsewhere (tests, benchmarks, another host program); give it
         parts with `use_knowledge` / `use_adapters`."""
         service = cls(settings)
@@ -68,7 +69,7 @@ class ExpertService:
         """Answer on `engine` from now on."""
         self.engine = engine
         self.context_window = engine.context_window  # fixed for an engine's life
-        self.pipeline = AnswerPipeline(engine, PromptStyle.from_settings(self.settings.answer))
+        self.pipeline = AnswerPipeline(engine, PromptStyle.from_settings(self.settings))
 
     def use_knowledge(self, retriever: Retriever) -> None:
         """Search `retriever` (e.g. `rag.KnowledgeBase`) for RAG and Hybrid."""
@@ -122,7 +123,7 @@ class ExpertService:
         return max_new_tokens_limit(self.context_window) if self.engine else 1024
 
     def default_params(self) -> GenerationParams:
-        a = self.settings.answer
+        a = self.settings
         return GenerationParams(a.temperature, a.top_p, min(a.max_new_tokens, self.max_new_tokens_limit))
 
     def retriever_for(self, owner: str | None) -> Retriever | None:
@@ -151,8 +152,8 @@ class ExpertService:
         self.check_ready()
         mode = Mode.parse(mode)
         documents, adapted = mode.uses_documents, mode.uses_adapter
-        system = self.settings.answer.system_prompt if system_prompt is None else system_prompt
-        typed = read_input(mode, message, history, system, self.settings.answer.max_message_chars)
+        system = self.settings.system_prompt if system_prompt is None else system_prompt
+        typed = read_input(mode, message, history, system, self.settings.max_message_chars)
         params = (params or GenerationParams()).check(self.context_window)
         missing = []
         if documents and self.knowledge is None:

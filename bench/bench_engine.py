@@ -119,12 +119,12 @@ def main() -> None:
     fast = service.engine
     if fast.name != "llama.cpp":
         sys.exit(f"The llama.cpp engine did not start: {service.status_line()}")
-    slow = TransformersEngine(load_model(service.settings))  # the app's process holds no torch weights beside llama.cpp
+    slow = TransformersEngine(load_model(app.settings))  # the app's process holds no torch weights beside llama.cpp
     params = GenerationParams(temperature=0.0, top_p=1.0, max_new_tokens=args.new_tokens)
     handle = app.adapters.resolve_handle(ADAPTER, None)
     lora_file = fast.lora_file(handle)
     prompt, _ = Prompter(fast.tokenizer, fast.context_window).build(
-        service.settings.answer.system_prompt, [], PROMPT, args.new_tokens
+        app.settings.answer.system_prompt, [], PROMPT, args.new_tokens
     )
     stop_ids = set(fast.loaded.stop_token_ids)
     common = dict(n_threads=fast.threads, n_threads_batch=fast.threads, n_ctx=4096, verbose=False)

@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings.of(model="embedded", data_dir=Path(args.data_dir))
-    service = compose(settings).start().service
+    app = compose(settings).start()
+    service = app.service
     if not service.wait_ready():
         sys.exit(service.status_line())
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -57,7 +58,7 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
-            result = evaluate(service, qa, modes, out_dir=Path(folder), params=params, write_card=False)
+            result = evaluate(app, qa, modes, out_dir=Path(folder), params=params, write_card=False)
             wall = time.perf_counter() - started
             records = result.scorecard.scored
             answers = result.outcome.answer_s

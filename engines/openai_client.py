@@ -78,11 +78,9 @@ class OpenAIEngine:
             return sorted(self._served)
 
     def unload(self, key: str) -> bool:
-        """The server keeps its adapters; the client forgets that it served this one."""
-        with self._served_lock:
-            was = any(name == key for name in self._served)
-            self._served.discard(key)
-            return was
+        """Nothing to free in this process: the server holds its adapters, by name (it keeps serving one whose
+        files were deleted here until it restarts)."""
+        return False
 
     def describe(self) -> str:
         return f"OpenAI-compatible server at {self.url} (model {self.model_name})"

@@ -4,7 +4,7 @@
     python -m scorecard --qa my_qa.jsonl --modes Base,RAG --limit 20
 
     from scorecard import evaluate
-    result = evaluate(service, "sample_kb/eval_qa.jsonl", ["RAG", "Hybrid"], adapter="smollm2-sample-kb")
+    result = evaluate(app, "sample_kb/eval_qa.jsonl", ["RAG", "Hybrid"], adapter="smollm2-sample-kb")
     result.scorecard.to_markdown(); result.scorecard.recommendation.text
 
 Every question runs through `ExpertService.answer`, the chat's own answer path (`runner`); only the
@@ -20,16 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.cards import CardWriteError, Evaluation, record_evaluation
-from answer.service import ExpertService
 from answer.types import Mode
 from core.identity import owner_id
 from engines.base import GenerationParams
 from scorecard.qa import QAFileError, QASet, load_qa
 from scorecard.report import Scorecard, build
 from scorecard.runner import SESSION, Outcome, RunProgress, ScorecardError, ScorecardRun
+
+if TYPE_CHECKING:
+    from compose import App
 
 SHIPPED_QA = Path(__file__).resolve().parent.parent / "sample_kb" / "eval_qa.jsonl"
 HEADLINE_METRIC = "key_facts_all"
@@ -94,7 +96,7 @@ def card_evaluation(card: Scorecard) -> Evaluation | None:
 
 
 def evaluate(
-    service: ExpertService,
+    app: App,
     qa: str | Path | QASet,
     modes: Sequence[Mode | str],
     adapter: str | None = None,
@@ -114,8 +116,8 @@ def evaluate(
     (`stop` set) still writes a partial scorecard, marked as such, and never touches the card.
     """
     qa_set = qa if isinstance(qa, QASet) else load_qa(qa, limit=limit)
-    root = Path(out_dir) if out_dir else runs_folder(service.settings.data_dir) / "shared"
-    args = (service, qa_set, modes)
+    root = Path(out_dir) if out_dir else runs_folder(app.settings.data_dir) / "shared"
+    args = (app, qa_set, modes)
     kwargs: dict[str, Any] = {"adapter": adapter, "params": params, "session": session}
     run = ScorecardRun(*args, folder=root / name, **kwargs) if name else ScorecardRun.in_folder(root, *args, **kwargs)
     outcome = run.run(progress, stop)
@@ -143,7 +145,7 @@ def evaluate(
 
 
 def evaluate_for_session(
-    service: ExpertService,
+    app: App,
     owner: str,
     qa_upload: str | Path | None,
     modes: Sequence[Mode | str],
@@ -163,15 +165,15 @@ def evaluate_for_session(
     """
     qa_path = Path(qa_upload) if qa_upload else SHIPPED_QA
     uses_adapter = any(Mode.parse(m).uses_adapter for m in modes)
-    info = service.adapters.resolve_handle(adapter, owner) if uses_adapter and adapter and service.adapters else None
+    info = app.adapters.resolve_handle(adapter, owner) if uses_adapter and adapter and app.adapters else None
     own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a person their own
     private = qa_upload is not None or own_adapter
-    root = runs_folder(service.settings.data_dir)
+    root = runs_folder(app.settings.data_dir)
     out_dir = root / "private" / owner_id(owner) if private else root / "shared"
     write_card = own_adapter or qa_upload is None
     # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
     result = evaluate(
-        service,
+        app,
         qa_path,
         modes,
         info.key if info else None,

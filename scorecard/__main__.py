@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         result = evaluate(
-            service,
+            app,
             qa,
             modes,
             adapter,

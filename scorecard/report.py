@@ -165,7 +165,7 @@ def build(run: ScorecardRun) -> Scorecard:
     """Score every stored answer of `run` (only the questions of its QA set and its modes)."""
     stored = run.stored()
     modes = [m.value for m in run.modes]
-    k = run.service.settings.retrieval.top_k
+    k = run.app.settings.retrieval.top_k
     items = run.qa.items
     languages = run.qa.languages
     scored: dict[str, list[Scored]] = {}

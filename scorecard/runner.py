@@ -21,17 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import answer
 from adapters.spec import AdapterHandle
-from answer.service import ExpertService
 from answer.types import Mode
 from core.errors import UserInputError
 from core.files import append_line, atomic_write_json, read_lines
 from engines.base import GenerationParams
 from scorecard.metrics import AnswerRecord
 from scorecard.qa import QAItem, QASet
+
+if TYPE_CHECKING:
+    from compose import App
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ class ScorecardRun:
 
     def __init__(
         self,
-        service: ExpertService,
+        app: App,
         qa: QASet,
         modes: Sequence[Mode | str],
         folder: Path,
@@ -137,10 +139,11 @@ class ScorecardRun:
         session: str = SESSION,
         system_prompt: str | None = None,
     ):
+        service = app.service
         if not service.ready:
             raise ScorecardError("The model is still loading.")
         engine = service.check_ready()
-        self.service = service
+        self.app, self.service = app, service
         self.qa = qa
         self.modes = [Mode.parse(m) for m in dict.fromkeys(modes)]
         if not self.modes:
@@ -149,15 +152,15 @@ class ScorecardRun:
         self.params = (params or GenerationParams(0.0, 1.0, service.default_params().max_new_tokens)).check(
             engine.context_window
         )
-        self.system_prompt = service.settings.answer.system_prompt if system_prompt is None else system_prompt
+        self.system_prompt = app.settings.answer.system_prompt if system_prompt is None else system_prompt
         self.adapter_info: AdapterHandle | None = None
         if any(m.uses_adapter for m in self.modes):
             if not adapter:
                 raise ScorecardError("Fine-tuned and Hybrid need an adapter; choose one (or leave those modes out).")
-            if service.adapters is None:
+            if app.adapters is None:
                 raise ScorecardError("Adapters are not available in this app right now.")
-            self.adapter_info = service.adapters.resolve_handle(adapter, session)
-        if any(m.uses_documents for m in self.modes) and service.knowledge is None:
+            self.adapter_info = app.adapters.resolve_handle(adapter, session)
+        if any(m.uses_documents for m in self.modes) and app.knowledge is None:
             raise ScorecardError("RAG and Hybrid need the document index, and it is not loaded.")
         self.config = self._config()
         self.folder = Path(folder)
@@ -170,8 +173,8 @@ class ScorecardRun:
         return run
 
     def _config(self) -> RunConfig:
-        s, info = self.service.settings, self.adapter_info
-        kb = self.service.knowledge if any(m.uses_documents for m in self.modes) else None
+        s, info = self.app.settings, self.adapter_info
+        kb = self.app.knowledge if any(m.uses_documents for m in self.modes) else None
         return RunConfig(
             qa_file=self.qa.name,
             qa_sha256=self.qa.sha256,

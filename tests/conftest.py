@@ -424,7 +424,7 @@ def service(engine, tiny_settings):
     """A ready service over the shared tiny engine (no index, no adapters unless a test attaches them)."""
     from answer.service import ExpertService
 
-    return ExpertService.over(tiny_settings.replace(system_prompt="sys"), engine)
+    return ExpertService.over(tiny_settings.replace(system_prompt="sys").answer, engine)
 
 
 def ask(service, message, mode="Base", params=None, history=(), adapter=None, stop=None, session="tester"):

@@ -83,6 +83,7 @@ def test_every_setting_has_one_group_and_parts_take_their_group():
     import inspect
 
     from adapters import AdapterCatalog
+    from answer.service import ExpertService
     from core.settings import GROUPS
     from rag import KnowledgeBase
     from rag.ingestion import Ingestion
@@ -90,6 +91,6 @@ def test_every_setting_has_one_group_and_parts_take_their_group():
 
     names = [f.name for group in GROUPS.values() for f in dataclasses.fields(group)]
     assert len(names) == len(set(names))
-    for part in (KnowledgeBase, Ingestion, Searcher, AdapterCatalog):
+    for part in (KnowledgeBase, Ingestion, Searcher, AdapterCatalog, ExpertService):
         annotations = [str(p.annotation) for p in inspect.signature(part).parameters.values()]
         assert "Settings" not in annotations, part  # a group (RetrievalSettings, UploadSettings), never the whole

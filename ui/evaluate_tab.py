@@ -64,7 +64,7 @@ def scorecard_steps(
     def run(_report):
         count = int(limit or 0) or None
         return evaluate_for_session(
-            service, owner, qa_upload, modes, adapter or None, limit=count, progress=progress, stop=stop
+            app, owner, qa_upload, modes, adapter or None, limit=count, progress=progress, stop=stop
         )
 
     job = app.scorecards.submit("scorecard", run)

@@ -27,7 +27,7 @@ def test_phi3_chat_template_with_system_prompt(engine):
 
 
 def _service(tiny_settings, loaded) -> ExpertService:
-    return ExpertService.over(tiny_settings.replace(system_prompt=""), TransformersEngine(loaded))
+    return ExpertService.over(tiny_settings.replace(system_prompt="").answer, TransformersEngine(loaded))
 
 
 def test_streaming_yields_growing_text(service):

@@ -40,7 +40,7 @@ def test_llamacpp_whose_library_cannot_load_falls_back_and_the_status_line_says_
     assert type(engine) is TransformersEngine
     assert warning.startswith("llama.cpp failed its start-up check (") and "answering with transformers" in warning
     assert "make engine" in warning and warning.count(". ") == 0
-    service = ExpertService.over(tiny_settings, engine)
+    service = ExpertService.over(tiny_settings.answer, engine)
     service.warnings.append(warning)
     status = service.status_line()
     assert "engine: transformers" in status and "start-up check" in status

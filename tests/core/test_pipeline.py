@@ -105,7 +105,7 @@ def test_rag_shows_the_matching_source_sentences_between_the_question_twice(serv
 def test_rag_with_whole_chunks_when_set(engine, tiny_settings, prompts):
     from answer.service import ExpertService
 
-    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
+    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys").answer, engine)
     service.use_knowledge(FakeRetriever([_passage(1), _passage(2, "Seals are replaced every 500 hours.")]))
     ask(service, "What is KX-4471?", mode=Mode.RAG, params=GREEDY)
     prompt = prompts[-1][0]
@@ -143,7 +143,7 @@ def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
 def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine, tiny_settings):
     from answer.service import ExpertService
 
-    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys"), engine)
+    service = ExpertService.over(tiny_settings.replace(rag_context="chunks", system_prompt="sys").answer, engine)
     long_text = "Blade inspections follow the FROST checklist every 500 hours. " * 2
     service.use_knowledge(FakeRetriever([_passage(i, long_text) for i in range(1, 6)]))
     final = ask(service, "When are blades inspected?", mode=Mode.RAG, params=GREEDY)[-1]
@@ -285,7 +285,7 @@ def test_with_no_source_sentence_on_the_question_rag_declines_in_its_language_wi
 ):
     from answer.service import ExpertService
 
-    service = ExpertService.over(tiny_settings.replace(system_prompt="sys", evidence_floor=0.5), engine)
+    service = ExpertService.over(tiny_settings.replace(system_prompt="sys", evidence_floor=0.5).answer, engine)
     service.use_knowledge(EncodingRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
     final = ask(service, "Koliko košta lopatica rotora?", mode=Mode.RAG)[-1]
     assert final.text == "Dokumenti to ne navode." and final.status == "nothing_found" and not prompts

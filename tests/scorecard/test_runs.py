@@ -63,16 +63,17 @@ class Passages:
 
 
 @pytest.fixture(scope="module")
-def service(tiny_settings, tmp_path_factory):
+def app(tiny_settings, tmp_path_factory):
+    """The composed app with its adapter catalog and a stand-in index."""
     model = build_tiny_phi3(tmp_path_factory.mktemp("tiny-phi3-1k"), context=1024)  # room for Korean sources
     settings = tiny_settings.replace(model=str(model), data_dir=tmp_path_factory.mktemp("scorecard-data"), top_k=2)
     folder = settings.data_dir / "adapters" / "trained" / "tiny-lora"
-    app = compose(settings, parts=("adapters",)).start()
-    assert app.wait_ready(120), app.service.status_line()
-    svc = app.service
-    svc.use_knowledge(Passages())  # a stand-in index
-    write_random_adapter(folder, app.adapters.spec, TARGETS, r=4, seed=1, card={"format": "x", "method": "lora"})
-    return svc
+    composed = compose(settings, parts=("adapters",)).start()
+    assert composed.wait_ready(120), composed.service.status_line()
+    composed.knowledge = Passages()  # a stand-in index, given to the service as compose.App gives the real one
+    composed.service.use_knowledge(composed.knowledge)
+    write_random_adapter(folder, composed.adapters.spec, TARGETS, r=4, seed=1, card={"format": "x", "method": "lora"})
+    return composed
 
 
 @pytest.fixture()
@@ -82,8 +83,8 @@ def qa_file(tmp_path):
     return path
 
 
-def test_a_run_writes_table_json_and_chart_and_scores_only_the_model_text(service, qa_file, tmp_path):
-    result = evaluate(service, qa_file, ["Base", "RAG"], out_dir=tmp_path / "runs", params=PARAMS)
+def test_a_run_writes_table_json_and_chart_and_scores_only_the_model_text(app, qa_file, tmp_path):
+    result = evaluate(app, qa_file, ["Base", "RAG"], out_dir=tmp_path / "runs", params=PARAMS)
     card, folder = result.scorecard, result.scorecard.folder
     assert card.complete and result.outcome.answered == 6
     assert {p.name for p in folder.iterdir()} >= {
@@ -109,30 +110,30 @@ def test_a_run_writes_table_json_and_chart_and_scores_only_the_model_text(servic
     assert "Korean (ko)" in markdown and "Weakest language" in markdown
 
 
-def test_an_interrupted_run_resumes_and_keeps_finished_answers(service, qa_file, tmp_path):
+def test_an_interrupted_run_resumes_and_keeps_finished_answers(app, qa_file, tmp_path):
     stop = threading.Event()
 
     def progress(done, total, message):
         if done >= 2:
             stop.set()
 
-    first = evaluate(service, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS, progress=progress, stop=stop)
+    first = evaluate(app, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS, progress=progress, stop=stop)
     assert first.outcome.interrupted and first.outcome.answered == 2 and not first.scorecard.complete
     assert "Partial run" in first.markdown_path.read_text()
     answers = first.scorecard.folder / ANSWERS_FILE
     kept = answers.read_text().splitlines()
     with open(answers, "a") as f:  # a crash in the middle of writing the third answer
         f.write('{"id": "q2", "mode": "Base", "te')
-    second = evaluate(service, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS)
+    second = evaluate(app, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS)
     assert (second.outcome.reused, second.outcome.answered, second.scorecard.complete) == (2, 4, True)
     lines = answers.read_text().splitlines()
     assert lines[:2] == kept and len(lines) == 6 and all(json.loads(line) for line in lines)
-    third = evaluate(service, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS)
+    third = evaluate(app, qa_file, ["Base", "RAG"], out_dir=tmp_path, params=PARAMS)
     assert (third.outcome.answered, third.outcome.reused) == (0, 6)
 
 
-def test_stopping_mid_answer_discards_that_answer(service, qa_file, tmp_path):
-    run = ScorecardRun(service, load_qa(qa_file), ["Base"], tmp_path / "r", params=GenerationParams(0.0, 1.0, 64))
+def test_stopping_mid_answer_discards_that_answer(app, qa_file, tmp_path):
+    run = ScorecardRun(app, load_qa(qa_file), ["Base"], tmp_path / "r", params=GenerationParams(0.0, 1.0, 64))
     stop = threading.Event()
     timer = threading.Timer(0.05, stop.set)
     timer.start()
@@ -141,20 +142,20 @@ def test_stopping_mid_answer_discards_that_answer(service, qa_file, tmp_path):
     assert outcome.interrupted and len(run.stored()) == outcome.answered < 3
 
 
-def test_another_setting_means_another_run_folder(service, qa_file, tmp_path):
-    a = ScorecardRun.in_folder(tmp_path, service, load_qa(qa_file), ["Base"], params=PARAMS)
-    b = ScorecardRun.in_folder(tmp_path, service, load_qa(qa_file), ["Base"], params=GenerationParams(0.0, 1.0, 7))
+def test_another_setting_means_another_run_folder(app, qa_file, tmp_path):
+    a = ScorecardRun.in_folder(tmp_path, app, load_qa(qa_file), ["Base"], params=PARAMS)
+    b = ScorecardRun.in_folder(tmp_path, app, load_qa(qa_file), ["Base"], params=GenerationParams(0.0, 1.0, 7))
     assert a.folder != b.folder
     a.run()
-    clash = ScorecardRun(service, load_qa(qa_file), ["Base"], a.folder, params=GenerationParams(0.0, 1.0, 7))
+    clash = ScorecardRun(app, load_qa(qa_file), ["Base"], a.folder, params=GenerationParams(0.0, 1.0, 7))
     with pytest.raises(ScorecardError, match="other settings"):
         clash.run()
 
 
-def test_the_result_is_written_into_the_adapter_card_and_listed(service, qa_file, tmp_path):
-    result = evaluate(service, qa_file, ["Base", "Fine-tuned", "Hybrid"], "tiny-lora", out_dir=tmp_path, params=PARAMS)
+def test_the_result_is_written_into_the_adapter_card_and_listed(app, qa_file, tmp_path):
+    result = evaluate(app, qa_file, ["Base", "Fine-tuned", "Hybrid"], "tiny-lora", out_dir=tmp_path, params=PARAMS)
     assert result.card_note.startswith("Recorded in the card of tiny-lora")
-    info = service.adapters.resolve("tiny-lora", None)
+    info = app.adapters.resolve("tiny-lora", None)
     card = json.loads((info.path / "adapter_card.json").read_text())
     assert card["method"] == "lora"  # the rest of the card is kept
     evaluation = card["evaluation"]
@@ -163,21 +164,21 @@ def test_the_result_is_written_into_the_adapter_card_and_listed(service, qa_file
     assert info.eval_summary == evaluation["summary"] and "Hybrid 0.00" in info.eval_summary
 
 
-def test_adapter_modes_need_an_adapter(service, qa_file, tmp_path):
+def test_adapter_modes_need_an_adapter(app, qa_file, tmp_path):
     with pytest.raises(ScorecardError, match="need an adapter"):
-        evaluate(service, qa_file, ["Hybrid"], out_dir=tmp_path, params=PARAMS)
+        evaluate(app, qa_file, ["Hybrid"], out_dir=tmp_path, params=PARAMS)
 
 
-def test_a_private_qa_file_never_writes_a_shared_adapter_card(service, qa_file):
-    info = service.adapters.resolve("tiny-lora", None)
+def test_a_private_qa_file_never_writes_a_shared_adapter_card(app, qa_file):
+    info = app.adapters.resolve("tiny-lora", None)
     before = (info.path / "adapter_card.json").read_bytes()
-    result = evaluate_for_session(service, "session-a", qa_file, ["Fine-tuned"], "tiny-lora", limit=1)
+    result = evaluate_for_session(app, "session-a", qa_file, ["Fine-tuned"], "tiny-lora", limit=1)
     assert "not written into its card" in result.card_note
     assert (info.path / "adapter_card.json").read_bytes() == before
     assert "private" in result.scorecard.folder.parts
 
 
-def test_a_chat_waits_at_most_one_answer_behind_a_running_scorecard(service, qa_file, tmp_path):
+def test_a_chat_waits_at_most_one_answer_behind_a_running_scorecard(app, qa_file, tmp_path):
     """The engine's lock is first-come, first-served: a chat that arrives during a long scorecard run
     is answered after the answer in progress, not after the whole run."""
     many = tmp_path / "many.jsonl"
@@ -185,12 +186,12 @@ def test_a_chat_waits_at_most_one_answer_behind_a_running_scorecard(service, qa_
     params = GenerationParams(0.0, 1.0, 24)
     done = []
     run = threading.Thread(
-        target=lambda: done.append(evaluate(service, many, ["Base"], out_dir=tmp_path / "long", params=params))
+        target=lambda: done.append(evaluate(app, many, ["Base"], out_dir=tmp_path / "long", params=params))
     )
     run.start()
     time.sleep(0.5)
     started = time.perf_counter()
-    chat = list(service.answer("someone-else", "Hello", [], "Base", params))
+    chat = list(app.service.answer("someone-else", "Hello", [], "Base", params))
     waited = time.perf_counter() - started
     run.join()
     stored = done[0].scorecard.folder / ANSWERS_FILE
