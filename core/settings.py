@@ -48,6 +48,8 @@ def _at_least_one(group: object, *names: str) -> list[str]:
 class ModelSettings:
     """Which model loads, where and how (`engines.loading`)."""
 
+    _argument_group_name = "model settings"  # the heading of this group in --help
+
     model: str = field(
         default="auto",
         metadata=_help(
@@ -77,6 +79,8 @@ class ModelSettings:
 @dataclass
 class EngineSettings:
     """What generates the tokens (`engines.factory`)."""
+
+    _argument_group_name = "engine settings"  # the heading of this group in --help
 
     engine: str = field(
         default="auto",
@@ -137,6 +141,8 @@ class EngineSettings:
 class AnswerSettings:
     """How answers are asked for and shaped (`answer/`): the defaults a chat starts from, and how RAG and Hybrid
     build their prompt and decode."""
+
+    _argument_group_name = "answer settings"  # the heading of this group in --help
 
     system_prompt: str = field(
         default="You are a helpful, precise assistant. Answer briefly and say when you do not know.",
@@ -205,6 +211,8 @@ class AnswerSettings:
 class RetrievalSettings:
     """The document index and its search (`rag/`)."""
 
+    _argument_group_name = "retrieval settings"  # the heading of this group in --help
+
     embed_model: str = field(
         default="all-MiniLM-L6-v2",
         metadata=_help(
@@ -249,6 +257,8 @@ class RetrievalSettings:
 @dataclass
 class AccessSettings:
     """Who is who, and who may change what is shared (`core.identity`)."""
+
+    _argument_group_name = "access settings"  # the heading of this group in --help
 
     users: str = field(
         default="",
@@ -299,6 +309,8 @@ class AccessSettings:
 @dataclass
 class UploadSettings:
     """What people may upload, how much, and for how long it is kept (`rag.ingestion`, `adapters/`)."""
+
+    _argument_group_name = "uploads settings"  # the heading of this group in --help
 
     max_upload_mb: float = field(default=20.0, metadata=_help("Largest document accepted, in MiB."))
     parse_timeout_s: float = field(
@@ -357,6 +369,8 @@ class UploadSettings:
 @dataclass
 class ServerSettings:
     """Where the app keeps its files and how it serves (`ui/`, `compose.py`)."""
+
+    _argument_group_name = "server settings"  # the heading of this group in --help
 
     data_dir: Path = field(
         default=Path("data"),
