@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from adapters.spec import AdapterHandle, LoraSpec, ModelSpec
+from adapters.spec import AdapterHandle, LoraSpec
 from adapters.tensors import check_tensors, load_weights
 from core.errors import AdapterUnusable
 from engines.loading import LoadedModel
@@ -57,7 +57,7 @@ class LoraResidency:
         self.loaded = loaded
         self.max_resident = max(1, int(max_resident))
         self.base: Any = loaded.model
-        self.spec = ModelSpec.from_model(self.base, loaded.name)
+        self.spec = loaded.spec  # read once, when the model loaded
         self._peft: Any = None  # the PeftModel wrapping `base` while any adapter is resident
         # key -> (PEFT adapter name, handle it was loaded from), least recently used first
         self._resident: OrderedDict[str, tuple[str, AdapterHandle]] = OrderedDict()
