@@ -50,6 +50,8 @@ class Chunker:
 
 
 def _location(section: Section, piece: str, start: int, position: int) -> str:
+    if section.place:
+        return section.place
     if section.page is not None:
         return f"page {section.page}"
     if section.heading:
@@ -66,4 +68,6 @@ def context_text(file_name: str, chunk: Chunk) -> str:
     A chunk deep in "warranty_terms.docx" that never says "warranty" can still be found by it."""
     title = PurePath(file_name).stem.replace("_", " ").replace("-", " ")
     where = chunk.heading or (f"page {chunk.page}" if chunk.page is not None else "")
+    if not where and chunk.location.startswith(("slide ", "rows ", "sheet ")):
+        where = chunk.location
     return f"{title}{' — ' + where if where else ''}\n{chunk.text}"

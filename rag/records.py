@@ -22,6 +22,7 @@ class Section:
     heading: str = ""  # "Warranty > Claims"; empty when the format has no headings
     page: int | None = None  # 1-based PDF page
     first_line: int = 1  # line number of `text`'s first line in the original file (plain text, Markdown)
+    place: str = ""  # a ready location for citations ("slide 3", "rows 2-41", "sheet Prices, rows 2-41")
 
 
 @dataclass(frozen=True)

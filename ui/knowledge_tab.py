@@ -49,7 +49,7 @@ class KnowledgeView:
 
 def knowledge_tab(app: App) -> KnowledgeView:
     summary = gr.Markdown(knowledge_summary(app.knowledge))
-    files = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)", elem_id="doc-files")
+    files = gr.File(file_count="multiple", label="Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx)", elem_id="doc-files")
     with gr.Row():
         target = gr.Radio([MY_DOCS, SHARED_KB], value=MY_DOCS, label="Add to", elem_id="doc-target", scale=2)
         replace = gr.Checkbox(

@@ -12,6 +12,9 @@ from rag.errors import IngestError
 from rag.readers.docx_reader import read_docx
 from rag.readers.html_reader import read_html
 from rag.readers.pdf_reader import read_pdf
+from rag.readers.pptx_reader import read_pptx
+from rag.readers.rst_reader import read_rst
+from rag.readers.sheet_reader import read_csv, read_xlsx
 from rag.readers.text_reader import read_markdown, read_text
 from rag.records import Section
 
@@ -24,6 +27,12 @@ READERS = {
     ".docx": read_docx,
     ".html": read_html,
     ".htm": read_html,
+    ".rst": read_rst,
+    ".rest": read_rst,
+    ".csv": read_csv,
+    ".tsv": read_csv,
+    ".xlsx": read_xlsx,
+    ".pptx": read_pptx,
 }
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(READERS)
 
@@ -32,7 +41,7 @@ def check_extension(name: str) -> None:
     """Raise `IngestError` when `name` has an extension no reader handles."""
     suffix = PurePath(name).suffix.lower()
     if suffix not in READERS:
-        kinds = ", ".join(sorted({".txt", ".md", ".pdf", ".docx", ".html"}))
+        kinds = ", ".join(sorted({".txt", ".md", ".pdf", ".docx", ".html", ".rst", ".csv", ".xlsx", ".pptx"}))
         shown = f"'{suffix}' files" if suffix else "files without an extension"
         raise IngestError(f"{name}: {shown} are not supported; upload {kinds}.")
 

@@ -1,6 +1,6 @@
 """Reading an untrusted file with a deadline and a memory ceiling.
 
-The structured formats (PDF, DOCX, HTML) are parsed by libraries that a crafted file can keep busy for
+The structured formats (PDF, DOCX, HTML, reStructuredText, CSV, XLSX, PPTX) are parsed by libraries that a crafted file can keep busy for
 minutes or make allocate gigabytes (a 327 KB .docx of 2 million empty paragraphs ran for 25 minutes at
 3.9 GB). So they are read by a fresh Python process (`python -m rag.readers.bounded`, which imports only
 the readers), with `RLIMIT_AS` set to `parse_memory_mb`, killed when `parse_timeout_s` passes. The file
@@ -72,7 +72,10 @@ def _child(memory_mb: int, name: str) -> dict:
     """In the child: read stdin as the file `name` under the memory ceiling; the reply as plain data."""
     import resource
 
-    import docx  # noqa: F401 -- the parsers load before the ceiling, so no import fails under it
+    import docutils.core  # noqa: F401 -- the parsers load before the ceiling, so no import fails under it
+    import docx  # noqa: F401
+    import openpyxl  # noqa: F401
+    import pptx  # noqa: F401
     import pypdf  # noqa: F401
 
     data = sys.stdin.buffer.read()
