@@ -47,7 +47,9 @@ def read_pptx(name: str, data: bytes) -> tuple[list[Section], str]:
         sections: list[Section] = []
         for number, slide in enumerate(slides, 1):
             title_shape = slide.shapes.title
-            title = title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
+            title = (
+                title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
+            )
             lines: list[str] = []
             for shape in slide.shapes:
                 if title_shape is not None and shape.shape_id == title_shape.shape_id:

@@ -22,13 +22,13 @@ def test_the_cli_ingests_a_folder_lists_searches_and_deletes(
     folder = tmp_path / "docs"
     write_docs(folder, FORMAT_DOCS)
     write_docs(folder / "sub", {"deep.md": "# Deep\n\nThe nested folder holds the pelicanite manual.\n"})
-    write_docs(folder, {"table.xlsx": b"PK\x03\x04", ".hidden.md": "# Hidden\n"})
+    write_docs(folder, {"table.key": b"PK\x03\x04", ".hidden.md": "# Hidden\n"})
     data = ["--data-dir", str(tmp_path / "data")]
 
     assert main(["ingest", str(folder), *data, "--chunk-size", "128"]) == 1  # one file refused
     out, err = capsys.readouterr()
     assert "6 of 7 files in the index; 1 refused." in out
-    assert "ERR table.xlsx: table.xlsx: '.xlsx' files are not supported" in out
+    assert "ERR table.key: table.key: '.key' files are not supported" in out
     assert "[100%] Done" in err  # progress goes to stderr
 
     listed = subprocess.run(

@@ -82,7 +82,7 @@ def test_bad_files_get_their_own_sentence_and_leave_the_index_unchanged(tmp_path
         "scan.pdf": "no extractable text",
         "broken.docx": "could not be read as a Word document",
         "huge.txt": "upload limit",
-        "sheet.xlsx": "not supported",
+        "sheet.xlsx": "could not be read as an Excel workbook",
         "mystery.txt": "encoding could not be recognised",
     }
     for name, phrase in phrases.items():
