@@ -1,6 +1,7 @@
 """Reading an untrusted file with a deadline and a memory ceiling.
 
-The structured formats (PDF, DOCX, HTML, reStructuredText, CSV, XLSX, PPTX) are parsed by libraries that a crafted file can keep busy for
+The structured formats (PDF, DOCX, HTML, reStructuredText, CSV, XLSX, PPTX) are parsed by libraries that a
+crafted file can keep busy for
 minutes or make allocate gigabytes (a 327 KB .docx of 2 million empty paragraphs ran for 25 minutes at
 3.9 GB). So they are read by a fresh Python process (`python -m rag.readers.bounded`, which imports only
 the readers), with `RLIMIT_AS` set to `parse_memory_mb`, killed when `parse_timeout_s` passes. The file

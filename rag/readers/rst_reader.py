@@ -58,7 +58,7 @@ class _Walker:
         for child in node.children:
             self.block(child)
 
-    def block(self, node) -> None:  # noqa: C901 -- one branch per kind of node, like a docutils visitor
+    def block(self, node) -> None:  # one branch per kind of node, like a docutils visitor
         from docutils import nodes
 
         if isinstance(node, nodes.section):
@@ -140,7 +140,11 @@ class _Walker:
                 for row in part.traverse(nodes.row):
                     cells = [_flat(entry) for entry in row.children]
                     if isinstance(part, nodes.thead):
-                        header = cells if header is None else [f"{a} {b}".strip() for a, b in zip(header, cells)]
+                        header = (
+                            cells
+                            if header is None
+                            else [f"{a} {b}".strip() for a, b in zip(header, cells, strict=False)]
+                        )
                     else:
                         rows.append(cells)
         title = next((c for c in node.children if isinstance(c, nodes.title)), None)
