@@ -177,8 +177,8 @@ def public_api(app: App) -> None:
         return document_records(app, who(request, profile))
 
     def documents_upload(files, collection, replace, request: gr.Request, profile: gr.OAuthProfile | None):
-        """Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx) to your private collection, or to the shared one if the
-        operator lets you. A file whose name is taken is refused unless `replace`. Returns a report per file
+        """Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx) to your private collection, or to the
+        shared one if the operator lets you. A file whose name is taken is refused unless `replace`. Returns a report per file
         and the documents you can search."""
         if not files:
             raise gr.Error("Send one or more files.")

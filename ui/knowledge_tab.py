@@ -49,7 +49,8 @@ class KnowledgeView:
 
 def knowledge_tab(app: App) -> KnowledgeView:
     summary = gr.Markdown(knowledge_summary(app.knowledge))
-    files = gr.File(file_count="multiple", label="Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx)", elem_id="doc-files")
+    kinds = ".txt .md .rst .pdf .docx .html .csv .xlsx .pptx"
+    files = gr.File(file_count="multiple", label=f"Add documents ({kinds})", elem_id="doc-files")
     with gr.Row():
         target = gr.Radio([MY_DOCS, SHARED_KB], value=MY_DOCS, label="Add to", elem_id="doc-target", scale=2)
         replace = gr.Checkbox(
