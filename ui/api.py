@@ -178,8 +178,8 @@ def public_api(app: App) -> None:
 
     def documents_upload(files, collection, replace, request: gr.Request, profile: gr.OAuthProfile | None):
         """Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx) to your private collection, or to the
-        shared one if the operator lets you. A file whose name is taken is refused unless `replace`. Returns a report per file
-        and the documents you can search."""
+        shared one if the operator lets you. A file whose name is taken is refused unless `replace`. Returns a
+        report per file and the documents you can search."""
         if not files:
             raise gr.Error("Send one or more files.")
         if collection not in COLLECTIONS:
