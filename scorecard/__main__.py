@@ -5,6 +5,11 @@ e.g. `--model`, `--data-dir`, `--top-k`, may follow), answers every question in 
 the app's answer path, and writes `scorecard.md`, `scorecard.json` and `scorecard.png` into a run
 folder under `<data dir>/scorecards/`. Ctrl-C stops after discarding the answer in progress and
 writes a partial scorecard; the same command resumes where it stopped.
+
+    python -m scorecard --docs sample_kb/real_docs/docs --qa sample_kb/real_docs/eval_qa.jsonl
+
+measures on any corpus: the documents go into a throwaway index (`scorecard.corpus`), the app's own
+knowledge base is not touched.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -27,6 +33,7 @@ from core.errors import UserInputError
 from core.settings import Settings, SettingsError
 from engines.base import GenerationParams
 from scorecard import SHIPPED_QA, evaluate, load_qa
+from scorecard.corpus import corpus_app
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -36,6 +43,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog="Any app setting may follow (see `python app.py --help`), e.g. --data-dir, --model, --top-k.",
     )
     parser.add_argument("--qa", type=Path, default=SHIPPED_QA, help="QA file (default: the shipped held-out set).")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Answer RAG and Hybrid from the documents in DIR, indexed into a throwaway index (the app's own "
+        "knowledge base is not touched; the adapter card is not written). Default: the app's knowledge base.",
+    )
     parser.add_argument(
         "--modes",
         default=None,
@@ -140,18 +155,27 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        result = evaluate(
-            app,
-            qa,
-            modes,
-            adapter,
-            out_dir=args.out,
-            name=args.name,
-            params=params,
-            progress=progress,
-            stop=stop,
-            write_card=not args.no_card,
-        )
+        with ExitStack() as stack:
+            view = app
+            if args.docs is not None:
+                bar.set_description_str("indexing", refresh=True)
+                view, reports = stack.enter_context(corpus_app(app, args.docs))
+                bar.set_description_str("", refresh=False)
+                for report in reports:
+                    if not report.ok:
+                        print(f"skipped: {report.message}", file=sys.stderr)
+            result = evaluate(
+                view,
+                qa,
+                modes,
+                adapter,
+                out_dir=args.out,
+                name=args.name,
+                params=params,
+                progress=progress,
+                stop=stop,
+                write_card=not args.no_card and args.docs is None,
+            )
     except UserInputError as exc:
         bar.close()
         print(exc, file=sys.stderr)

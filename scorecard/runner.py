@@ -186,7 +186,8 @@ class ScorecardRun:
             top_p=self.params.top_p,
             max_new_tokens=self.params.max_new_tokens,
             system_prompt=self.system_prompt,
-            kb_snapshot=kb.snapshot.snapshot_id if kb is not None else None,
+            # the documents' content, not the index build: a corpus indexed afresh (`--docs`) resumes its run
+            kb_snapshot=(kb.snapshot.content_id or kb.snapshot.snapshot_id) if kb is not None else None,
             retrieval=asdict(s.retrieval),
             grounded=asdict(s.answer),
         )
