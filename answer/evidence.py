@@ -34,16 +34,17 @@ COSINE_WEIGHT = 0.1
 Encoder = Callable[[list[str]], np.ndarray]
 """Embeds texts as unit-length rows (the index's embedding model), for cosine similarity."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\s\d])|(?<=[。！？])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\s\da-z])|(?<=[。！？])|\n+")
 _CITATION = re.compile(r"\[\d+\]")
+_BULLET = re.compile(r"^(?:[-*•]+(?:\s+|$))+")  # "- item", "* item"; not the hyphen of "-m" or "-20 °C"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def split_sentences(text: str) -> list[str]:
     """The sentences of `text`, in order, stripped; empty pieces dropped. Knows CJK full stops and
     line breaks; a dot between digits ("2.5") or before a digit does not end a sentence."""
-    parts = _SENTENCE_END.split(text or "")
-    return [p.strip(" \t-*•") for p in parts if p and p.strip(" \t-*•")]
+    parts = (_BULLET.sub("", p.strip()) for p in _SENTENCE_END.split(text or "") if p)
+    return [p for p in parts if p]
 
 
 def numbers(text: str) -> set[str]:
@@ -64,19 +65,29 @@ def content_terms(text: str) -> set[str]:
 class Candidate:
     """One sentence of a retrieved passage; `source` is the passage's number (from 1) as the prompt shows it.
     `heading` is the section it sits under (from the passage's own headings, or the location's), which
-    helps a short line ("Range: 118 km") say what it is about."""
+    helps a short line ("Range: 118 km") say what it is about. `kind` says what it is: "text" (prose), "item" (a
+    list item), "row" (a table row: Markdown, or aligned text with its continuation lines), "heading",
+    "code" (a code block, or a line that is only code) or "link" (a link target, a badge); headings and links
+    are never evidence, code only when the question asks for code (`asks_for_code`)."""
 
     source: int
     text: str
     position: int  # order within its passage
     heading: str = ""
+    kind: str = "text"
 
     @property
     def shown(self) -> str:
         """The sentence as the prompt and the chat show it: a fragment ("Range: 118 km", a table row, a
-        few words) carries its heading, a full sentence stands alone."""
+        few words, a list item) carries its heading, a full sentence stands alone."""
         fragment = len(self.text.split()) <= 4 or ": " in self.text[:25] or "; " in self.text
-        if self.heading and fragment and self.heading.casefold() not in self.text.casefold():
+        fragment = fragment or self.kind == "item"  # a list item belongs to its section ("man-db 2.11.2: Fix…")
+        if (
+            self.kind in ("text", "item", "row")
+            and self.heading
+            and fragment
+            and self.heading.casefold() not in self.text.casefold()
+        ):
             return f"{self.heading}: {self.text}"
         return self.text
 
@@ -88,7 +99,7 @@ def _is_rule(cells: list[str]) -> bool:
 def _table_rows(lines: list[str]) -> list[str]:
     """Markdown table lines -> one "column: value; ..." sentence per data row. A table cut off above its
     header (a chunk can start inside a table) gives "value; value" rows."""
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    cells = [[plain(c.strip()) for c in line.strip().strip("|").split("|")] for line in lines]
     has_header = len(cells) > 1 and _is_rule(cells[1])
     header = cells[0] if has_header else []
     rows = [r for r in (cells[2:] if has_header else cells) if not _is_rule(r)]
@@ -102,6 +113,34 @@ def _table_rows(lines: list[str]) -> list[str]:
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)]|[a-z][.)])\s+")
 _HEADING = re.compile(r"^\s*#{1,6}\s+(.*)$")
+_SETEXT = re.compile(r"^\s*(?:=+|-+)\s*$")  # the line under a heading ("Patches\n-------"), or a rule
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_ALIGNED = re.compile(r"[^\s.!?。！？:;,)]\s{2,}\S")  # columns of a text table, not two spaces after a full stop
+_LINK_TARGET = re.compile(r"^\s*\[[^\]]+\]:\s*\S+")  # [zlib]: https://www.zlib.net/
+_ONLY_CODE = re.compile(r"^\s*(?:`[^`]+`\s*)+$|^\s*(?:\$|>|#!)\s*\S")  # `zstd -D dict FILE`, "$ make"
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)|!\[([^\]]*)\]\[[^\]]*\]")
+_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)|\[([^\]]+)\]\[[^\]]*\]")
+_EMPTY_LINK = re.compile(r"\[\s*\](?:\[[^\]]*\]|\([^)]*\))")  # what is left of a badge: "[][travisLink]"
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_EMPHASIS_MARKS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+
+
+def _shouted(line: str) -> bool:
+    """A line in capitals ("BUG REPORTS", "OPTIONEN"): at least three cased letters, all upper case (Japanese
+    text around "YYYY-MM-DD" is not shouting)."""
+    letters = [ch for ch in line if ch.isalpha()]
+    cased = [ch for ch in letters if ch.lower() != ch.upper()]
+    return len(cased) >= 3 and len(cased) >= 0.8 * len(letters) and all(ch.isupper() for ch in cased)
+
+
+def plain(text: str) -> str:
+    """Markdown and HTML markup reduced to what a reader sees: link text without its target, no images, no
+    tags, no bold marks. Inline code keeps its backticks (they say "type this")."""
+    text = _EMPTY_LINK.sub("", _IMAGE.sub("", text))
+    text = _LINK.sub(lambda m: m.group(1) or m.group(2) or "", text)
+    text = _TAG.sub("", text)
+    text = _EMPHASIS_MARKS.sub(r"\2", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
 def _location_heading(location: str) -> str:
@@ -114,48 +153,126 @@ def _location_heading(location: str) -> str:
 def candidates(passages: Sequence[str], locations: Sequence[str] = ()) -> list[Candidate]:
     """The sentences of each passage, numbered by passage from 1: prose re-joined across hard line breaks
     and split into sentences; list items, headings and text-table lines one each; Markdown tables row by
-    row. Each sentence keeps the heading it sits under."""
+    row; a code block whole. Markup is stripped (`plain`). Each sentence keeps the heading it sits under."""
     out: list[Candidate] = []
     for number, text in enumerate(passages, 1):
         heading = _location_heading(locations[number - 1]) if number <= len(locations) else ""
-        pieces: list[tuple[str, str]] = []
+        pieces: list[tuple[str, str, str]] = []
         table: list[str] = []
         paragraph: list[str] = []
         item: list[str] = []  # a list item, which may go on over indented lines
+        code: list[str] | None = None  # the lines of a fenced code block being read
+        row: list[str] = []  # an aligned text-table row, which may go on over more deeply indented lines
+        row_indent = 0
+
+        def prose(lines: list[str], under: str, kind: str = "text", pieces: list = pieces) -> None:
+            pieces.extend((sentence, under, kind) for sentence in split_sentences(plain(" ".join(lines))))
+
         for line in [*(text or "").splitlines(), ""]:
             stripped = line.strip()
-            if item and stripped and line[:1].isspace() and not _LIST_ITEM.match(stripped) and "  " not in stripped:
-                item.append(stripped)  # the indented rest of a list item
+            if code is not None:  # inside a fence: everything up to the closing fence is one block
+                if _FENCE.match(stripped):
+                    pieces.append((" ".join(c for c in code if c), heading, "code"))
+                    code = None
+                else:
+                    code.append(stripped)
                 continue
+            indent = len(line) - len(line.lstrip())
+            if row and stripped and indent > row_indent and not _ALIGNED.search(stripped):
+                row.append(stripped)  # "E-PW-162  RED  GX-9 range extender failed to start or stopped in" + "flight…"
+                continue
+            if row:
+                unit = plain(" ".join(row))
+                if len(unit) <= 400:  # a row is one unit, with every column and its continuation
+                    pieces.append((unit, heading, "row"))
+                else:
+                    prose(row, heading)
+                row = []
+            if item and stripped and line[:1].isspace() and not _LIST_ITEM.match(stripped):
+                if not _ALIGNED.search(stripped):
+                    item.append(stripped)  # the indented rest of a list item
+                    continue
             if item:
-                pieces.extend((sentence, heading) for sentence in split_sentences(" ".join(item)))
+                prose(item, heading, "item")
                 item = []
+            if _SETEXT.match(stripped) and len(stripped) >= 3:
+                if paragraph:  # "Patches\n-------": the paragraph's last line is a heading
+                    title_line = paragraph.pop()
+                    if paragraph:
+                        prose(paragraph, heading)
+                    paragraph = []
+                    heading = plain(title_line).strip("# ")
+                    pieces.append((heading, "", "heading"))
+                continue
             title = _HEADING.match(stripped)
             listed = bool(_LIST_ITEM.match(stripped))
-            single = bool(title) or listed or "  " in stripped or stripped.isupper()
+            fence = bool(_FENCE.match(stripped))
+            link = bool(_LINK_TARGET.match(stripped)) or (
+                bool(stripped) and not plain(stripped).strip(" |")
+            )  # a link target, or a line that is only markup (a badge, an image, a tag)
+            single = bool(title) or listed or fence or link or bool(_ALIGNED.search(stripped)) or _shouted(stripped)
             if paragraph and (not stripped or stripped.startswith("|") or single):
-                pieces.extend((sentence, heading) for sentence in split_sentences(" ".join(paragraph)))
+                prose(paragraph, heading)
                 paragraph = []
             if stripped.startswith("|"):
                 table.append(stripped)
                 continue
             if table:
-                pieces.extend((row, heading) for row in _table_rows(table))
+                pieces.extend((row, heading, "row") for row in _table_rows(table))
                 table = []
             if not stripped:
                 continue
-            if title:
-                heading = title.group(1).strip().strip("*").strip()
-                pieces.append((heading, ""))
+            if fence:
+                code = []
+            elif link:
+                pieces.append((stripped, heading, "link"))
+            elif title:
+                heading = plain(title.group(1)).strip().strip("*").strip()
+                pieces.append((heading, "", "heading"))
             elif listed:
                 item = [_LIST_ITEM.sub("", stripped)]
+            elif _ONLY_CODE.match(stripped):
+                pieces.append((stripped, heading, "code"))
+            elif _ALIGNED.search(stripped):
+                row, row_indent = [stripped], indent
             elif single:  # an aligned text-table line or a shouted heading: one line each
-                pieces.extend((sentence, heading) for sentence in split_sentences(stripped))
+                kind = "heading" if _shouted(stripped) and len(stripped.split()) <= 6 else "text"
+                pieces.extend((sentence, heading, kind) for sentence in split_sentences(plain(stripped)))
             else:
                 paragraph.append(stripped)
-        for position, (piece, under) in enumerate(pieces):
-            out.append(Candidate(number, piece, position, under))
+        if code:
+            pieces.append((" ".join(c for c in code if c), heading, "code"))
+        if row:
+            pieces.append((plain(" ".join(row)), heading, "row"))
+        for position, (piece, under, kind) in enumerate(pieces):
+            if kind in ("text", "item", "row") and _ONLY_CODE.match(piece):
+                kind = "code"  # a list item that is only a command
+            out.append(Candidate(number, piece, position, under, kind))
     return out
+
+
+_REFERS_BACK = re.compile(
+    r"^(?:it|its|this|these|that|those|they|their|there|such|here|then|thus|hence|so|also|"
+    r"es|dies|das|diese|dieser|er|sie|damit|dann|"
+    r"ce|cela|il|elle|ils|"
+    r"to|ta|te|ovo|ono|"
+    r"그|이|이것|그것|"
+    r"それ|これ|この|その|"
+    r"它|这|该|其|此)\b|^(?:それ|これ|この|その|它|这|该|其|此|그|이)",
+    re.IGNORECASE,
+)
+_UNFINISHED = re.compile(r"[,:;、，：]\s*$|\b(?:and|or|the|a|of|to|with|und|oder)\s*$|[^\s.!?。！？)\]\"'`]$")
+_CODE_WORDS = re.compile(
+    r"\b(?:command|commands|code|snippet|syntax|example|examples|invoke|invocation|call it|shell|type|run|"
+    r"install|installs|usage|script|befehl|kommando|aufruf|beispiel|naredb|komand)\b|"
+    r"コマンド|命令|명령|コード|代码|示例|例",
+    re.IGNORECASE,
+)
+
+
+def asks_for_code(question: str) -> bool:
+    """Whether a question asks for code (a command, an example, a call), so code blocks may be its evidence."""
+    return bool(_CODE_WORDS.search(question or ""))
 
 
 @dataclass(frozen=True)
@@ -182,8 +299,9 @@ class SourceSentences:
 
     def __init__(self, passages: Sequence[str], encode: Encoder | None = None, locations: Sequence[str] = ()):
         self.encode = encode
-        pool = candidates(passages, locations)
-        self.pool = [c for c in pool if len(content_terms(c.text)) >= 2 or numbers(c.text)]
+        self.all = candidates(passages, locations)
+        self.pool = [c for c in self.all if len(content_terms(c.text)) >= 2 or numbers(c.text)]
+        self._at = {(c.source, c.position): c for c in self.all}
         # each sentence is read under the heading it sits under
         self._context_terms = [content_terms(c.text) | content_terms(c.heading) for c in self.pool]
         self._context_numbers = [numbers(c.shown) for c in self.pool]
@@ -217,18 +335,43 @@ class SourceSentences:
         keyword = np.array([sum(weight[t] for t in query_terms & terms_) / total for terms_ in self._context_terms])
         rank_prior = np.array([0.02 / c.source for c in self.pool])  # ties go to the better-ranked passage
         scores = keyword + COSINE_WEIGHT * self._cosines(question) + rank_prior
+        usable = {"text", "item", "row", "code"} if asks_for_code(question) else {"text", "item", "row"}
         cap = per_passage or k
         chosen: list[Evidence] = []
         used: dict[int, int] = {}
+        taken: set[tuple[int, int]] = set()
         for i in np.argsort(-scores, kind="stable"):
             c = self.pool[int(i)]
-            if used.get(c.source, 0) >= cap:
+            if c.kind not in usable or (c.source, c.position) in taken or used.get(c.source, 0) >= cap:
                 continue
             used[c.source] = used.get(c.source, 0) + 1
-            chosen.append(Evidence(c.source, c.shown, float(scores[i])))
+            text = c.shown
+            for neighbour in self._continuation(c):  # the sentence before or after that completes it
+                taken.add((neighbour.source, neighbour.position))
+                text = f"{neighbour.text} {text}" if neighbour.position < c.position else f"{text} {neighbour.text}"
+            taken.add((c.source, c.position))
+            chosen.append(Evidence(c.source, text, float(scores[i])))
             if len(chosen) == k:
                 break
         return chosen
+
+    def _continuation(self, c: Candidate) -> list[Candidate]:
+        """The neighbouring prose sentence a chosen one needs: the one before when it begins by referring
+        back ("It had uid 37."), the one after when it stops short ("There are two new status values,") or
+        the next one refers back to it ("Das ist die Voreinstellung.")."""
+        if c.kind not in ("text", "item"):
+            return []
+        out = []
+        before, after = self._at.get((c.source, c.position - 1)), self._at.get((c.source, c.position + 1))
+        if before is not None and before.kind == c.kind and _REFERS_BACK.match(c.text):
+            out.append(before)
+        if (
+            after is not None
+            and after.kind == c.kind
+            and (_UNFINISHED.search(c.text) or _REFERS_BACK.match(after.text))
+        ):
+            out.append(after)
+        return out
 
     def support(self, sentence: str) -> SentenceSupport:
         """How well the best source sentence supports one answer sentence."""
@@ -251,9 +394,49 @@ class SourceSentences:
         supporting = tuple(sorted({self.pool[int(i)].source for i in np.flatnonzero(ok)}))
         return SentenceSupport(sentence, True, bool(ok[best]), c.source, c.text, float(coverage[best]), supporting)
 
+    def unusable(self, answer: str, question: str) -> str | None:
+        """Why an answer is not worth showing, or None: "markers" (only citation markers and punctuation, or
+        more markers than words: "[1]: [1]: [2]:", "[1] [1] [2] [8.1]"), "markup" (a directive, a fence, a
+        table line, mostly symbols) or "code" (a copied code line or shell prompt, when the question does not
+        ask for code). The pipeline quotes the best evidence instead (`answer.pipeline`)."""
+        return unusable(answer, question, [c.text for c in self.all if c.kind == "code"])
+
     def judge(self, answer: str) -> list[SentenceSupport]:
         """`support` for every sentence of an answer (citation markers ignored)."""
         return [self.support(s) for s in split_sentences(answer)]
+
+
+_SHORT_MARKER = re.compile(r"\[[^\[\]\n]{0,12}\]")  # [1], [8.1], [a], [*]
+_ANSWER_WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|\d+")
+_MARKUP_LINE = re.compile(r"^\s*(?:\.\.\s+[\w-]+::|```|~~~|\|.*\|\s*$|:[\w-]+:\s*$|[-=~^*#]{3,}|</?[a-z]+[^>]*>\s*$)")
+_CODE_SYMBOL = re.compile(r"[=(){}<>$|;\\]|\s--?\w|^--?\w|\.\w+\(")
+_CODE_LINE = re.compile(r"^\s*(?:>>>|\$\s|#!|%\s|In \[\d+\]:)")
+
+
+def unusable(answer: str, question: str, code: Sequence[str] = ()) -> str | None:
+    """See `SourceSentences.unusable`; `code` holds the code blocks and code lines of the sources."""
+    text = (answer or "").strip()
+    if not text:
+        return None  # an empty answer is its own case (the UI says the model said nothing)
+    markers = _SHORT_MARKER.findall(text)
+    rest = _SHORT_MARKER.sub(" ", text)
+    words = _ANSWER_WORD.findall(rest)
+    if _MARKUP_LINE.match(rest):
+        return "markup"
+    if not words or (len(markers) >= 3 and len(markers) > len(words)):
+        return "markers"
+    visible = [ch for ch in rest if not ch.isspace()]
+    if len(visible) >= 12 and sum(not ch.isalnum() for ch in visible) > 0.5 * len(visible):
+        return "markup"
+    if not asks_for_code(question):
+        squeezed = re.sub(r"\s+", " ", rest).strip(" .。")
+        if _CODE_LINE.match(squeezed) or (
+            len(squeezed) >= 8
+            and _CODE_SYMBOL.search(squeezed)
+            and any(squeezed in re.sub(r"\s+", " ", block) for block in code)
+        ):
+            return "code"
+    return None
 
 
 def select_evidence(
@@ -369,6 +552,15 @@ DECLINE_PHRASES = (
     "нет информации",
     "не указано",
     "не знаю",
+    # de
+    "sagen dazu nichts",
+    "nicht erwähnt",
+    "keine angaben",
+    "keine informationen",
+    "nicht angegeben",
+    "weiß ich nicht",
+    "weiß nicht",
+    "nicht beschrieben",
 )
 
 

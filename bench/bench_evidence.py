@@ -1,6 +1,6 @@
 """Does the fact reach the prompt? The retrieve and gate stages of RAG/Hybrid, without the model, on a corpus.
 
-    python bench/bench_evidence.py [--corpus sample|real|both] [--split dev|eval] [--runs 1]
+    python bench/bench_evidence.py [--corpus sample|real|both] [--split dev|eval] [--evidence-sentences N]
 
 For each keyed question of the split, the corpus's documents are indexed into a throwaway index
 (`scorecard.corpus.index_documents`) and the answer pipeline's own `retrieve` picks the source sentences the
@@ -12,7 +12,7 @@ prompt would show (`answer.pipeline.retrieve`). Printed, overall and per languag
 - declined by the gate: no-answer questions the evidence floor declines without the model, and answerable
   questions it wrongly declines.
 
-Nothing here depends on the model's text, so one run is exact; `--runs` only repeats the timing.
+Nothing here depends on the model's text or on timing, so one run is exact.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ CORPORA = {
 }
 
 
-def measure(name: str, split: str) -> dict[str, dict[str, list[bool]]]:
+def measure(name: str, split: str, **changes: object) -> dict[str, dict[str, list[bool]]]:
     from answer.pipeline import retrieve
     from core.settings import Settings
     from scorecard import load_qa
@@ -43,7 +43,7 @@ def measure(name: str, split: str) -> dict[str, dict[str, list[bool]]]:
     from scorecard.matching import keys_found
 
     docs, qa_dir = CORPORA[name]
-    settings = Settings.of()
+    settings = Settings.of(**changes)
     qa = load_qa(qa_dir / f"{split}_qa.jsonl")
     floor = settings.answer.evidence_floor
     with tempfile.TemporaryDirectory() as folder:
@@ -71,19 +71,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", choices=["sample", "real", "both"], default="both")
     parser.add_argument("--split", choices=["dev", "eval"], default="dev")
+    parser.add_argument("--evidence-sentences", type=int, default=None, help="(default: the app's setting)")
     args = parser.parse_args()
     names = ["sample", "real"] if args.corpus == "both" else [args.corpus]
     for name in names:
         started = time.perf_counter()
-        rows = measure(name, args.split)
+        changes = {"evidence_sentences": args.evidence_sentences} if args.evidence_sentences else {}
+        rows = measure(name, args.split, **changes)
         print(f"\n{name} corpus, {args.split} split ({time.perf_counter() - started:.0f} s)")
-        print(f"{'group':6s} {'fact in passages':>18s} {'fact in prompt':>18s} {'prompt/passages':>16s} "
-              f"{'no-answer declined':>20s} {'answerable declined':>20s}")
+        print(
+            f"{'group':6s} {'fact in passages':>18s} {'fact in prompt':>18s} {'prompt/passages':>16s} "
+            f"{'no-answer declined':>20s} {'answerable declined':>20s}"
+        )
         for group, row in sorted(rows.items(), key=lambda kv: (kv[0] != "all", kv[0])):
             passages, prompt = row["passages"], row["prompt"]
             ratio = f"{sum(prompt) / sum(passages):.2f}" if passages and sum(passages) else "–"
-            print(f"{group:6s} {rate(passages):>18s} {rate(prompt):>18s} {ratio:>16s} "
-                  f"{rate(row['declined']):>20s} {rate(row['wrongly_declined']):>20s}")
+            print(
+                f"{group:6s} {rate(passages):>18s} {rate(prompt):>18s} {ratio:>16s} "
+                f"{rate(row['declined']):>20s} {rate(row['wrongly_declined']):>20s}"
+            )
     return 0
 
 

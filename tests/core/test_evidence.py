@@ -72,7 +72,8 @@ def test_an_encoder_adds_meaning_to_the_key_terms():
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     sources = SourceSentences([CHUNK], encode)
-    assert sources.select("Is it filled?", k=1)[0].text == "The CP-3 holds PB-5 bricks."
+    # the sentence after it refers back to it ("It weighs…"), so it comes along
+    assert sources.select("Is it filled?", k=1)[0].text.startswith("The CP-3 holds PB-5 bricks.")
     assert sources.select("Anything else?", k=1) and calls[0] > 1 and all(n == 1 for n in calls[1:])
 
 
@@ -110,3 +111,65 @@ def test_declines_in_every_language():
     for text in declines:
         assert is_decline(text), text
     assert not is_decline("The CP-3 holds 14 h.")
+
+
+README = """Zstandard
+=========
+
+[![Build Status][travisBadge]][travisLink]
+
+[travisLink]: https://travis-ci.org/facebook/zstd
+
+Zstandard is a fast lossless compression algorithm. It is backed by a very fast entropy stage.
+
+```
+zstd --train FullPathToTrainingSet/* -o dictionaryName
+```
+
+| Compressor name | Ratio | Compression |
+| --------------- | ----- | ----------- |
+| zstd 1.5.1 -1   | 2.887 | 530 MB/s    |
+
+- `-m`, `--mebi`: show the amounts in mebibytes
+"""
+
+
+def test_structure_is_read_as_units_and_headings_links_and_code_are_never_evidence():
+    from answer.evidence import candidates
+
+    kinds = {c.text: c.kind for c in candidates([README])}
+    assert kinds["Zstandard"] == "heading", "a setext heading"
+    assert kinds["[travisLink]: https://travis-ci.org/facebook/zstd"] == "link"
+    assert kinds["zstd --train FullPathToTrainingSet/* -o dictionaryName"] == "code", "a fenced block is one unit"
+    row = next(c for c in candidates([README]) if c.kind == "row")
+    assert row.text == "Compressor name: zstd 1.5.1 -1; Ratio: 2.887; Compression: 530 MB/s", "a row with its header"
+    assert kinds["[![Build Status][travisBadge]][travisLink]"] == "link", "a badge is markup, not text"
+    chosen = select_evidence("What is Zstandard?", [README], k=4)
+    assert all(kinds.get(e.text.split(": ", 1)[-1]) != "link" for e in chosen)
+    assert not any(e.text.startswith("zstd --train") for e in chosen), "code only when the question asks for code"
+    asked = select_evidence("Which command trains a dictionary?", [README], k=2)
+    assert any("zstd --train" in e.text for e in asked)
+
+
+def test_a_sentence_that_refers_back_comes_with_the_one_before_it():
+    passage = "The user games has uid 5. It owns the high score files of old games. Nothing else uses it."
+    chosen = select_evidence("What does the high score file belong to?", [passage], k=1)
+    assert chosen[0].text.startswith("The user games has uid 5. It owns the high score files")
+
+
+def test_an_answer_of_markers_markup_or_copied_code_is_unusable():
+    from answer.evidence import unusable
+
+    code = [">>> import yq", "yq -y .foo input.yml"]
+    for garbage, reason in [
+        ("[1]: [1]: [2]: [3]: [4]: : : :", "markers"),
+        ("[1] [1] [2] [3] [4] [8.1] [9.1]", "markers"),
+        (".. code-block:: bash", "markup"),
+        ("| --- | --- | --- |", "markup"),
+        (">>> import yq", "code"),
+        ("yq -y .foo input.yml", "code"),
+    ]:
+        assert unusable(garbage, "What does yq do?", code) == reason, garbage
+    for answer in ["Woody [1].", "12", "-s (--seconds).", "jq.", "資料によると 2011-02-06 です。", "Use -m [1]."]:
+        assert unusable(answer, "What does yq do?", code) is None, answer
+    assert unusable("yq -y .foo input.yml", "Which command prints YAML?", code) is None, "asked for a command"
