@@ -1,4 +1,4 @@
-"""The four-mode answer pipeline, as named stages: retrieve → gate → prompt → decode → judge.
+"""The four-mode answer pipeline, as named stages: retrieve → gate → prompt → decode → check → judge.
 
 `AnswerPipeline.answer` takes an `AnswerRequest` the service already resolved (mode, checked message and
 settings, the question's language, adapter handle, retriever, the history this mode may see) and yields
@@ -11,6 +11,8 @@ settings, the question's language, adapter handle, retriever, the history this m
 - **prompt** (`answer.prompts`): the question, the numbered source sentences, the question again, fitted to
   the context window; greedy decoding with a repetition guard, the copy bias and an answer-length budget.
 - **decode**: the engine's text deltas; the answer's first line only, without a repeat of the question.
+- **check**: an answer made of markers, markup or a copied code line is replaced by the best source sentence,
+  quoted with its citation ("The documents say: …"); while the text so far is such, nothing is shown.
 - **judge**: every answer sentence matched to the source sentences: the evidence to quote, the sentences
   nothing supports, the sources cited because their sentences support it (a printed "[n]" alone proves nothing).
 """
@@ -20,17 +22,22 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from answer.evidence import Evidence, SourceSentences
 from answer.ports import Passage, Retriever
 from answer.prompts import NOTHING_FOUND, Prompter
 from answer.types import AnswerRequest, AnswerUpdate, Quote
-from core.language import documents_do_not_say
+from core.language import documents_do_not_say, documents_say
 from engines.base import Engine, GenerationParams
 
 _EMPHASIS = re.compile(r"\*\*|__")
+_UNUSABLE = {
+    "markers": "only citation markers",
+    "markup": "markup, not words",
+    "code": "a copied line of code",
+}
 
 
 @dataclass(frozen=True)
@@ -146,9 +153,14 @@ class AnswerPipeline:
             yield declined
             return
         prompt_ids, params, update, shown = self.prompt(request, found)
-        yield from self.decode(request, prompt_ids, params, update, shown, stop, grounded=found is not None)
+        hold = None
+        if found is not None:  # a grounded answer that is so far only markers or markup is not shown yet
+            sentences = found.sentences
+            hold = lambda text: sentences.unusable(text, request.message) is not None  # noqa: E731
+        yield from self.decode(request, prompt_ids, params, update, shown, stop, grounded=found is not None, hold=hold)
         if found is not None:
             update.text = _without_echo(update.text, request.message)
+            self.check(request, update, found.sentences, shown)
             judge(update, found.sentences, shown)
         update.done = True
         yield update
@@ -178,6 +190,21 @@ class AnswerPipeline:
             update.support, update.evidence_supports = [], False
             return update
         return None
+
+    def check(
+        self, request: AnswerRequest, update: AnswerUpdate, sentences: SourceSentences, shown: Sequence[Evidence]
+    ) -> None:
+        """Replace an unusable grounded answer (markers, markup, a copied code line:
+        `SourceSentences.unusable`) by the best source sentence the model was shown, quoted with its citation
+        in the question's language ("The documents say: "…" [1]"); status "quoted"."""
+        reason = sentences.unusable(update.text, request.message)
+        if reason is None or not shown:
+            return
+        best = shown[0]
+        open_, close = ("「", "」") if request.language in ("ja", "zh") else ("“", "”")
+        update.text = f"{documents_say(request.language)} {open_}{best.text}{close} [{best.source}]"
+        update.status = "quoted"
+        update.notes.append(f"The model's answer was {_UNUSABLE[reason]}; the documents are quoted instead.")
 
     def prompt(
         self, request: AnswerRequest, found: Retrieved | None
@@ -212,9 +239,11 @@ class AnswerPipeline:
         shown: Sequence[Evidence],
         stop: threading.Event | None,
         grounded: bool,
+        hold: Callable[[str], bool] | None = None,
     ) -> Iterator[AnswerUpdate]:
         """Stream the engine's deltas into `update`. A grounded answer ends at its first line break (a first
-        line that only repeats the question is dropped instead) and loses a verbatim repeat of the question."""
+        line that only repeats the question is dropped instead) and loses a verbatim repeat of the question.
+        While `hold(text)` is true the text so far is not yielded (the final update always is)."""
         copy_from = [self.prompter.token_ids(" " + e.text) for e in shown]
         started = time.perf_counter()
         one_line = grounded and self.style.one_line
@@ -238,6 +267,7 @@ class AnswerPipeline:
             if update.first_token_s is None:
                 update.first_token_s = time.perf_counter() - started
             update.elapsed_s = time.perf_counter() - started
-            yield update
+            if hold is None or not hold(update.text):
+                yield update
         update.text = update.text.rstrip()
         update.elapsed_s = time.perf_counter() - started

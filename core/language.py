@@ -2,7 +2,8 @@
 
 Enough to ask the model to answer in the question's language and to score per language: Korean
 (Hangul), Japanese (kana, or kanji with Japanese particles), Chinese (Han without kana), Mongolian
-and other Cyrillic, Croatian (its diacritics or common words), else English. It never guesses a
+and other Cyrillic, Croatian (its diacritics or common words), German (its common words, umlauts), else
+English. It never guesses a
 language the app does not name; `LANGUAGE_NAMES` holds those it can tell apart.
 """
 
@@ -18,6 +19,7 @@ LANGUAGE_NAMES = {
     "hr": "Croatian",
     "mn": "Mongolian",
     "ru": "Russian",
+    "de": "German",
 }
 
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
@@ -34,6 +36,13 @@ _CROATIAN_WORDS = re.compile(
 )
 _MONGOLIAN_WORDS = re.compile(r"(вэ|бэ|уу|үү|юу|ын|ийн|баазад|хэдэн|хэр|ямар)\b", re.IGNORECASE)
 _RUSSIAN_WORDS = re.compile(r"\b(что|как|где|какой|какая|сколько|почему|когда|это|для|или)\b", re.IGNORECASE)
+_GERMAN_LETTERS = re.compile(r"[äöüßÄÖÜ]")
+_GERMAN_WORDS = re.compile(
+    r"\b(der|die|das|den|dem|des|und|ist|sind|welche|welcher|welches|wie|wer|wann|warum|mit|von|zu|zum|zur|"
+    r"nicht|ein|eine|einer|einen|auf|für|gibt|muss|kann|wird|werden|seine|ihre|oder|bei|wenn|sich|wieviel|"
+    r"viele|ohne|zusammen|angegeben|welchen|welchem)\b",
+    re.IGNORECASE,
+)
 _ENGLISH_WORDS = re.compile(r"\b(the|is|are|what|which|how|when|where|who|does|do|of|to|and|for|in|on)\b", re.I)
 
 
@@ -59,6 +68,9 @@ def detect_language(text: str) -> str:
     if _CROATIAN_LETTERS.search(text):
         return "hr"
     croatian, english = len(_CROATIAN_WORDS.findall(text)), len(_ENGLISH_WORDS.findall(text))
+    german = len(_GERMAN_WORDS.findall(text)) + bool(_GERMAN_LETTERS.search(text))
+    if german > english and german > croatian:
+        return "de"
     return "hr" if croatian > english else "en"
 
 
@@ -74,6 +86,7 @@ DOCUMENTS_DO_NOT_SAY = {
     "hr": "Dokumenti to ne navode.",
     "mn": "Баримт бичигт энэ талаар дурдаагүй байна.",
     "ru": "В документах об этом не сказано.",
+    "de": "Die Dokumente sagen dazu nichts.",
 }
 """How the app (and an adapter trained to read documents) says the documents hold no answer, per language;
 each is recognised by `answer.evidence.is_decline`."""
@@ -82,3 +95,21 @@ each is recognised by `answer.evidence.is_decline`."""
 def documents_do_not_say(language: str) -> str:
     """ "The documents do not say." in `language` (a code from `detect_language`), English for any other."""
     return DOCUMENTS_DO_NOT_SAY.get(language, DOCUMENTS_DO_NOT_SAY["en"])
+
+
+DOCUMENTS_SAY = {
+    "en": "The documents say:",
+    "ko": "문서에 따르면:",
+    "ja": "資料によると:",
+    "zh": "文档中写道:",
+    "hr": "Dokumenti navode:",
+    "mn": "Баримт бичигт:",
+    "ru": "В документах сказано:",
+    "de": "In den Dokumenten steht:",
+}
+"""What goes before a quoted source sentence when the app quotes the documents instead of a failed answer."""
+
+
+def documents_say(language: str) -> str:
+    """ "The documents say:" in `language`, English for any other."""
+    return DOCUMENTS_SAY.get(language, DOCUMENTS_SAY["en"])

@@ -7,6 +7,9 @@ the sources footer and the notes the UI adds are never part of it. Per answer:
 - token F1 (SQuAD-style bag of tokens) and ROUGE-L F-measure (Google's `rouge-score`) against the
   reference answer, both on `tokenize`: normalized words, with Chinese, Japanese and Korean split
   into single characters, so those languages are scored per character;
+- quoted instead: the model's answer was only markers, markup or a copied code line, so the app quoted the
+  best source sentence ("The documents say: …"); counted apart, and the quote is never scored as the model's
+  answer (its key facts count as missing);
 - declined: the pipeline refused to guess, or the text says it does not know (`answer.evidence`);
   right for a no-answer question, wrong ("wrongly declined") for an answerable one with no key;
 - for answers built on retrieved passages (RAG, Hybrid): the 1-based rank of the first passage from
@@ -90,7 +93,7 @@ class AnswerRecord:
     id: str
     mode: str
     text: str
-    status: str = "answer"  # AnswerUpdate.status, or "error" when the answer call refused the input
+    status: str = "answer"  # AnswerUpdate.status ("quoted": the documents quoted instead), or "error"
     sources: list[dict[str, Any]] = field(default_factory=list)  # {source, location, score, text}
     cited: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -134,6 +137,7 @@ class Scored:
     tokens: int
     generation_s: float
     error: bool
+    quoted: bool = False  # the model's answer was unusable and the documents were quoted instead
 
 
 def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
@@ -151,7 +155,7 @@ def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
     else:
         declined_right = declined
     rank = cited_right = ground = evidence_all = None
-    if uses_documents and record.status in ("answer", "nothing_found"):
+    if uses_documents and record.status in ("answer", "nothing_found", "quoted"):
         if item.answerable and item.source:
             names = [s.get("source") for s in record.sources]
             rank = next((i for i, name in enumerate(names, 1) if name == item.source), 0)
@@ -181,6 +185,7 @@ def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
         tokens=record.tokens,
         generation_s=record.generation_s,
         error=record.status == "error",
+        quoted=record.status == "quoted",
     )
 
 
@@ -276,6 +281,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "key facts in the quoted evidence",
         lambda rows, k: _mean(r.evidence_keys_all for r in rows),
         documents_only=True,
+    ),
+    MetricSpec(
+        "quoted_instead",
+        "unusable answer, documents quoted",
+        lambda rows, k: _mean(r.quoted for r in rows),
+        documents_only=True,
+        chart=False,
+        higher_is_better=False,
     ),
     MetricSpec(
         "errors",

@@ -15,19 +15,12 @@ from typing import Any
 
 from answer.types import Mode
 from core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from core.language import LANGUAGE_NAMES
 from scorecard.metrics import METRICS, Figure, Scored, figures, score
 from scorecard.recommend import Recommendation, recommend
 from scorecard.runner import ScorecardRun
 
 MARKDOWN_FILE, JSON_FILE, CHART_FILE = "scorecard.md", "scorecard.json", "scorecard.png"
-LANGUAGE_NAMES = {
-    "en": "English",
-    "ko": "Korean",
-    "ja": "Japanese",
-    "zh": "Chinese",
-    "hr": "Croatian",
-    "mn": "Mongolian",
-}
 
 
 @dataclass

@@ -59,9 +59,11 @@ def format_answer(update: AnswerUpdate) -> str:
         shown = display_text(update, sentence)
         if shown and shown in text:
             text = text.replace(shown, shown + UNSUPPORTED_MARK, 1)
-    if update.evidence:
+    # a quoted answer ("The documents say: …") already shows its sentence; the Sources line names its place
+    evidence = [q for q in update.evidence if update.status != "quoted" or q.text not in update.text]
+    if evidence:
         title = "Evidence" if update.evidence_supports else "What the sources say"
-        quotes = [f"> [{q.source}] “{q.text}” — {q.file}, {q.location}" for q in update.evidence]
+        quotes = [f"> [{q.source}] “{q.text}” — {q.file}, {q.location}" for q in evidence]
         text += f"\n\n**{title}:**\n" + "\n".join(quotes)
     if update.sources:
         cited = set(update.cited)

@@ -348,3 +348,22 @@ def test_compare_gives_each_mode_the_answer_it_gives_alone(service, prompts):
     assert all(alone)
     final = list(service.compare("tester", "What is part KX-4471?", modes, params, None, "demo"))[-1]
     assert [u.text for u in final] == alone
+
+
+def test_an_answer_of_markers_is_never_shown_the_documents_are_quoted_instead(tiny_settings, tiny_loaded):
+    from answer.service import ExpertService
+    from engines.transformers_engine import TransformersEngine
+    from ui.presentation import format_answer
+
+    engine = TransformersEngine(forced_model(tiny_loaded, "["))  # "[[[[[[…": markers, no words
+    service = ExpertService.over(tiny_settings.replace(system_prompt="").answer, engine)
+    service.use_knowledge(FakeRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
+    updates = ask(service, "When are seals replaced?", mode=Mode.RAG)
+    assert all(not u.text or u.done for u in updates), "nothing of the markers is streamed to the reader"
+    final = updates[-1]
+    assert final.status == "quoted" and final.text == "The documents say: “Seals are replaced every 500 hours.” [1]"
+    assert final.cited == [1] and "quoted instead" in final.notes[-1]
+    shown = format_answer(final)
+    assert shown.startswith("The documents say:") and "**Evidence:**" not in shown, "the quote is not repeated"
+    korean = ask(service, "씰은 언제 교체하나요?", mode=Mode.RAG)[-1]
+    assert korean.status in ("quoted", "nothing_found") and korean.text.startswith(("문서에 따르면", "문서에 나와"))
