@@ -1,6 +1,7 @@
 """Does the fact reach the prompt? The retrieve and gate stages of RAG/Hybrid, without the model, on a corpus.
 
     python bench/bench_evidence.py [--corpus sample|real|both] [--split dev|eval] [--evidence-sentences N]
+                                   [--evidence-floor F] [--calibrate]
 
 For each keyed question of the split, the corpus's documents are indexed into a throwaway index
 (`scorecard.corpus.index_documents`) and the answer pipeline's own `retrieve` picks the source sentences the
@@ -11,6 +12,9 @@ prompt would show (`answer.pipeline.retrieve`). Printed, overall and per languag
 - ratio prompt / passages: how much of what retrieval found the sentence choice keeps;
 - declined by the gate: no-answer questions the evidence floor declines without the model, and answerable
   questions it wrongly declines.
+
+`--calibrate` (on the dev split) prints the decline rates of a grid of evidence floors and the highest floor
+that wrongly declines at most 5% of the answerable questions (all corpora together): the app's `evidence_floor`.
 
 Nothing here depends on the model's text or on timing, so one run is exact.
 """
@@ -52,8 +56,10 @@ def measure(name: str, split: str, **changes: object) -> dict[str, dict[str, lis
         for item in qa.items:
             found = retrieve(kb, item.question, settings.answer.evidence_sentences)
             gated = not found.chosen or (found.encoded and found.chosen[0].score < floor)
+            top = found.chosen[0].score if found.chosen else -1.0  # -1: retrieval found nothing
             for group in ("all", item.language):
                 row = rows[group]
+                row["top_answerable" if item.answerable else "top_no_answer"].append(top)
                 if item.answerable:
                     row["passages"].append(all(keys_found(" ".join(p.text for p in found.passages), item.keys)))
                     row["prompt"].append(all(keys_found(" ".join(e.text for e in found.chosen), item.keys)))
@@ -61,6 +67,30 @@ def measure(name: str, split: str, **changes: object) -> dict[str, dict[str, lis
                 else:
                     row["declined"].append(gated)
     return rows
+
+
+MAX_WRONGLY = 0.05
+GRID = [round(0.02 * i, 2) for i in range(0, 26)]
+
+
+def calibrate(by_corpus: dict[str, dict[str, dict[str, list]]]) -> float:
+    """Print, per evidence floor, each corpus's share of no-answer questions declined and of answerable ones
+    wrongly declined; return the highest floor that wrongly declines at most `MAX_WRONGLY` of the answerable
+    questions of all corpora together (one corpus's 39 questions make 5% a question and a half)."""
+    names = " ".join(f"{name + ' declined':>16s} {name + ' wrongly':>15s}" for name in by_corpus)
+    print(f"\n{'floor':>6s} {names} {'pooled wrongly':>15s}")
+    best = 0.0
+    for floor in GRID:
+        cells, pooled = [], []
+        for rows in by_corpus.values():
+            declined = [t < floor for t in rows["all"]["top_no_answer"]]
+            wrongly = [t < floor for t in rows["all"]["top_answerable"]]
+            pooled += wrongly
+            cells.append(f"{sum(declined) / len(declined):16.2f} {sum(wrongly) / len(wrongly):15.2f}")
+        best = floor if sum(pooled) / len(pooled) <= MAX_WRONGLY else best
+        print(f"{floor:6.2f} " + " ".join(cells) + f" {sum(pooled) / len(pooled):15.3f}")
+    print(f"highest floor with at most {MAX_WRONGLY:.0%} of all answerable questions declined: {best}")
+    return best
 
 
 def rate(values: list[bool]) -> str:
@@ -72,12 +102,19 @@ def main() -> int:
     parser.add_argument("--corpus", choices=["sample", "real", "both"], default="both")
     parser.add_argument("--split", choices=["dev", "eval"], default="dev")
     parser.add_argument("--evidence-sentences", type=int, default=None, help="(default: the app's setting)")
+    parser.add_argument("--evidence-floor", type=float, default=None, help="(default: the app's setting)")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="also print the decline rates of a grid of evidence floors"
+    )
     args = parser.parse_args()
     names = ["sample", "real"] if args.corpus == "both" else [args.corpus]
+    by_corpus = {}
     for name in names:
         started = time.perf_counter()
         changes = {"evidence_sentences": args.evidence_sentences} if args.evidence_sentences else {}
-        rows = measure(name, args.split, **changes)
+        if args.evidence_floor is not None:
+            changes["evidence_floor"] = args.evidence_floor
+        rows = by_corpus[name] = measure(name, args.split, **changes)
         print(f"\n{name} corpus, {args.split} split ({time.perf_counter() - started:.0f} s)")
         print(
             f"{'group':6s} {'fact in passages':>18s} {'fact in prompt':>18s} {'prompt/passages':>16s} "
@@ -90,6 +127,8 @@ def main() -> int:
                 f"{group:6s} {rate(passages):>18s} {rate(prompt):>18s} {ratio:>16s} "
                 f"{rate(row['declined']):>20s} {rate(row['wrongly_declined']):>20s}"
             )
+    if args.calibrate:
+        calibrate(by_corpus)
     return 0
 
 

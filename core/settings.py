@@ -166,11 +166,13 @@ class AnswerSettings:
         default=96, metadata=_help("Answer-length budget of RAG and Hybrid answers, in tokens.")
     )
     evidence_floor: float = field(
-        default=0.22,
+        default=0.28,
         metadata=_help(
             "RAG and Hybrid decline ('the documents do not say') without asking the model when even the best "
             "source sentence holds less than this share of the question's key terms (rarity-weighted, see "
-            "answer.evidence; calibrated on sample_kb/dev_qa.jsonl by bench/bench_gate.py). 0 turns it off."
+            "answer.evidence; calibrated on the dev halves of both sample corpora by bench/bench_evidence.py "
+            "--calibrate: the highest floor that declines at most 5% of their answerable questions). 0 turns "
+            "it off."
         ),
     )
     copy_bias: float = field(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.cards import CardWriteError, Evaluation, record_evaluation
 from answer.types import Mode
+from core.errors import UserInputError
 from core.identity import owner_id
 from engines.base import GenerationParams
 from scorecard.qa import QAFileError, QASet, load_qa
@@ -154,8 +156,13 @@ def evaluate_for_session(
     limit: int | None = None,
     progress: RunProgress | None = None,
     stop: threading.Event | None = None,
+    documents: Sequence[str | Path] = (),
 ) -> ScorecardResult:
     """`evaluate` as one person of a public app runs it, keeping what is theirs to themselves.
+
+    With `documents` (files the person uploaded), RAG and Hybrid answer from those documents only, indexed
+    into a throwaway index (`scorecard.corpus.corpus_app`); the app's knowledge base and what anyone else sees
+    are not touched, and no adapter card is written. Their own documents need their own QA file.
 
     Runs on the shipped QA set with shared adapters go to `scorecards/shared/` (greedy answers are
     the same for everyone, so a second visitor resumes the first one's run) and may update the shared
@@ -163,6 +170,8 @@ def evaluate_for_session(
     own, and only their own adapter's card is updated; a shared adapter's card never shows a result on
     someone's private questions.
     """
+    if documents and not qa_upload:
+        raise UserInputError("To measure on your own documents, upload a QA file with questions about them too.")
     qa_path = Path(qa_upload) if qa_upload else SHIPPED_QA
     uses_adapter = any(Mode.parse(m).uses_adapter for m in modes)
     info = app.adapters.resolve_handle(adapter, owner) if uses_adapter and adapter and app.adapters else None
@@ -170,20 +179,31 @@ def evaluate_for_session(
     private = qa_upload is not None or own_adapter
     root = runs_folder(app.settings.data_dir)
     out_dir = root / "private" / owner_id(owner) if private else root / "shared"
-    write_card = own_adapter or qa_upload is None
-    # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
-    result = evaluate(
-        app,
-        qa_path,
-        modes,
-        info.key if info else None,
-        out_dir=out_dir,
-        session=owner if private else SESSION,
-        limit=limit,
-        progress=progress,
-        stop=stop,
-        write_card=write_card,
-    )
+    write_card = (own_adapter or qa_upload is None) and not documents
+    with ExitStack() as stack:
+        view = app
+        if documents:
+            from scorecard.corpus import corpus_app
+
+            def indexing(fraction: float, message: str) -> None:
+                if progress is not None:
+                    progress(0, 1, f"indexing your documents: {message}")
+
+            view, _reports = stack.enter_context(corpus_app(app, [Path(d) for d in documents], indexing))
+            out_dir = out_dir / "own-documents"
+        # a shared run answers as nobody in particular (the shared documents only), so anyone may resume it
+        result = evaluate(
+            view,
+            qa_path,
+            modes,
+            info.key if info else None,
+            out_dir=out_dir,
+            session=owner if private else SESSION,
+            limit=limit,
+            progress=progress,
+            stop=stop,
+            write_card=write_card,
+        )
     if info is not None and qa_upload is not None and not own_adapter and result.scorecard.complete:
         result.card_note = (
             f"{info.name} is shared, so a result on your own questions is shown to you but not written into its card."

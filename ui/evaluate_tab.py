@@ -1,4 +1,5 @@
-"""The Evaluate tab: the scorecard on the shipped held-out set or an uploaded QA file, with progress."""
+"""The Evaluate tab: the scorecard on the shipped held-out set or an uploaded QA file (and, optionally, the person's
+own documents in a throwaway index), with progress."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import gradio as gr
 
 from compose import App
 from core.errors import UserInputError
+from rag.readers import SUPPORTED_EXTENSIONS
 from scorecard import SHIPPED_QA, ScorecardResult, evaluate_for_session, load_qa
 from ui.adapters_tab import AdaptersView, table_for
 from ui.presentation import MODES, WARNING
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 EVALUATE_HELP = (
     "Runs every question of a keyed QA set through the chat's own answer path in each chosen mode (greedy), "
     "scores only the model's own words, and recommends a mode. Leave the file empty to use the shipped "
-    "held-out set. Other people's chats are served between answers. Finished answers are kept, so a stopped "
-    "run resumes where it stopped."
+    "held-out set. To measure on your own documents, add them with a QA file about them: they are indexed for "
+    "this run only and never join the knowledge base. Other people's chats are served between answers. "
+    "Finished answers are kept, so a stopped run resumes where it stopped."
 )
 
 
@@ -45,10 +48,12 @@ def scorecard_steps(
     adapter: str | None,
     limit: int | float | None,
     every_s: float = 0.5,
+    documents: Sequence[str] = (),
 ) -> Iterator[ScorecardStep]:
     """Run `scorecard.evaluate_for_session` for `owner` on the app's scorecard worker (the page's Evaluate and
     the API's /scorecard share it), yielding its progress every `every_s` seconds and, last, the step with the
-    result. Raises gr.Error before starting when the model is not ready or no mode is chosen; the run's own
+    result. With `documents` (uploaded files), RAG and Hybrid answer from them only, in a throwaway index.
+    Raises gr.Error before starting when the model is not ready or no mode is chosen; the run's own
     errors (a UserInputError, such as a bad QA file) come from the last step. Closing the iterator (a cancelled
     event) stops the run after its current answer; what it finished is kept."""
     service = app.service
@@ -64,7 +69,15 @@ def scorecard_steps(
     def run(_report):
         count = int(limit or 0) or None
         return evaluate_for_session(
-            app, owner, qa_upload, modes, adapter or None, limit=count, progress=progress, stop=stop
+            app,
+            owner,
+            qa_upload,
+            modes,
+            adapter or None,
+            limit=count,
+            progress=progress,
+            stop=stop,
+            documents=documents,
         )
 
     job = app.scorecards.submit("scorecard", run)
@@ -91,7 +104,14 @@ def evaluate_tab(app: App, adapters_view: AdaptersView) -> gr.Dropdown:
     gr.Markdown(EVALUATE_HELP)
     gr.Markdown(shipped_qa_summary())
     with gr.Row():
-        qa_file = gr.File(label="QA file (.jsonl), optional", file_types=[".jsonl"], elem_id="eval-file")
+        with gr.Column():
+            qa_file = gr.File(label="QA file (.jsonl), optional", file_types=[".jsonl"], elem_id="eval-file")
+            docs = gr.File(
+                label="Your documents, optional (measured in a throwaway index)",
+                file_count="multiple",
+                file_types=list(SUPPORTED_EXTENSIONS),
+                elem_id="eval-docs",
+            )
         with gr.Column():
             modes = gr.CheckboxGroup(MODES, value=MODES, label="Modes", elem_id="eval-modes")
             adapter = gr.Dropdown([], label="Adapter (Fine-tuned, Hybrid)", elem_id="eval-adapter")
@@ -105,6 +125,7 @@ def evaluate_tab(app: App, adapters_view: AdaptersView) -> gr.Dropdown:
 
     def run(
         path,
+        documents,
         chosen_modes,
         adapter_name,
         count,
@@ -112,7 +133,9 @@ def evaluate_tab(app: App, adapters_view: AdaptersView) -> gr.Dropdown:
         profile: gr.OAuthProfile | None,
         progress=gr.Progress(),
     ):
-        steps = scorecard_steps(app, who(request, profile).owner, path, chosen_modes, adapter_name, count)
+        owner = who(request, profile).owner
+        files = [d if isinstance(d, str) else d.name for d in documents or []]
+        steps = scorecard_steps(app, owner, path, chosen_modes, adapter_name, count, documents=files)
         try:
             with contextlib.closing(steps):  # a cancelled run stops after its current answer; what it finished is kept
                 for step in steps:
@@ -137,7 +160,7 @@ def evaluate_tab(app: App, adapters_view: AdaptersView) -> gr.Dropdown:
 
     event = run_btn.click(
         run,
-        [qa_file, modes, adapter, limit],
+        [qa_file, docs, modes, adapter, limit],
         [status, report, chart],
         concurrency_id="scorecard",
         concurrency_limit=1,

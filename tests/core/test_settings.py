@@ -65,6 +65,6 @@ def test_help_lists_every_setting(capsys):
 def test_each_setting_lives_in_one_group_with_one_default():
     names = [f.name for group in GROUPS.values() for f in fields(group)]
     assert len(names) == len(set(names)), "a flag or EXPERT_ variable would name two settings"
-    assert Settings().answer.evidence_floor == 0.22 and Settings().answer.copy_bias == 3.0
+    assert Settings().answer.evidence_floor == 0.28 and Settings().answer.copy_bias == 3.0
     with pytest.raises(SettingsError, match="'top_kk' is not a setting"):
         Settings().replace(top_kk=3)

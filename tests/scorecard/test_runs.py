@@ -1,8 +1,10 @@
 """Whole scorecard runs on the tiny model through the real service: resume, outputs, card, privacy."""
 
 import json
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +220,25 @@ def test_the_command_says_why_it_skips_adapter_modes_when_several_adapters_could
     adapter, notice = default_adapter(None, ["demo/a", "trained/b"], False)
     assert adapter is None and notice.startswith("Several adapters (demo/a, trained/b)") and "--adapter" in notice
     assert default_adapter(None, [], False) == (None, "")
+
+
+def test_a_person_measures_on_their_own_documents_without_touching_the_knowledge_base(app, qa_file, tmp_path):
+    from core.errors import UserInputError
+
+    own = tmp_path / "upload"
+    own.mkdir()
+    (own / "seals.md").write_text("# Seals\n\nPart KX-4471 is the main bearing seal of the rotor.\n", encoding="utf-8")
+    (own / "notes.rst").write_text("Notes\n=====\n\nThe stock ticker is not listed here.\n", encoding="utf-8")
+    knowledge = app.knowledge
+    throwaway = Path(tempfile.gettempdir())
+    before = set(throwaway.glob("scorecard-corpus-*"))
+    result = evaluate_for_session(
+        app, "session-b", qa_file, ["RAG"], None, limit=1, documents=[own / "seals.md", own / "notes.rst"]
+    )
+    answers = [json.loads(line) for line in (result.scorecard.folder / ANSWERS_FILE).read_text().splitlines()]
+    assert [s["source"] for s in answers[0]["sources"]][:1] == ["seals.md"], "answered from the uploaded file"
+    assert app.knowledge is knowledge and app.service.knowledge is knowledge, "the app's own index is untouched"
+    assert "private" in result.scorecard.folder.parts and not result.card_note
+    assert not set(throwaway.glob("scorecard-corpus-*")) - before, "the throwaway index is gone"
+    with pytest.raises(UserInputError, match="upload a QA file"):
+        evaluate_for_session(app, "session-b", None, ["RAG"], None, documents=[own / "seals.md"])
