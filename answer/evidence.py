@@ -421,7 +421,7 @@ def unusable(answer: str, question: str, code: Sequence[str] = ()) -> str | None
     markers = _SHORT_MARKER.findall(text)
     rest = _SHORT_MARKER.sub(" ", text)
     words = _ANSWER_WORD.findall(rest)
-    if _MARKUP_LINE.match(rest):
+    if _MARKUP_LINE.match(rest) and len(words) <= 4:  # a fence before a real sentence is only untidy
         return "markup"
     if not words or (len(markers) >= 3 and len(markers) > len(words)):
         return "markers"

@@ -170,6 +170,14 @@ def test_an_answer_of_markers_markup_or_copied_code_is_unusable():
         ("yq -y .foo input.yml", "code"),
     ]:
         assert unusable(garbage, "What does yq do?", code) == reason, garbage
-    for answer in ["Woody [1].", "12", "-s (--seconds).", "jq.", "資料によると 2011-02-06 です。", "Use -m [1]."]:
+    for answer in [
+        "[1] ``` pip3 install yq ``` Before using yq, you also have to install jq.",
+        "Woody [1].",
+        "12",
+        "-s (--seconds).",
+        "jq.",
+        "資料によると 2011-02-06 です。",
+        "Use -m [1].",
+    ]:
         assert unusable(answer, "What does yq do?", code) is None, answer
     assert unusable("yq -y .foo input.yml", "Which command prints YAML?", code) is None, "asked for a command"
