@@ -261,7 +261,8 @@ _REFERS_BACK = re.compile(
     r"它|这|该|其|此)\b|^(?:それ|これ|この|その|它|这|该|其|此|그|이)",
     re.IGNORECASE,
 )
-_UNFINISHED = re.compile(r"[,:;、，：]\s*$|\b(?:and|or|the|a|of|to|with|und|oder)\s*$|[^\s.!?。！？)\]\"'`]$")
+_UNFINISHED = re.compile(r"[,:;、，：]\s*$|\b(?:and|or|the|a|of|to|with|und|oder)\s*$")
+_NO_FULL_STOP = re.compile(r"[^\s.!?。！？)\]\"'`]$")
 _CODE_WORDS = re.compile(
     r"\b(?:command|commands|code|snippet|syntax|example|examples|invoke|invocation|call it|shell|type|run|"
     r"install|installs|usage|script|befehl|kommando|aufruf|beispiel|naredb|komand)\b|"
@@ -368,7 +369,12 @@ class SourceSentences:
         if (
             after is not None
             and after.kind == c.kind
-            and (_UNFINISHED.search(c.text) or _REFERS_BACK.match(after.text))
+            and (
+                _UNFINISHED.search(c.text)
+                or _REFERS_BACK.match(after.text)
+                # prose that runs on without a full stop into a lower-case line (not a list item without one)
+                or (c.kind == "text" and _NO_FULL_STOP.search(c.text) and after.text[:1].islower())
+            )
         ):
             out.append(after)
         return out
