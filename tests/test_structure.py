@@ -16,7 +16,7 @@ ALLOWED = {
     "engines": {"core", "adapters"},
     "answer": {"core", "adapters", "engines"},
     "rag": {"core", "answer.ports"},  # rag implements the answer's Retriever port, nothing else of it
-    "scorecard": {"core", "adapters", "engines", "answer", "compose"},
+    "scorecard": {"core", "adapters", "engines", "answer", "rag", "compose"},
     "train": {"core", "adapters", "engines", "answer", "rag"},
     "compose": {"core", "adapters", "engines", "answer", "rag"},
     "ui": {"core", "adapters", "engines", "answer", "rag", "scorecard", "compose"},
