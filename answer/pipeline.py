@@ -175,7 +175,14 @@ class AnswerPipeline:
         with the sentences that came closest)."""
         notes = list(request.notes)
         if found.sentences is None:
-            return AnswerUpdate(NOTHING_FOUND, request.mode, done=True, notes=notes, status="nothing_found")
+            if request.language == "en":
+                return AnswerUpdate(NOTHING_FOUND, request.mode, done=True, notes=notes, status="nothing_found")
+            # the decline in the question's language; the hint on what to do next as a note
+            notes.append(
+                NOTHING_FOUND.replace("I found nothing about this in the documents, so I will not guess. ", "")
+            )
+            text = documents_do_not_say(request.language)
+            return AnswerUpdate(text, request.mode, done=True, notes=notes, status="nothing_found")
         floor = self.style.evidence_floor if found.encoded else 0.0
         if floor and (not found.chosen or found.chosen[0].score < floor):
             update = AnswerUpdate(

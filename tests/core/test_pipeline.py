@@ -138,6 +138,9 @@ def test_rag_with_nothing_relevant_says_so_without_generating(service, prompts):
     updates = ask(service, "Who won the 1998 World Cup?", mode=Mode.RAG, params=GREEDY)
     assert [u.text for u in updates] == [NOTHING_FOUND] and not prompts
     assert updates[0].status == "nothing_found"
+    german = ask(service, "Wer hat die Weltmeisterschaft 1998 gewonnen?", mode=Mode.RAG, params=GREEDY)[-1]
+    assert german.text == "Die Dokumente sagen dazu nichts." and german.status == "nothing_found", "in its language"
+    assert german.notes[-1].startswith("Try other words")
 
 
 def test_lowest_ranked_passages_are_dropped_to_fit_the_context(engine, tiny_settings):
