@@ -11,8 +11,9 @@ settings, the question's language, adapter handle, retriever, the history this m
 - **prompt** (`answer.prompts`): the question, the numbered source sentences, the question again, fitted to
   the context window; greedy decoding with a repetition guard, the copy bias and an answer-length budget.
 - **decode**: the engine's text deltas; the answer's first line only, without a repeat of the question.
-- **check**: an answer made of markers, markup or a copied code line is replaced by the best source sentence,
-  quoted with its citation ("The documents say: …"); while the text so far is such, nothing is shown.
+- **check**: an empty answer, or one made of markers, markup or a copied code line, is replaced by the best
+  source sentence, quoted with its citation ("The documents say: …"); while the text so far is such, nothing
+  is shown.
 - **judge**: every answer sentence matched to the source sentences: the evidence to quote, the sentences
   nothing supports, the sources cited because their sentences support it (a printed "[n]" alone proves nothing).
 """
@@ -34,6 +35,7 @@ from engines.base import Engine, GenerationParams
 
 _EMPHASIS = re.compile(r"\*\*|__")
 _UNUSABLE = {
+    "empty": "empty",
     "markers": "only citation markers",
     "markup": "markup, not words",
     "code": "a copied line of code",
@@ -201,10 +203,10 @@ class AnswerPipeline:
     def check(
         self, request: AnswerRequest, update: AnswerUpdate, sentences: SourceSentences, shown: Sequence[Evidence]
     ) -> None:
-        """Replace an unusable grounded answer (markers, markup, a copied code line:
+        """Replace an empty or unusable grounded answer (markers, markup, a copied code line:
         `SourceSentences.unusable`) by the best source sentence the model was shown, quoted with its citation
         in the question's language ("The documents say: "…" [1]"); status "quoted"."""
-        reason = sentences.unusable(update.text, request.message)
+        reason = "empty" if not update.text.strip() else sentences.unusable(update.text, request.message)
         if reason is None or not shown:
             return
         best = shown[0]

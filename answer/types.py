@@ -57,8 +57,8 @@ class AnswerUpdate:
     """The answer so far. `text` is the model's own text, cumulative; `notes` are short remarks shown
     with it; `sources` are the passages retrieved, numbered from 1 as the model saw them. `status` says
     where the text came from: "answer" (the model), "nothing_found" (RAG found no relevant passage
-    and declined without asking the model) or "quoted" (the model's grounded answer was only markers, markup
-    or a copied code line, so the best source sentence is quoted instead: "The documents say: …").
+    and declined without asking the model) or "quoted" (the model's grounded answer was empty, only markers,
+    markup or a copied code line, so the best source sentence is quoted instead: "The documents say: …").
 
     Set on the final update of RAG and Hybrid answers: `support` (each answer sentence judged against
     the source sentences), `evidence` (the source sentences that support the answer, or, when nothing

@@ -159,7 +159,9 @@ def score(item: QAItem, record: AnswerRecord, uses_documents: bool) -> Scored:
         if item.answerable and item.source:
             names = [s.get("source") for s in record.sources]
             rank = next((i for i, name in enumerate(names, 1) if name == item.source), 0)
-            cited_right = any(1 <= n <= len(names) and names[n - 1] == item.source for n in record.cited)
+            # a quote the app put in place of the model's answer cites for the app, not for the model
+            cited = record.cited if record.status == "answer" else []
+            cited_right = any(1 <= n <= len(names) and names[n - 1] == item.source for n in cited)
             evidence_all = all(keys_found(" ".join(record.evidence), item.keys)) if record.evidence else False
         if text and not declined:
             if record.judged is not None:  # the pipeline's own judgement, the one the chat showed

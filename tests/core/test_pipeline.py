@@ -370,3 +370,17 @@ def test_an_answer_of_markers_is_never_shown_the_documents_are_quoted_instead(ti
     assert shown.startswith("The documents say:") and "**Evidence:**" not in shown, "the quote is not repeated"
     korean = ask(service, "씰은 언제 교체하나요?", mode=Mode.RAG)[-1]
     assert korean.status in ("quoted", "nothing_found") and korean.text.startswith(("문서에 따르면", "문서에 나와"))
+
+
+def test_an_empty_grounded_answer_quotes_the_documents(tiny_settings, tiny_loaded):
+    from answer.service import ExpertService
+    from engines.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine(forced_model(tiny_loaded, "<|end|>"))  # stops before saying anything
+    service = ExpertService.over(tiny_settings.replace(system_prompt="").answer, engine)
+    service.use_knowledge(FakeRetriever([_passage(1, "Seals are replaced every 500 hours.")]))
+    final = ask(service, "When are seals replaced?", mode=Mode.RAG)[-1]
+    assert final.status == "quoted" and final.text == "The documents say: “Seals are replaced every 500 hours.” [1]"
+    assert "was empty" in final.notes[-1]
+    base = ask(service, "When are seals replaced?", mode=Mode.BASE)[-1]
+    assert base.text == "" and base.status == "answer", "without documents there is nothing to quote"

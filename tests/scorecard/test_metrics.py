@@ -157,3 +157,19 @@ def test_evidence_recall_is_reported_apart_from_the_answer():
     scored = score(ITEM, record, uses_documents=True)
     assert scored.keys_all is False and scored.evidence_keys_all is True
     assert scored.grounding == 0.0, "the pipeline's own judgement is used when it was recorded"
+
+
+def test_a_quote_in_place_of_the_answer_is_counted_apart_and_never_scored_as_the_model_s():
+    record = AnswerRecord(
+        "q1",
+        "RAG",
+        "The documents say: “The Tern T12 has a maximum payload of 12 kg.” [1]",
+        status="quoted",
+        sources=[PASSAGE],
+        cited=[1],
+        evidence=["The Tern T12 has a maximum payload of 12 kg."],
+    )
+    scored = score(ITEM, record, uses_documents=True)
+    assert scored.quoted and scored.keys_all is False and scored.cited_right is False and not scored.declined
+    assert scored.evidence_keys_all is True, "what was quoted is still reported apart"
+    assert figures([scored], 4, True)["quoted_instead"].value == 1.0
