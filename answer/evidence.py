@@ -303,6 +303,7 @@ class SourceSentences:
         self.all = candidates(passages, locations)
         self.pool = [c for c in self.all if len(content_terms(c.text)) >= 2 or numbers(c.text)]
         self._at = {(c.source, c.position): c for c in self.all}
+        self._code = [_squeeze(c.text) for c in self.all if c.kind == "code"]  # read per streamed token (`unusable`)
         # each sentence is read under the heading it sits under
         self._context_terms = [content_terms(c.text) | content_terms(c.heading) for c in self.pool]
         self._context_numbers = [numbers(c.shown) for c in self.pool]
@@ -401,11 +402,11 @@ class SourceSentences:
         return SentenceSupport(sentence, True, bool(ok[best]), c.source, c.text, float(coverage[best]), supporting)
 
     def unusable(self, answer: str, question: str) -> str | None:
-        """Why an answer is not worth showing, or None: "markers" (only citation markers and punctuation, or
+        """Why an answer is not worth showing, or None: "empty", "markers" (only citation markers and punctuation, or
         more markers than words: "[1]: [1]: [2]:", "[1] [1] [2] [8.1]"), "markup" (a directive, a fence, a
         table line, mostly symbols) or "code" (a copied code line or shell prompt, when the question does not
         ask for code). The pipeline quotes the best evidence instead (`answer.pipeline`)."""
-        return unusable(answer, question, [c.text for c in self.all if c.kind == "code"])
+        return unusable(answer, question, self._code)
 
     def judge(self, answer: str) -> list[SentenceSupport]:
         """`support` for every sentence of an answer (citation markers ignored)."""
@@ -419,11 +420,16 @@ _CODE_SYMBOL = re.compile(r"[=(){}<>$|;\\]|\s--?\w|^--?\w|\.\w+\(")
 _CODE_LINE = re.compile(r"^\s*(?:>>>|\$\s|#!|%\s|In \[\d+\]:)")
 
 
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
 def unusable(answer: str, question: str, code: Sequence[str] = ()) -> str | None:
-    """See `SourceSentences.unusable`; `code` holds the code blocks and code lines of the sources."""
+    """See `SourceSentences.unusable`; `code` holds the code blocks and code lines of the sources, each with its
+    runs of white space squeezed to one space."""
     text = (answer or "").strip()
     if not text:
-        return None  # an empty answer is its own case (the UI says the model said nothing)
+        return "empty"
     markers = _SHORT_MARKER.findall(text)
     rest = _SHORT_MARKER.sub(" ", text)
     words = _ANSWER_WORD.findall(rest)
@@ -435,11 +441,9 @@ def unusable(answer: str, question: str, code: Sequence[str] = ()) -> str | None
     if len(visible) >= 12 and sum(not ch.isalnum() for ch in visible) > 0.5 * len(visible):
         return "markup"
     if not asks_for_code(question):
-        squeezed = re.sub(r"\s+", " ", rest).strip(" .。")
+        squeezed = _squeeze(rest).strip(" .。")
         if _CODE_LINE.match(squeezed) or (
-            len(squeezed) >= 8
-            and _CODE_SYMBOL.search(squeezed)
-            and any(squeezed in re.sub(r"\s+", " ", block) for block in code)
+            len(squeezed) >= 8 and _CODE_SYMBOL.search(squeezed) and any(squeezed in block for block in code)
         ):
             return "code"
     return None

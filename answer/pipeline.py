@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from answer.evidence import Evidence, SourceSentences
 from answer.ports import Passage, Retriever
-from answer.prompts import NOTHING_FOUND, Prompter
+from answer.prompts import NOTHING_FOUND, NOTHING_FOUND_HINT, Prompter
 from answer.types import AnswerRequest, AnswerUpdate, Quote
 from core.language import documents_do_not_say, documents_say
 from engines.base import Engine, GenerationParams
@@ -156,7 +156,7 @@ class AnswerPipeline:
             return
         prompt_ids, params, update, shown = self.prompt(request, found)
         hold = None
-        if found is not None:  # a grounded answer that is so far only markers or markup is not shown yet
+        if found is not None:  # a grounded answer that is so far empty, markers or markup is not shown yet
             sentences = found.sentences
             hold = lambda text: sentences.unusable(text, request.message) is not None  # noqa: E731
         yield from self.decode(request, prompt_ids, params, update, shown, stop, grounded=found is not None, hold=hold)
@@ -180,9 +180,7 @@ class AnswerPipeline:
             if request.language == "en":
                 return AnswerUpdate(NOTHING_FOUND, request.mode, done=True, notes=notes, status="nothing_found")
             # the decline in the question's language; the hint on what to do next as a note
-            notes.append(
-                NOTHING_FOUND.replace("I found nothing about this in the documents, so I will not guess. ", "")
-            )
+            notes.append(NOTHING_FOUND_HINT)
             text = documents_do_not_say(request.language)
             return AnswerUpdate(text, request.mode, done=True, notes=notes, status="nothing_found")
         floor = self.style.evidence_floor if found.encoded else 0.0
@@ -206,7 +204,7 @@ class AnswerPipeline:
         """Replace an empty or unusable grounded answer (markers, markup, a copied code line:
         `SourceSentences.unusable`) by the best source sentence the model was shown, quoted with its citation
         in the question's language ("The documents say: "…" [1]"); status "quoted"."""
-        reason = "empty" if not update.text.strip() else sentences.unusable(update.text, request.message)
+        reason = sentences.unusable(update.text, request.message)
         if reason is None or not shown:
             return
         best = shown[0]

@@ -21,10 +21,8 @@ RAG_INSTRUCTION = (
     "Answer the question using only the numbered sources below, and cite the sources you use as [1], [2]. "
     "If the sources do not contain the answer, say that the documents do not say."
 )
-NOTHING_FOUND = (
-    "I found nothing about this in the documents, so I will not guess. "
-    "Try other words, or add a document that covers it in the Knowledge tab."
-)
+NOTHING_FOUND_HINT = "Try other words, or add a document that covers it in the Knowledge tab."
+NOTHING_FOUND = f"I found nothing about this in the documents, so I will not guess. {NOTHING_FOUND_HINT}"
 
 _NOT_TEXT = re.compile("[\ud800-\udfff\x00]")
 

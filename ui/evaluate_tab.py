@@ -134,8 +134,7 @@ def evaluate_tab(app: App, adapters_view: AdaptersView) -> gr.Dropdown:
         progress=gr.Progress(),
     ):
         owner = who(request, profile).owner
-        files = [d if isinstance(d, str) else d.name for d in documents or []]
-        steps = scorecard_steps(app, owner, path, chosen_modes, adapter_name, count, documents=files)
+        steps = scorecard_steps(app, owner, path, chosen_modes, adapter_name, count, documents=documents or [])
         try:
             with contextlib.closing(steps):  # a cancelled run stops after its current answer; what it finished is kept
                 for step in steps:

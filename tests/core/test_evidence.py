@@ -162,6 +162,7 @@ def test_an_answer_of_markers_markup_or_copied_code_is_unusable():
 
     code = [">>> import yq", "yq -y .foo input.yml"]
     for garbage, reason in [
+        ("  ", "empty"),
         ("[1]: [1]: [2]: [3]: [4]: : : :", "markers"),
         ("[1] [1] [2] [3] [4] [8.1] [9.1]", "markers"),
         (".. code-block:: bash", "markup"),
