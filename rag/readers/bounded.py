@@ -13,9 +13,11 @@ in-process: their cost is linear in their (already capped) size.
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
@@ -86,12 +88,28 @@ def _child(memory_mb: int, name: str) -> dict:
     try:
         sections, note = read_sections(name, data)
         return {"kind": "ok", "sections": [asdict(s) for s in sections], "note": note}
-    except IngestError as exc:
-        return {"kind": "refused", "message": str(exc)}
+    except IngestError as exc:  # a reader's sentence, unless what it caught was the ceiling ("damaged" is wrong)
+        return {"kind": "memory"} if _out_of_memory(exc) else {"kind": "refused", "message": str(exc)}
     except MemoryError:
         return {"kind": "memory"}
     except Exception as exc:  # a parser's own bug, reported by its type only
         return {"kind": "failed", "error": type(exc).__name__}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` was raised while handling the memory ceiling: a MemoryError, an ENOMEM OSError, zlib's
+    Z_MEM_ERROR ("Error -4 while decompressing") or lxml's "Memory allocation failed", anywhere in its chain (a
+    reader's `raise IngestError(...) from None` keeps it)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+            return True
+        if isinstance(exc, zlib.error) and str(exc).startswith("Error -4 "):
+            return True
+        if "memory allocation failed" in str(exc).lower():
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 if __name__ == "__main__":
