@@ -318,6 +318,20 @@ class KnowledgeBase:
         mine = [_info(d) for d in reversed(docs) if viewer and d.owner == viewer]
         return mine + [_info(d) for d in docs if d.owner is None]
 
+    def headings(self, viewer: str | None) -> dict[str, list[str]]:
+        """The section headings ("Install > From source") of each document `viewer` sees, by document id, in
+        document order, each once; a document whose format has no headings (text, CSV) has none."""
+        visible = {d.doc_id for d in self.documents_for(viewer)}
+        with self._live.lock:
+            chunks = [c for c in self._live.current().chunks.values() if c.doc_id in visible]
+        out: dict[str, list[str]] = {}
+        for chunk in sorted(chunks, key=lambda c: (c.doc_id, c.position)):
+            seen = out.setdefault(chunk.doc_id, [])
+            heading = chunk.location.removeprefix("section ") if chunk.location.startswith("section ") else ""
+            if heading and heading not in seen:
+                seen.append(heading)
+        return out
+
     def for_owner(self, viewer: str | None) -> Retriever:
         """A retriever over the shared documents plus `viewer`'s private ones (`answer.ports.Retriever`,
         with `encode`); what one person's RAG and Hybrid answers search."""

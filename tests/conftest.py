@@ -347,6 +347,15 @@ def tiny_config(tiny_model_dir: Path, folder: Path, **changes):
 
 
 # -- network -----------------------------------------------------------------------------------------------
+def about_the_model(page, timeout: float = 30_000) -> str:
+    """Open the page's "About this model" accordion once the model is ready, and return its technical line."""
+    about = page.locator("#about-model")
+    if not about.count():
+        page.get_by_text("About this model").click()
+    about.get_by_text("Model:").wait_for(timeout=timeout)
+    return about.inner_text()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -29,7 +29,7 @@ from core.identity import Identity
 from engines.base import GenerationParams
 from ui.evaluate_tab import scorecard_steps
 from ui.knowledge_tab import start_adding
-from ui.presentation import MODES, display_text, format_answer
+from ui.presentation import MODES, compare_texts, default_adapter, display_text, named_adapter
 from ui.session import MY_DOCS, SHARED_KB, allowed_collections, need_adapters, need_knowledge, on_the_model, who
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,18 @@ def public_api(app: App) -> None:
 
     def compare(question, adapter, request: gr.Request, profile: gr.OAuthProfile | None):
         """Answer one question in all four modes at once (greedy); each answer as the page shows it, or the
-        sentence that says why that mode could not answer (Fine-tuned and Hybrid need an adapter)."""
+        sentence that says why that mode could not answer. Without `adapter`, Fine-tuned and Hybrid use the
+        page's default (your newest upload, else a trained, published or the shipped demo adapter), and their
+        notes name it."""
         person = who(request, profile)
         params = GenerationParams(0.0, a.top_p, a.max_new_tokens)
+        chosen = default_adapter(app.adapters, person.owner) if not adapter else None
+        named = adapter or (chosen.key if chosen else None)
+        info = named_adapter(app.adapters, named, person.owner)
         latest: list = [None] * len(MODES)
-        for snapshot in service.compare(person.session, question, MODES, params, None, adapter or None, person.owner):
+        for snapshot in service.compare(person.session, question, MODES, params, None, named, person.owner):
             latest = snapshot  # the last list holds the finished answers
-        return [("⚠️ " + str(x)) if isinstance(x, UserInputError) else format_answer(x) if x else "" for x in latest]
+        return compare_texts(latest, info)
 
     def documents_list(request: gr.Request, profile: gr.OAuthProfile | None):
         """The documents you can search: the shared ones and your own private ones."""

@@ -5,20 +5,25 @@ from __future__ import annotations
 import gradio as gr
 
 from compose import App
-from core.errors import UserInputError
 from engines.base import GenerationParams
-from ui.chat_tab import Shared
-from ui.presentation import MODES, WARNING, format_answer
+from ui.chat_tab import PLACEHOLDER, Shared
+from ui.presentation import MODES, compare_texts, named_adapter
 from ui.session import PRIVATE, on_the_model, who
 
 
 def compare_tab(app: App, shared: Shared, stop_btn: gr.Button) -> None:
-    question = gr.Textbox(label="One question, answered four ways", lines=2, elem_id="compare-question")
+    question = gr.Textbox(
+        label="One question, answered four ways",
+        placeholder=PLACEHOLDER,
+        lines=1,  # Enter sends, Shift+Enter makes a new line
+        max_lines=8,
+        elem_id="compare-question",
+    )
     compare_btn = gr.Button("Compare Base / RAG / Fine-tuned / Hybrid", variant="primary")
     columns = []
     with gr.Row():
         for m in MODES:
-            with gr.Column():
+            with gr.Column(min_width=200):
                 gr.Markdown(f"### {m}")
                 columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
 
@@ -27,14 +32,14 @@ def compare_tab(app: App, shared: Shared, stop_btn: gr.Button) -> None:
     ):
         params = GenerationParams(temperature, top_p, max_new)
         person = who(request, profile)
+        info = named_adapter(app.adapters, adapter, person.owner)  # named in the Fine-tuned and Hybrid notes
         answers = app.service.compare(person.session, question, MODES, params, system, adapter, owner=person.owner)
         for latest in answers:
-            yield [
-                "" if item is None else WARNING + str(item) if isinstance(item, UserInputError) else format_answer(item)
-                for item in latest
-            ]
+            yield compare_texts(latest, info)
 
-    event = compare_btn.click(
-        answer_four_ways, [question, shared.adapter, *shared.settings], columns, **PRIVATE, **on_the_model(app)
-    )
-    stop_btn.click(None, None, None, cancels=[event], **PRIVATE)
+    inputs = [question, shared.adapter, *shared.settings]
+    events = [
+        trigger(answer_four_ways, inputs, columns, **PRIVATE, **on_the_model(app))
+        for trigger in (question.submit, compare_btn.click)
+    ]
+    stop_btn.click(None, None, None, cancels=events, **PRIVATE)

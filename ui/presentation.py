@@ -9,11 +9,15 @@ sources listed.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import gradio as gr
 
 from adapters import AdapterCatalog
+from adapters.errors import AdapterError
+from adapters.registry import AdapterInfo
 from answer.types import AnswerUpdate, Mode
+from core.errors import UserInputError
 from core.identity import Identity
 from rag import KnowledgeBase
 
@@ -77,13 +81,48 @@ def format_answer(update: AnswerUpdate) -> str:
     return text
 
 
+PASSAGE_SHOWN = 240
+WEAK_SHARE = 0.75
+"""A source whose fused score is under this share of the best one's is a "weak" match: with reciprocal rank
+fusion that is, roughly, a passage only one of the two searches (meaning, keywords) ranked high."""
+
+
+def relevance(update: AnswerUpdate, number: int) -> str:
+    """How source `number` (from 1) stands, in words: "best match" (the first), "weak" (well below it, and the
+    answer does not rest on it) or "related", and "cited" when the answer's sentences rest on it. The raw fused
+    scores stay in the API's `sources` for tools."""
+    cited = number in update.cited
+    top, score = update.sources[0].score, update.sources[number - 1].score
+    weak = not cited and top > 0 and score < WEAK_SHARE * top
+    label = "best match" if number == 1 else "weak" if weak else "related"
+    return label + (" · cited" if cited else "")
+
+
 def source_rows(update: AnswerUpdate | None) -> list[list]:
+    """The sources table: number, relevance in words, file, place, and the passage's start on one line (the
+    whole passage is `passage_text`, shown when a row is clicked)."""
     if update is None:
         return []
     return [
-        [i, p.source, p.location, round(p.score, 4), p.text[:300] + ("…" if len(p.text) > 300 else "")]
+        [i, relevance(update, i), p.source, p.location, _cut(" ".join(p.text.split()), PASSAGE_SHOWN)]
         for i, p in enumerate(update.sources, 1)
     ]
+
+
+def passage_text(update: AnswerUpdate | None, number: int) -> str:
+    """Source `number`'s whole passage, headed by its file and place (plain text)."""
+    if update is None or not 1 <= number <= len(update.sources):
+        return ""
+    p = update.sources[number - 1]
+    return f"[{number}] {p.source}, {p.location}\n\n{p.text}"
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters, cut at a word boundary, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut + " …"
 
 
 def file_reports(reports) -> list[list]:
@@ -114,12 +153,45 @@ def knowledge_summary(kb: KnowledgeBase | None, person: Identity | None = None) 
     )
 
 
+def default_adapter(catalog: AdapterCatalog | None, owner: str) -> AdapterInfo | None:
+    """The adapter Fine-tuned and Hybrid use when the person names none: the first they may use (their own
+    uploads, then trained, published, and the shipped demo adapter), as the page's list preselects it."""
+    listed = catalog.list_adapters(owner) if catalog is not None else []
+    return listed[0] if listed else None
+
+
+def named_adapter(catalog: AdapterCatalog | None, name: str | None, owner: str) -> AdapterInfo | None:
+    """The adapter `name` as `owner` may use it, to name it beside answers; None when there is none (the
+    answers that need it say why themselves)."""
+    try:
+        return catalog.resolve(name, owner) if catalog is not None and name else None
+    except AdapterError:
+        return None
+
+
+def compare_texts(latest: list, adapter: AdapterInfo | None) -> list[str]:
+    """Compare's four answers as shown: each formatted, with Fine-tuned and Hybrid naming their adapter in
+    the notes, or the sentence that says why that mode could not answer."""
+    note = f"Adapter: {adapter.name} ({adapter.source})." if adapter else None
+    shown = []
+    for item in latest:
+        if isinstance(item, UserInputError):
+            shown.append(WARNING + str(item))
+        elif isinstance(item, AnswerUpdate):
+            named = note and item.mode.uses_adapter and note not in item.notes
+            shown.append(format_answer(replace(item, notes=[*item.notes, note]) if named else item))
+        else:
+            shown.append("")
+    return shown
+
+
 def adapter_choices(catalog: AdapterCatalog | None, owner: str, value: str | None = None):
     if catalog is None:
         return gr.Dropdown(choices=[], value=None)
     choices = [(i.label, i.key) for i in catalog.list_adapters(owner)]
     keys = [k for _, k in choices]
-    return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
+    first = default_adapter(catalog, owner)
+    return gr.Dropdown(choices=choices, value=value if value in keys else (first.key if first else None))
 
 
 def adapter_table(catalog: AdapterCatalog | None, owner: str) -> tuple[list[list], str]:

@@ -8,7 +8,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.conftest import REPO, SCREENSHOTS, build_tiny_phi3, free_port, start_app
+from tests.conftest import REPO, SCREENSHOTS, about_the_model, build_tiny_phi3, free_port, start_app
 from ui.page import build_page
 
 KB_DOCS = {
@@ -177,10 +177,77 @@ def test_finetuned_answer_notes_when_the_documents_changed_after_training(client
     assert any("the documents have changed since, so its answers may be stale" in n for n in notes)
 
 
-def test_compare_answers_in_all_four_modes(client):
-    base, rag, finetuned, hybrid = client.predict("What is part KX-4471?", api_name="/compare")
-    assert base and "[1] parts.md" in rag
-    assert "needs an adapter" in finetuned and "needs an adapter" in hybrid
+def _trained(server, name: str, evaluation: dict | None = None):
+    """A trained adapter in the app's shared store (with an evaluation on its card when given)."""
+    from adapters.synthetic import write_random_adapter
+
+    app = server[1]
+    folder = app.settings.data_dir / "adapters" / "trained" / name
+    card = {"evaluation": evaluation} if evaluation else None
+    write_random_adapter(folder, app.adapters.spec, ["qkv_proj", "o_proj"], r=4, seed=5, card=card)
+    return folder
+
+
+def test_compare_without_an_adapter_uses_the_default_one_and_names_it(client, server):
+    folder = _trained(server, "aa-default")  # sorts first of the trained adapters: the page's default
+    try:
+        base, rag, finetuned, hybrid = client.predict("What is part KX-4471?", api_name="/compare")
+        assert base and "[1] parts.md" in rag
+        assert "Adapter: aa-default (trained)." in finetuned and "Adapter: aa-default (trained)." in hybrid
+        assert "needs an adapter" not in finetuned + hybrid and "Adapter:" not in base + rag
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_the_page_opens_in_the_mode_the_adapters_scorecard_recommends(server):
+    from core.identity import Identity
+    from ui.chat_tab import recommended_mode
+
+    app, person = server[1], Identity.of("visitor", None)
+    figures = {"Base": 0.0, "RAG": 0.41, "Fine-tuned": 0.01, "Hybrid": 0.55}
+    modes = {m: {"key_facts_all": {"value": v, "n": 101}} for m, v in figures.items()}
+    folder = _trained(
+        server, "aa-scored", {"score": 0.55, "metric": "key_facts_all", "qa_file": "eval.jsonl", "modes": modes}
+    )
+    try:
+        mode, why = recommended_mode(app, person)
+        assert mode == "Hybrid"
+        assert why.startswith("Hybrid answered 55% of the 101 answerable questions in eval.jsonl")
+        assert "RAG 41%, Fine-tuned 1%, Base 0%" in why and "'aa-scored'" in why
+    finally:
+        shutil.rmtree(folder)
+    mode, why = recommended_mode(app, person)  # no adapter with figures: RAG, and the note says why
+    assert mode == "RAG" and why.startswith("RAG: answers from the documents")
+
+
+def test_the_guide_says_what_the_documents_cover_and_offers_questions_from_their_headings(server):
+    from core.identity import Identity
+    from ui.chat_tab import coverage, example_questions
+
+    app, person = server[1], Identity.of("guide-reader", None)
+    shared = app.knowledge.documents_for(None)
+    passages = sum(d.chunks for d in shared)
+    assert coverage(app, person).startswith(f"The documents ({len(shared)} shared, {passages} passages): ")
+    assert "parts.md" in coverage(app, person) and "codes.txt" in coverage(app, person)
+    questions = example_questions(app, person)  # not the sample: made from headings, or the file's name
+    assert "What does parts say about Seals?" in questions and "What is codes about?" in questions
+
+
+def test_the_samples_examples_are_dev_questions_one_per_language():
+    import json
+
+    from ui.chat_tab import sample_questions
+
+    docs = REPO / "sample_kb" / "docs"
+    names = {f.name for f in docs.rglob("*") if f.is_file()}
+    dev = [json.loads(line) for line in (REPO / "sample_kb" / "dev_qa.jsonl").read_text().splitlines()]
+    languages = {q["question"]: q["language"] for q in dev if q["answerable"]}
+    questions = sample_questions(docs, names)
+    assert 4 <= len(questions) <= 6 and all(q in languages for q in questions)
+    assert languages[questions[0]] == "en" and len({languages[q] for q in questions}) == len(questions)
+    overview = {q["question"] for q in dev if q["source"] == "company_overview.md"}
+    only = sample_questions(docs, {"company_overview.md"})  # only questions whose source is in the index
+    assert only and all(q in overview for q in only)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -203,14 +270,14 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
         page.goto(server[0])
-        page.locator("#status").get_by_text("Model:").wait_for(timeout=30_000)
+        about_the_model(page)
         yield page
         browser.close()
 
 
 @pytest.mark.slow
 def test_browser_chat_status_and_stop(page, server):
-    status = page.locator("#status").inner_text()
+    status = about_the_model(page)
     assert "cpu" in status and "float32" in status
 
     page.locator("#message textarea").fill("Hello from the browser")

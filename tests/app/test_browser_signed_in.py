@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from adapters.synthetic import write_random_adapter
-from tests.conftest import SCREENSHOTS, build_tiny_phi3, start_app, write_docs
+from tests.conftest import SCREENSHOTS, about_the_model, build_tiny_phi3, start_app, write_docs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = {"parts.md": "# Parts\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n"}
@@ -83,7 +83,7 @@ def _sign_in(page, url: str) -> None:
     page.get_by_label("password").fill("wonderland")
     page.get_by_role("button", name="Login").click()
     page.locator("#identity").get_by_text("Signed in as").wait_for(timeout=30_000)
-    page.locator("#status").get_by_text("Model:").wait_for(timeout=30_000)
+    about_the_model(page)
 
 
 def test_a_signed_in_visit_end_to_end(app_url, browser, tmp_path):
@@ -146,7 +146,7 @@ def test_a_signed_in_visit_end_to_end(app_url, browser, tmp_path):
     # a reload: still signed in, and her document and adapter are still hers
     page.reload()
     page.locator("#identity").get_by_text("Signed in as").wait_for(timeout=30_000)
-    page.locator("#status").get_by_text("Model:").wait_for(timeout=30_000)
+    about_the_model(page)
     page.get_by_role("tab", name="Knowledge").click()
     page.wait_for_function(
         "() => document.querySelector('#documents').innerText.includes('harbor_notes.md')", timeout=30_000

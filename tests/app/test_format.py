@@ -55,3 +55,43 @@ def test_markdown_bold_in_a_quoted_list_item_does_not_break_the_quote():
     update = AnswerUpdate("The Tern T12 carries a 12 kg payload [1].", Mode.RAG, done=True, sources=sources)
     judge(update, SourceSentences([p.text for p in sources]), [])
     assert "> [1] “Tern T12 – hybrid VTOL, 12 kg payload, regional routes.” — overview.md" in format_answer(update)
+
+
+def test_sources_read_as_words_with_the_whole_passage_on_demand():
+    from ui.presentation import PASSAGE_SHOWN, passage_text, source_rows
+
+    long = "The CryoPod CP-D keeps vaccines between 2 and 8 degrees. " * 12
+    sources = [*SOURCES, Passage(long, "pods.md", "section CP-D", 0.2, "d3", "d3:0")]
+    update = AnswerUpdate("Part KX-4471 is the main bearing seal [2].", Mode.RAG, done=True, sources=sources)
+    judge(update, SourceSentences([p.text for p in sources]), [])
+    rows = source_rows(update)
+    assert [r[1] for r in rows] == ["best match", "related · cited", "weak"]  # no raw fusion scores
+    assert [r[2:4] for r in rows] == [
+        ["seals.md", "section Seals"],
+        ["parts.md", "lines 3-4"],
+        ["pods.md", "section CP-D"],
+    ]
+    assert rows[2][4].endswith(" …") and len(rows[2][4]) <= PASSAGE_SHOWN + 2 and not rows[2][4][-3].isspace()
+    assert rows[2][4][:-2] == long[: len(rows[2][4]) - 2]  # cut at a word boundary, not mid-word
+    assert passage_text(update, 3) == f"[3] pods.md, section CP-D\n\n{long}"  # the whole passage, on a click
+    assert passage_text(update, 9) == "" and source_rows(None) == []
+
+
+def test_compare_names_the_adapter_under_fine_tuned_and_hybrid_only():
+    from pathlib import Path
+
+    from adapters.registry import AdapterInfo
+    from adapters.spec import LoraSpec
+    from core.errors import UserInputError
+    from ui.presentation import compare_texts
+
+    info = AdapterInfo(
+        "demo/x", "x", "demo", Path("."), None, LoraSpec(4, 8.0, False, ("q_proj",)), ("q_proj",), 8.0, 1, None
+    )
+    answers = [AnswerUpdate("Hi.", mode, done=True) for mode in Mode]
+    shown = compare_texts(answers, info)
+    assert ["Adapter: x (demo)." in s for s in shown] == [False, False, True, True]
+    assert compare_texts([None, UserInputError("Fine-tuned mode needs an adapter.")], None) == [
+        "",
+        "⚠️ Fine-tuned mode needs an adapter.",
+    ]
