@@ -61,8 +61,9 @@ class ExpertService:
 
     # -- what compose.App tells it while the app starts ------------------------------------------------------
     def report(self, fraction: float, message: str) -> None:
-        """How far starting the app got (the status line, and the sentence a request gets until then)."""
-        self.progress, self.progress_message = fraction, message
+        """How far starting the app got (the status line, and the sentence a request gets until then). The share
+        never goes back: the embedded model's first-start step (10%) comes before the generic "Loading" (5%)."""
+        self.progress, self.progress_message = max(self.progress, fraction), message
         log.info("[%3.0f%%] %s", fraction * 100, message)
 
     def serve(self, engine: Engine) -> None:

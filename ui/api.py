@@ -29,7 +29,7 @@ from core.identity import Identity
 from engines.base import GenerationParams
 from ui.evaluate_tab import scorecard_steps
 from ui.knowledge_tab import start_adding
-from ui.presentation import MODES, compare_texts, default_adapter, display_text, named_adapter
+from ui.presentation import MODES, compare_texts, default_adapter, display_text, named_adapter, tagged
 from ui.session import MY_DOCS, SHARED_KB, allowed_collections, need_adapters, need_knowledge, on_the_model, who
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,7 @@ def public_api(app: App) -> None:
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         if update is not None:
-            exchange = [
-                {"role": "user", "content": str(question).strip()},
-                {"role": "assistant", "content": update.text},
-            ]
+            exchange = tagged(str(question).strip(), update)
             quotes = [{"n": q.source, "text": q.text, "file": q.file, "location": q.location} for q in update.evidence]
             yield display_text(update), source_records(update), quotes, list(update.notes), [*turns, *exchange]
 

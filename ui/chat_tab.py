@@ -27,7 +27,7 @@ from compose import App
 from core.errors import UserInputError
 from core.identity import Identity
 from engines.base import GenerationParams
-from ui.presentation import MODES, WARNING, default_adapter, format_answer, passage_text, source_rows
+from ui.presentation import MODES, WARNING, default_adapter, format_answer, passage_text, source_rows, tagged
 from ui.session import PRIVATE, on_the_model, who
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def chat_tab(app: App) -> tuple[Shared, gr.Button, Guide]:
             yield text, chat, history, [], []
             return
         if update is not None and update.tokens:
-            exchange = [{"role": "user", "content": text.strip()}, {"role": "assistant", "content": update.text}]
+            exchange = tagged(text.strip(), update)
             history = [*history, *exchange]
         whole = [passage_text(update, i) for i in range(1, len(update.sources) + 1)] if update else []
         yield "", chat, history, source_rows(update), whole

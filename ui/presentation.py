@@ -37,6 +37,16 @@ def printed_citations(update: AnswerUpdate) -> list[int]:
     return seen
 
 
+def tagged(question: str, update: AnswerUpdate) -> list[dict[str, str]]:
+    """One exchange for the conversation's history, tagged with the mode that answered: another mode never
+    sees it as its own answer (`answer.prompts.history_for`), so Compare and a mode switch stay honest."""
+    mode = update.mode.value
+    return [
+        {"role": "user", "content": question, "mode": mode},
+        {"role": "assistant", "content": update.text, "mode": mode},
+    ]
+
+
 def display_text(update: AnswerUpdate, text: str | None = None) -> str:
     """The model's text (or a piece of it) as the reader sees it: a "[n]" the model put on a sentence that source
     n does not support moves to the source that does; markers that name no retrieved source go."""

@@ -111,6 +111,7 @@ def test_chat_needs_only_a_question_and_returns_the_history_to_go_on_with(client
     answer, sources, _, notes, history = client.predict("Hi", api_name="/chat")  # RAG by default
     assert isinstance(answer, str) and isinstance(sources, list) and isinstance(notes, list)
     assert [m["role"] for m in history] == ["user", "assistant"] and history[0]["content"] == "Hi"
+    assert [m["mode"] for m in history] == ["RAG", "RAG"]  # Base, Fine-tuned never take RAG's answer as their own
     *_, longer = client.predict("And then?", "Base", None, history, 0.0, 4, api_name="/chat")
     assert [m["content"] for m in longer[::2]] == ["Hi", "And then?"]
 

@@ -95,3 +95,12 @@ def test_compare_names_the_adapter_under_fine_tuned_and_hybrid_only():
         "",
         "⚠️ Fine-tuned mode needs an adapter.",
     ]
+
+
+def test_the_chats_history_is_tagged_with_the_mode_that_answered():
+    from answer.prompts import history_for
+    from ui.presentation import tagged
+
+    history = tagged("How often is the vent valve changed?", AnswerUpdate("Every 200 flights [1].", Mode.RAG))
+    assert [m["mode"] for m in history] == ["RAG", "RAG"]
+    assert history_for(Mode.BASE, history)[0] == ()  # Base never takes RAG's answer as its own
