@@ -27,7 +27,16 @@ from compose import App
 from core.errors import UserInputError
 from core.identity import Identity
 from engines.base import GenerationParams
-from ui.presentation import MODES, WARNING, default_adapter, format_answer, passage_text, source_rows, tagged
+from ui.presentation import (
+    MODES,
+    WARNING,
+    default_adapter,
+    format_answer,
+    inert,
+    passage_text,
+    source_rows,
+    tagged,
+)
 from ui.session import PRIVATE, on_the_model, who
 
 log = logging.getLogger(__name__)
@@ -53,15 +62,17 @@ def recommended_mode(app: App, person: Identity) -> tuple[str, str]:
     key_facts = {m: _key_facts(evaluation, m) for m in usable}
     figures = {m: float(f["value"]) for m, f in key_facts.items() if isinstance(f.get("value"), (int, float))}
     if not figures or max(figures.values()) <= 0:
-        why = "no adapter is usable" if adapter is None else f"the adapter {adapter.name!r} has no scorecard yet"
+        why = "no adapter is usable" if adapter is None else f"the adapter {inert(adapter.name)!r} has no scorecard yet"
         return Mode.RAG.value, f"RAG: answers from the documents, with citations ({why})."
     best = max(figures, key=lambda m: (figures[m], m.uses_documents, m.uses_adapter))
     others = ", ".join(f"{m.value} {figures[m]:.0%}" for m in sorted(figures, key=lambda m: -figures[m]) if m != best)
     counted = key_facts[best].get("n")
     asked = f"the {counted} answerable questions" if isinstance(counted, int) else "the questions"
+    qa_file = inert(evaluation.qa_file or "its QA file")
     return best.value, (
-        f"{best.value} answered {figures[best]:.0%} of {asked} in {evaluation.qa_file or 'its QA file'} with every "
-        f"key fact" + (f", {others}" if others else "") + f" (scorecard of the adapter {adapter.name!r})."
+        f"{best.value} answered {figures[best]:.0%} of {asked} in {qa_file} with every key fact"
+        + (f", {others}" if others else "")
+        + f" (scorecard of the adapter {inert(adapter.name)!r})."
     )
 
 
@@ -79,7 +90,7 @@ def coverage(app: App, person: Identity) -> str:
     if not documents:
         return "There are no documents yet: add some in the Knowledge tab, then ask about them."
     mine = sum(1 for d in documents if not d.shared)
-    names = ", ".join(d.name for d in documents[:NAMES_SHOWN])
+    names = ", ".join(inert(d.name) for d in documents[:NAMES_SHOWN])
     more = f" and {len(documents) - NAMES_SHOWN} more" if len(documents) > NAMES_SHOWN else ""
     whose = f"{len(documents) - mine} shared" + (f" and {mine} of your own" if mine else "")
     passages = sum(d.chunks for d in documents)
@@ -259,7 +270,7 @@ def chat_tab(app: App) -> tuple[Shared, gr.Button, Guide]:
                 chat[-1] = {"role": "assistant", "content": format_answer(update)}
                 yield "", chat, history, source_rows(update), []
         except UserInputError as exc:
-            chat[-1] = {"role": "assistant", "content": WARNING + str(exc)}
+            chat[-1] = {"role": "assistant", "content": WARNING + inert(str(exc))}
             yield text, chat, history, [], []  # keep the text so nothing the user typed is lost
             return
         except Exception as exc:  # protects the chat: never a traceback, and the app keeps serving

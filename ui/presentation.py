@@ -67,28 +67,45 @@ def _marks_moved(sentence: str, source: int) -> str:
 
 def format_answer(update: AnswerUpdate) -> str:
     """The model's answer as the chat shows it: unsupported sentences marked, the evidence quoted, the
-    sources listed, notes last. Source numbers the answer invents are not shown."""
+    sources listed, notes last. Source numbers the answer invents are not shown. Every piece that comes from a
+    document, a file name, an upload or the model goes through `inert`: it shows as text and loads nothing."""
     text = display_text(update)
     for sentence in update.unsupported if update.done else []:
         shown = display_text(update, sentence)
         if shown and shown in text:
-            text = text.replace(shown, shown + UNSUPPORTED_MARK, 1)
+            text = text.replace(shown, shown + _MARK_HERE, 1)
+    text = inert(text).replace(_MARK_HERE, UNSUPPORTED_MARK)
     # a quoted answer ("The documents say: …") already shows its sentence; the Sources line names its place
     evidence = [q for q in update.evidence if update.status != "quoted" or q.text not in update.text]
     if evidence:
         title = "Evidence" if update.evidence_supports else "What the sources say"
-        quotes = [f"> [{q.source}] “{q.text}” — {q.file}, {q.location}" for q in evidence]
+        quotes = [f"> [{q.source}] “{inert(q.text)}” — {inert(q.file)}, {inert(q.location)}" for q in evidence]
         text += f"\n\n**{title}:**\n" + "\n".join(quotes)
     if update.sources:
         cited = set(update.cited)
         refs = [
-            f"[{i}] {p.source}, {p.location}" + (" (cited)" if i in cited else "")
+            f"[{i}] {inert(p.source)}, {inert(p.location)}" + (" (cited)" if i in cited else "")
             for i, p in enumerate(update.sources, 1)
         ]
         text += "\n\n**Sources:** " + " · ".join(refs)
     if update.notes:
-        text += "\n\n" + "\n".join(f"_{n}_" for n in update.notes)
+        text += "\n\n" + "\n".join(f"_{inert(n)}_" for n in update.notes)
     return text
+
+
+_MARK_HERE = "\x00unsupported\x00"
+_REFERENCE_DEFINITION = re.compile(r"^( {0,3})\[(?=[^\]\n]*\]:)", re.MULTILINE)
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")
+
+
+def inert(text: str) -> str:
+    """`text` for a Markdown component, shown as the text it is: no raw HTML (`<` is an entity), no image, no
+    link (inline, reference or bare URL), so nothing a document, a file name or the model wrote can make a
+    reader's browser load or offer anything from outside. Everything else of Markdown (emphasis, lists) stays."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    text = text.replace("![", "!\\[").replace("](", "]\\(").replace("][", "]\\[")
+    text = _REFERENCE_DEFINITION.sub(lambda m: m.group(1) + "\\[", text)
+    return _AUTOLINK.sub(lambda m: f"{m.group(1)}\\://" if m.group(1) else f"{m.group(2)}\\.", text)
 
 
 PASSAGE_SHOWN = 240
@@ -186,7 +203,7 @@ def compare_texts(latest: list, adapter: AdapterInfo | None) -> list[str]:
     shown = []
     for item in latest:
         if isinstance(item, UserInputError):
-            shown.append(WARNING + str(item))
+            shown.append(WARNING + inert(str(item)))
         elif isinstance(item, AnswerUpdate):
             named = note and item.mode.uses_adapter and note not in item.notes
             shown.append(format_answer(replace(item, notes=[*item.notes, note]) if named else item))

@@ -500,3 +500,82 @@ def test_the_page_and_the_api_run_the_scorecard_through_one_helper(server):
     assert running[-1] is False and all(running[:-1])
     card = step.result.scorecard
     assert card.complete and card.questions == 2
+
+
+@pytest.fixture()
+def beacon():
+    """A local web server that counts every request: the stand-in for a tracking pixel's host."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Count(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Count)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+
+
+def _outside_links(page, beacon_url: str) -> list[str]:
+    """Links and images on the page that point at the beacon, or at a file a document named."""
+    return page.evaluate(
+        "(url) => [...document.querySelectorAll('a[href], img[src]')].map(e => e.href || e.src)"
+        ".filter(h => h.startsWith(url) || h.endsWith('x.png'))",
+        beacon_url,
+    )
+
+
+@pytest.mark.slow
+def test_browser_shows_document_text_as_text_and_loads_nothing_from_outside(page, server, beacon, tmp_path):
+    url, hits = beacon
+    hostile = tmp_path / "zarquon [p](x.png) #heading.md"
+    hostile.write_text(
+        "# Zarquon harbour\n\n"
+        f"The zarquon ferry leaves at 07:15 from pier Z-9 ![x]({url}/pixel.png) every weekday.\n\n"
+        f'The zarquon ferry ticket costs 12 euros <img src="{url}/img.png"> for adults.\n\n'
+        f'A lost zarquon pass? <a href="{url}/reset">reset your password here</a>, or see {url}/bare.\n'
+    )
+    app = server[1]
+    (report,) = app.knowledge.add_files([hostile])  # shared: every reader sees it
+    try:
+        page.reload()
+        page.locator("#guide").get_by_text("zarquon").wait_for(timeout=30_000)  # its name, in the guide
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#mode").get_by_text("RAG", exact=True).click()
+        page.locator("#message textarea").fill("When does the zarquon ferry leave pier Z-9?")
+        page.locator("#message textarea").press("Enter")
+        page.locator("#chat .message.bot").last.get_by_text("#heading.md").first.wait_for(timeout=60_000)
+        _wait_until_stable(page, page.locator("#chat .message.bot").last)
+        assert "[p](x.png)" in page.locator("#chat .message.bot").last.inner_text()  # the name, as text
+        page.locator("#sources div[role=row]").filter(has_text="zarquon").first.click()
+        page.locator("#passage textarea").wait_for(timeout=10_000)
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-question textarea").fill("When does the zarquon ferry leave pier Z-9?")
+        page.locator("#compare-question textarea").press("Enter")
+        page.locator("#compare-rag").get_by_text("#heading.md").first.wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Knowledge").click()
+        page.wait_for_function("() => document.querySelector('#documents').innerText.includes('zarquon')")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SCREENSHOTS / "hostile-document-as-text.png"), full_page=True)
+        assert hits == [] and _outside_links(page, url) == []
+    finally:
+        app.knowledge.delete(report.doc_id)
+
+
+def test_what_the_model_or_a_document_writes_cannot_load_or_link_anything():
+    from ui.presentation import inert
+
+    hostile = "![x](http://h/p.png) <img src=x> [a](http://h) [b][1]\n[1]: http://h/ref http://h/bare www.h.com"
+    shown = inert(hostile)
+    assert "](" not in shown.replace("]\\(", "") and "<" not in shown and "][" not in shown.replace("]\\[", "")
+    assert "http://" not in shown and "www." not in shown and "\n\\[1]:" in shown
+    assert inert("Seals are replaced every 500 hours [1].") == "Seals are replaced every 500 hours [1]."
