@@ -46,14 +46,28 @@ def check_message(message: Any, max_chars: int) -> str:
     return message.strip()
 
 
-def history_for(mode: Mode, history: Sequence[Message]) -> tuple[tuple[Message, ...], tuple[str, ...]]:
-    """What a mode may see of a conversation: (turns, earlier questions).
+def history_for(
+    mode: Mode, history: Sequence[Message], max_messages: int = 16, max_chars: int = 16000
+) -> tuple[tuple[Message, ...], tuple[str, ...], int]:
+    """What a mode may see of a conversation: (turns, earlier questions, messages left out).
 
-    A mode never sees answers another mode wrote: a message tagged with a "mode" key (the chat tags
+    Only the newest `max_messages` messages, and no more than `max_chars` characters of them, are read at all:
+    a long conversation costs no more than a short one (the oldest messages would not fit the context window
+    anyway). A mode never sees answers another mode wrote: a message tagged with a "mode" key (the chat tags
     every exchange) is kept only for that mode; untagged history (an API caller's) is kept as it is.
     RAG and Hybrid see no earlier answers at all, only the earlier questions, so an invented answer
     cannot pass itself off as a source. UserInputError when a kept turn is not text."""
-    turns = [m for m in history if isinstance(m, dict) and m.get("role") in ("user", "assistant") and m.get("content")]
+    history = list(history) if isinstance(history, (list, tuple)) else []
+    newest = history[-max_messages:]
+    kept_chars, start = 0, len(newest)
+    while start > 0:
+        content = newest[start - 1].get("content") if isinstance(newest[start - 1], dict) else None
+        kept_chars += len(content) if isinstance(content, str) else 0
+        if kept_chars > max_chars:
+            break
+        start -= 1
+    newest, left_out = newest[start:], len(history) - len(newest) + start
+    turns = [m for m in newest if isinstance(m, dict) and m.get("role") in ("user", "assistant") and m.get("content")]
     if mode.uses_documents:
         kept, earlier = (), tuple(str(m["content"]) for m in turns if m["role"] == "user")
     else:
@@ -62,7 +76,7 @@ def history_for(mode: Mode, history: Sequence[Message]) -> tuple[tuple[Message, 
         raise UserInputError(
             "The conversation holds characters that are not text (a lone surrogate or a NUL); clear it and ask again."
         )
-    return kept, earlier
+    return kept, earlier, left_out
 
 
 @dataclass(frozen=True)
@@ -75,16 +89,32 @@ class UserInput:
     earlier_questions: tuple[str, ...]
     system_prompt: str
     language: str
+    note: str | None = None
+    """Says how many of the oldest messages were left out, when any were."""
 
 
-def read_input(mode: Mode, message: Any, history: Sequence[Message], system: str, max_chars: int) -> UserInput:
+def read_input(
+    mode: Mode,
+    message: Any,
+    history: Sequence[Message],
+    system: str,
+    max_chars: int,
+    max_history_messages: int = 16,
+    max_history_chars: int = 16000,
+) -> UserInput:
     """Check everything a person typed for `mode` (`check_message`, `history_for`, the system prompt) and detect
     the question's language. Raises UserInputError (one sentence) for the first thing wrong."""
     message = check_message(message, max_chars)
-    turns, earlier = history_for(mode, history or ())
+    turns, earlier, left_out = history_for(mode, history or (), max_history_messages, max_history_chars)
     if system and not is_text(system):
         raise UserInputError("The system prompt holds characters that are not text (a lone surrogate or a NUL).")
-    return UserInput(message, turns, earlier, system, detect_language(message))
+    note = None
+    if left_out:
+        note = (
+            f"Only the newest messages of this conversation were read (at most {max_history_messages:,} messages "
+            f"and {max_history_chars:,} characters); the {left_out:,} oldest were left out."
+        )
+    return UserInput(message, turns, earlier, system, detect_language(message), note)
 
 
 def rag_message(question: str, passages: Sequence[Passage], earlier: Sequence[str] = ()) -> str:
@@ -111,6 +141,14 @@ def _earlier(questions: Sequence[str]) -> str:
     if not questions:
         return ""
     return "Earlier questions in this conversation: " + " | ".join(q.strip()[:300] for q in questions[-3:]) + "\n\n"
+
+
+def _oldest_exchange(turns: Sequence[Message]) -> int:
+    """How many messages the oldest exchange is: a user message and the replies up to the next user message."""
+    cut = 1
+    while cut < len(turns) and turns[cut]["role"] != "user":
+        cut += 1
+    return cut
 
 
 class Prompter:
@@ -151,7 +189,7 @@ class Prompter:
             if m.get("role") in ("user", "assistant") and m.get("content")
         ]
         tail = [{"role": "user", "content": user}]
-        dropped = 0
+        turns, dropped = self._surely_too_old(head, turns, tail, budget)
         while True:
             ids = self._encode(head + turns + tail)
             if len(ids) <= budget:
@@ -162,12 +200,26 @@ class Prompter:
                     f"Your message is about {alone:,} tokens, but this model reads at most {budget:,} "
                     f"tokens when it may answer with {max_new_tokens:,}; shorten it or lower max new tokens."
                 )
-            # Drop the oldest exchange: a user message and the replies up to the next user message.
-            cut = 1
-            while cut < len(turns) and turns[cut]["role"] != "user":
-                cut += 1
+            cut = _oldest_exchange(turns)
             dropped += cut
             turns = turns[cut:]
+
+    def _surely_too_old(
+        self, head: list[Message], turns: list[Message], tail: list[Message], budget: int
+    ) -> tuple[list[Message], int]:
+        """Drop, before any chat-templating, the oldest exchanges that cannot fit even by their text's tokens
+        alone (a lower bound of what the template makes of them): the exact fitting after it re-encodes the
+        conversation a few times, not once per exchange of a long one. Returns (turns kept, messages dropped)."""
+        if not turns:
+            return turns, 0
+        encoded = self.tokenizer([t["content"] for t in turns], add_special_tokens=False)["input_ids"]
+        lengths = [len(ids) for ids in encoded]
+        total, dropped = len(self._encode(head + tail)) + sum(lengths), 0
+        while turns and total > budget:
+            cut = _oldest_exchange(turns)
+            total -= sum(lengths[:cut])
+            turns, lengths, dropped = turns[cut:], lengths[cut:], dropped + cut
+        return turns, dropped
 
     def fit(
         self, request: AnswerRequest, passages: list[Passage], evidence: list[Evidence], max_new_tokens: int

@@ -154,7 +154,10 @@ class ExpertService:
         mode = Mode.parse(mode)
         documents, adapted = mode.uses_documents, mode.uses_adapter
         system = self.settings.system_prompt if system_prompt is None else system_prompt
-        typed = read_input(mode, message, history, system, self.settings.max_message_chars)
+        a = self.settings
+        typed = read_input(
+            mode, message, history, system, a.max_message_chars, a.max_history_messages, a.max_history_chars
+        )
         params = (params or GenerationParams()).check(self.context_window)
         missing = []
         if documents and self.knowledge is None:
@@ -166,7 +169,7 @@ class ExpertService:
         if missing:
             raise UserInputError(f"{mode.value} mode needs " + " and ".join(missing) + ".")
         handle = self.adapters.resolve_handle(adapter, owner) if adapted else None
-        notes: list[str] = []
+        notes: list[str] = [typed.note] if typed.note else []
         if handle is not None:
             live = self.knowledge.snapshot if self.knowledge is not None else None
             note = staleness_note(

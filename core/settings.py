@@ -152,6 +152,16 @@ class AnswerSettings:
     top_p: float = field(default=0.9, metadata=_help("Default nucleus sampling top-p, in (0, 1]."))
     max_new_tokens: int = field(default=256, metadata=_help("Default cap on generated tokens."))
     max_message_chars: int = field(default=8000, metadata=_help("Longest user message accepted, in characters."))
+    max_history_messages: int = field(
+        default=16,
+        metadata=_help(
+            "Most earlier messages of a conversation an answer reads (the newest ones; the rest are left out, "
+            "with a note, before anything is tokenized)."
+        ),
+    )
+    max_history_chars: int = field(
+        default=16000, metadata=_help("Most characters of earlier messages an answer reads (the newest ones).")
+    )
     rag_context: str = field(
         default="sentences",
         metadata=_help(
@@ -198,7 +208,8 @@ class AnswerSettings:
             problems.append(f"temperature must be between 0 and 2, not {self.temperature}")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1], not {self.top_p}")
-        problems += _at_least_one(self, "max_new_tokens", "max_message_chars")
+        problems += _at_least_one(self, "max_new_tokens", "max_message_chars", "max_history_messages")
+        problems += _at_least_one(self, "max_history_chars")
         if self.rag_context not in ("sentences", "chunks"):
             problems.append(f"rag_context must be 'sentences' or 'chunks', not {self.rag_context!r}")
         problems += _at_least_one(self, "evidence_sentences", "grounded_max_new_tokens")

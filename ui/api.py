@@ -151,7 +151,8 @@ def public_api(app: App) -> None:
                 person.session, question, turns, mode, params, None, adapter or None, owner=person.owner
             )
             for update in answers:
-                yield display_text(update), source_records(update), [], list(update.notes), turns
+                # the history goes back once, with the finished answer: not again with every streamed token
+                yield display_text(update), source_records(update), [], list(update.notes), gr.skip()
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         if update is not None:

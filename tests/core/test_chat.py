@@ -68,6 +68,41 @@ def test_long_history_is_trimmed_to_fit_the_context(engine, service):
     assert final.done and any("oldest messages" in n for n in final.notes)
 
 
+def test_fitting_drops_exactly_what_one_exchange_at_a_time_would(engine):
+    history = []
+    for i in range(40):
+        history += [
+            {"role": "user", "content": f"Question {i} about turbines " * (1 + i % 3)},
+            {"role": "assistant", "content": f"Answer {i}: inspect the blades every 500 hours."},
+        ]
+    prompter = Prompter(engine.tokenizer, engine.context_window)
+    budget = engine.context_window - 64
+    naive = list(history)
+
+    def whole(turns):
+        return prompter._encode([{"role": "system", "content": "sys"}, *turns, {"role": "user", "content": "Q"}])
+
+    while len(whole(naive)) > budget:
+        naive = naive[2:]
+    ids, dropped = prompter.build("sys", history, "Q", max_new_tokens=64)
+    assert dropped == len(history) - len(naive) > 0 and ids == whole(naive)
+
+
+def test_a_four_thousand_message_history_costs_under_a_second_and_is_said(service):
+    import time
+
+    history = []
+    for i in range(2000):
+        history += [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}"}]
+    request = service.request("owner", "Newest question", history, "Base", GREEDY)
+    kept = service.settings.max_history_messages
+    assert len(request.history) == kept and request.history[-1]["content"] == "A1999"
+    started = time.perf_counter()
+    final = ask(service, "Newest question", history=history, params=GREEDY)[-1]  # read, fitted and answered
+    assert time.perf_counter() - started < 1.0
+    assert final.done and any(f"the {4000 - kept:,} oldest were left out" in n for n in final.notes)
+
+
 def test_stop_event_ends_generation_early(tiny_settings, tiny_loaded):
     service = _service(tiny_settings, forced_model(tiny_loaded, "The"))
     stop = threading.Event()

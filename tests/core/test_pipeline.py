@@ -254,9 +254,9 @@ def test_each_mode_sees_only_its_own_answers_and_rag_only_the_questions():
         {"role": "user", "content": "q3"},
         {"role": "assistant", "content": "a3"},
     ]
-    base, _ = history_for(Mode.BASE, history)
-    fine, _ = history_for(Mode.FINETUNED, history)
-    rag, earlier = history_for(Mode.RAG, history)
+    base, _, _ = history_for(Mode.BASE, history)
+    fine, _, _ = history_for(Mode.FINETUNED, history)
+    rag, earlier, _ = history_for(Mode.RAG, history)
     assert [m["content"] for m in base] == ["q1", "a1", "q3", "a3"]
     assert [m["content"] for m in fine] == ["q3", "a3"]
     assert rag == () and earlier == ("q1", "q2", "q3")
