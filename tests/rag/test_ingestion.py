@@ -188,6 +188,28 @@ def test_long_paragraphs_are_split_to_fit_the_embedding_window(tmp_path: Path, c
     assert report.chunks >= 600 // limit and sizes and max(sizes) <= limit
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😀" * 30_000,  # one unknown token to the tokenizer: 30,000 characters
+        "a" * 60_000,  # one 60,000-character word
+        "电池在充电前必须检查温度" * 500,  # Chinese without punctuation
+        ("Gusts above 38 km/h ground the Tern T12 " * 1500).replace(" ", "\u00a0"),  # one 60,000-character line
+        "Seals are replaced every 500 hours. " * 1200 + "\n\n" + "x" * 25_000,  # past a 20,000-character block
+    ],
+    ids=["emoji", "one-word", "chinese", "one-line", "blocks"],
+)
+def test_no_chunk_exceeds_the_chunk_size_whatever_the_script_or_breaks(text: str) -> None:
+    from rag.chunking import CHARS_PER_TOKEN
+
+    tokenize = get_embedder("all-MiniLM-L6-v2").tokenize
+    chunks = Chunker(48, 8, tokenize).chunk([Section(text)])
+    assert len(chunks) > 2
+    assert max(len(c.text) for c in chunks) <= 48 * CHARS_PER_TOKEN
+    assert max(len(tokenize(c.text)) for c in chunks) <= 48
+    assert all(text.find(c.text) >= 0 for c in chunks)  # still exact substrings, so places can be cited
+
+
 def _docx_bomb() -> tuple[bytes, bytes]:
     """(a .docx of 2 million empty paragraphs, 327 KB zipped; the small document it was made from)."""
     import io
