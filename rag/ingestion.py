@@ -10,6 +10,7 @@ processes); only the patch of the in-memory index holds `LiveIndex.lock`, which 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -100,10 +101,18 @@ class Ingestion:
         reports: dict[int, FileReport] = {}
         pending: list[Prepared] = []
         total = max(len(items), 1)
+        documents = self._live.current().manifest.documents
+        quota = Quota(self.limits, documents, placement.added_by)
         for i, (name, source) in enumerate(items):
             progress(0.95 * i / total, f"Reading {name}")
             try:
-                doc = prepare(name, read_source(source, limit), self.chunker, limit, self.bounds)
+                data = read_source(source, limit)
+                # the quota first, before any parsing or embedding (`commit` checks again, against races)
+                refusal = quota.before_reading(name, data, documents, placement)
+                if refusal:
+                    reports[i] = FileReport(name, False, refusal, "error")
+                    continue
+                doc = prepare(name, data, self.chunker, limit, self.bounds)
                 doc.owner = placement.owner
                 progress(0.95 * (i + 0.3) / total, f"Embedding {len(doc.chunks)} chunks of {name}")
                 pending.append((i, doc, embedder.encode(doc.contexts)))
@@ -396,6 +405,23 @@ class Quota:
                 f"{self.max_bytes / 2**20:g} MB one person may keep; delete one first."
             )
         return None
+
+    def before_reading(
+        self, name: str, data: bytes, documents: Sequence[DocumentEntry], placement: Placement
+    ) -> str | None:
+        """`refusal` for raw bytes not yet read as a document, counting them as taken when they pass (so a batch
+        cannot slip past the limit). Bytes already in the collection pass (they are left unchanged)."""
+        if self.added_by is None:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if any(d.sha256 == digest and d.owner in (placement.owner, None) for d in documents):
+            return None
+        replaced = [d for d in documents if d.owner == placement.owner and d.name == name] if placement.replace else []
+        refusal = self.refusal(name, len(data), replaced)
+        if refusal is None:
+            self.documents += 1 - len([d for d in replaced if d.added_by == self.added_by])
+            self.bytes += len(data) - sum(d.size_bytes for d in replaced if d.added_by == self.added_by)
+        return refusal
 
     def count(self, entry: DocumentEntry) -> None:
         if self.added_by is not None and entry.added_by == self.added_by:

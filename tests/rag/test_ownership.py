@@ -144,6 +144,28 @@ def test_per_person_document_quotas(tmp_path: Path) -> None:
     assert all(r.ok for r in kb.add_files(write_docs(tmp_path / "op", {"c.md": "# C\n\nThree.\n"})))
 
 
+def test_a_person_at_their_quota_is_refused_before_anything_is_read_or_embedded(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    import rag.ingestion
+
+    kb = _kb(tmp_path, max_documents_per_user=2)
+    assert all(r.ok for r in _private(kb, tmp_path / "1", ALICE, {"a.md": "# A\n\nOne.\n", "b.md": "# B\n\nTwo.\n"}))
+    read = []
+    real = rag.ingestion.prepare
+    monkeypatch.setattr(rag.ingestion, "prepare", lambda name, *a, **k: read.append(name) or real(name, *a, **k))
+    started = time.perf_counter()
+    big = "The crimson pier closes at 19:00. " * 55_000  # 1.9 million characters
+    (report,) = _private(kb, tmp_path / "2", ALICE, {"big.txt": big})
+    assert not report.ok and "you have 2 documents, the most one person may keep" in report.message
+    assert read == [] and time.perf_counter() - started < 2  # refused before reading, chunking or embedding
+    (same,) = _private(kb, tmp_path / "3", ALICE, {"a.md": "# A\n\nOne.\n"})  # the same bytes: unchanged
+    assert same.ok and same.status == "unchanged"
+    batch = {"c.md": "# C\n\nThree.\n", "d.md": "# D\n\nFour.\n", "e.md": "# E\n\nFive.\n"}
+    two = _private(kb, tmp_path / "4", BOB, batch)
+    assert [r.ok for r in two] == [True, True, False] and read[-2:] == ["c.md", "d.md"]  # one batch counts too
+
+
 def test_the_cli_lists_snapshots_and_restores_the_previous_one(tmp_path: Path) -> None:
     kb = _kb(tmp_path)
     junk = write_docs(tmp_path / "junk", {"warranty.md": "# Junk\n\nNo warranty at all.\n"})
