@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -347,6 +348,18 @@ def tiny_config(tiny_model_dir: Path, folder: Path, **changes):
 
 
 # -- network -----------------------------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+"""Debian's Chromium, which the browser tests drive through Playwright (None: those tests skip)."""
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def about_the_model(page, timeout: float = 30_000) -> str:
     """Open the page's "About this model" accordion once the model is ready, and return its technical line."""
     about = page.locator("#about-model")

@@ -216,9 +216,8 @@ def adapter_choices(catalog: AdapterCatalog | None, owner: str, value: str | Non
     if catalog is None:
         return gr.Dropdown(choices=[], value=None)
     choices = [(i.label, i.key) for i in catalog.list_adapters(owner)]
-    keys = [k for _, k in choices]
-    first = default_adapter(catalog, owner)
-    return gr.Dropdown(choices=choices, value=value if value in keys else (first.key if first else None))
+    keys = [k for _, k in choices]  # preselected: keys[0], the `default_adapter` (one scan of the store, not two)
+    return gr.Dropdown(choices=choices, value=value if value in keys else (keys[0] if keys else None))
 
 
 def adapter_table(catalog: AdapterCatalog | None, owner: str) -> tuple[list[list], str]:

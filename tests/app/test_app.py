@@ -8,7 +8,16 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from tests.conftest import REPO, SCREENSHOTS, about_the_model, build_tiny_phi3, free_port, start_app
+from tests.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    SCREENSHOTS,
+    about_the_model,
+    build_tiny_phi3,
+    free_port,
+    start_app,
+)
 from ui.page import build_page
 
 KB_DOCS = {
@@ -251,24 +260,13 @@ def test_the_samples_examples_are_dev_questions_one_per_language():
     assert only and all(q in overview for q in only)
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def page(server):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed")
     playwright = pytest.importorskip("playwright.sync_api")
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(server[0])
         about_the_model(page)

@@ -4,14 +4,11 @@ reload and find their uploads still theirs. Screenshots go to test-output/browse
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from adapters.synthetic import write_random_adapter
-from tests.conftest import SCREENSHOTS, about_the_model, build_tiny_phi3, start_app, write_docs
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, about_the_model, build_tiny_phi3, start_app, write_docs
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = {"parts.md": "# Parts\n\nPart KX-4471 is the main bearing seal of the Tern T6 drone.\n"}
 pytestmark = pytest.mark.slow
 
@@ -38,16 +35,8 @@ def app_url(tiny_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     playwright = pytest.importorskip("playwright.sync_api")
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -6,19 +6,9 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO, SCREENSHOTS, about_the_model
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, SCREENSHOTS, about_the_model
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +51,7 @@ def test_the_first_five_minutes(shipped):
     url, app = shipped
     dev = {q["question"]: q for q in map(json.loads, (REPO / "sample_kb" / "dev_qa.jsonl").read_text().splitlines())}
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         # open the page: it says how far loading got, then what the documents cover
