@@ -253,6 +253,13 @@ class RetrievalSettings:
             "(python -m rag restore); a deleted private document leaves the disk at once."
         ),
     )
+    shared_history_days: float = field(
+        default=30.0,
+        metadata=_help(
+            "Days a deleted or replaced shared document stays restorable by name (python -m rag restore "
+            "--document NAME), however many snapshots are made meanwhile and across a re-index."
+        ),
+    )
 
     def problems(self) -> list[str]:
         """Every bad value of the group, one sentence each; empty when all are fine."""
@@ -262,6 +269,8 @@ class RetrievalSettings:
         if not 0 <= self.chunk_overlap < self.chunk_size:
             problems.append(f"chunk_overlap must be from 0 to chunk_size - 1, not {self.chunk_overlap}")
         problems += _at_least_one(self, "top_k", "dense_k", "keyword_k", "index_snapshots_kept")
+        if not self.shared_history_days >= 0:
+            problems.append(f"shared_history_days must be 0 or more, not {self.shared_history_days}")
         if self.fusion not in ("rrf", "dense", "keyword"):
             problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
         return problems

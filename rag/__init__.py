@@ -7,10 +7,11 @@
     kb.list_documents(); kb.delete(doc_id); kb.reindex(); kb.stats(); kb.snapshot; kb.refresh()
     kb.add_files(paths, placement=Placement(owner=tag, added_by=tag))   # one person's private collection
     kb.search(query, viewer=tag); kb.for_owner(tag); kb.documents_for(tag); kb.snapshots(); kb.restore(id)
+    kb.shared_history(); kb.restore_document(name)             # a deleted or replaced shared document
     read_snapshot(settings.data_dir)                          # Snapshot(id, created_at) | None, no model loaded
 
     python -m rag ingest <folder> | add <files> [--replace] | list | delete <doc_id> | search "<query>"
-                  | reindex | stats | snapshots | restore <snapshot_id|previous>
+                  | reindex | stats | snapshots | restore <snapshot_id|previous> | restore --document <name>
 
 Pipeline: file -> `preparation` (`readers`: txt, md, pdf, docx, html -> sections with page/heading;
 `chunking`: LlamaIndex SentenceSplitter, sized in the embedding model's tokens) -> `ingestion`

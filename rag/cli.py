@@ -9,6 +9,7 @@ says, and `list` shows people's private documents too (by owner tag, never by na
     python -m rag delete 568bc0e09ec07a07
     python -m rag snapshots
     python -m rag restore previous   # or a snapshot id: the shared documents as they were then
+    python -m rag restore --document handbook.md   # one deleted or replaced shared document
 
 Any app setting can follow the command, with the same flags as `python app.py` (--data-dir,
 --embed-model, --chunk-size, --chunk-overlap, --top-k, --dense-k, --keyword-k, --fusion,
@@ -22,7 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.settings import Settings, SettingsError
+from core.arguments import build_parser
+from core.settings import GROUPS, Settings, SettingsError
 from rag.errors import RagError
 from rag.knowledge_base import KnowledgeBase
 from rag.manifest import Manifest
@@ -55,7 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser(
         "restore", help="Bring back the shared documents of an earlier snapshot (as a new snapshot; undoable)."
     )
-    restore.add_argument("snapshot", help="A snapshot id from `snapshots`, or 'previous' (the one before the current).")
+    restore.add_argument(
+        "snapshot", nargs="?", help="A snapshot id from `snapshots`, or 'previous' (the one before the current)."
+    )
+    restore.add_argument(
+        "--document",
+        metavar="NAME",
+        help="Bring back only this deleted or replaced shared document (its file name or id, as `snapshots` lists "
+        "them); these stay restorable for --shared-history-days, re-index included.",
+    )
     return parser
 
 
@@ -96,10 +106,22 @@ def _print_snapshots(kb: KnowledgeBase) -> int:
         change = _changes(older, m) if older is not None else "(oldest kept)"
         print(f"{mark} {m.snapshot_id}  {m.created_at}  {shared:3d} shared documents  {change}")
     print(f"{len(snapshots)} snapshots kept (* = current); `restore ID` brings one back.")
+    history = kb.shared_history()
+    if history:
+        print("Deleted or replaced shared documents (`restore --document NAME` brings one back):")
+        for h in reversed(history):
+            print(f"  {h.removed_at}  {h.entry.doc_id}  {h.entry.name}")
     return 0
 
 
-def _restore(kb: KnowledgeBase, snapshot_id: str) -> int:
+def _restore(kb: KnowledgeBase, snapshot_id: str | None, document: str | None) -> int:
+    if (snapshot_id is None) == (document is None):
+        print("Name a snapshot (or 'previous'), or one document with --document NAME.", file=sys.stderr)
+        return 2
+    if document is not None:
+        report = kb.restore_document(document, _progress)
+        print(f"{'ok ' if report.ok else 'ERR'} {report.name} [{report.doc_id}]: {report.message}")
+        return 0 if report.ok else 1
     if snapshot_id == "previous":
         older = [m.snapshot_id for m in kb.snapshots() if m.snapshot_id < kb.snapshot_id]
         if not older:
@@ -125,7 +147,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "snapshots":
         return _print_snapshots(kb)
     if args.command == "restore":
-        return _restore(kb, args.snapshot)
+        return _restore(kb, args.snapshot, args.document)
     if args.command == "list":
         docs = kb.list_documents()
         for d in docs:
@@ -149,7 +171,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, rest = _parser().parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the app's settings first, so that a setting's value is never taken for the command's optional argument
+    helps = [a for a in argv if a in ("-h", "--help")]
+    _, command = build_parser(list(GROUPS.values())).parse_known_args([a for a in argv if a not in helps])
+    args = _parser().parse_args(command + helps)
+    rest = list(argv)
+    for token in command:
+        rest.remove(token)
     try:
         settings = Settings.load(rest)
     except SettingsError as exc:

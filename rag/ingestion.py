@@ -13,22 +13,23 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
-from core.bm25_tokens import TOKENIZER_VERSION
+from core.bm25_tokens import TOKENIZER_VERSION, terms
 from core.layout import DataLayout
 from core.settings import RetrievalSettings, UploadSettings
-from rag.chunking import Chunker, effective_chunk_size
+from rag.chunking import Chunker, context_text, effective_chunk_size
 from rag.embedding import IndexEmbedder
 from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexWriteError, IngestError, NotAllowedError
-from rag.manifest import FORMAT_VERSION, DocumentEntry, Manifest
+from rag.manifest import FORMAT_VERSION, DocumentEntry, Manifest, RemovedDocument
 from rag.memory_index import LiveIndex, MemoryIndex, NewDocument, check_model
 from rag.preparation import PreparedDocument, prepare, read_source
 from rag.readers.bounded import ReadBounds
 from rag.records import FileReport, Placement, Progress
-from rag.storage import IndexStorage, chunk_record, new_id, utc_now
+from rag.storage import IndexStorage, chunk_record, new_id, record_chunk, utc_now
 from rag.uploads import UploadStore
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,11 @@ class Ingestion:
             pointer = self._storage.current_snapshot()
             old = self._storage.read_manifest(pointer) if pointer else self._live.empty
             self._chunker = None
-            kept = {"snapshot_id": old.snapshot_id, "sample_seeded": old.sample_seeded}
+            kept = {
+                "snapshot_id": old.snapshot_id,
+                "sample_seeded": old.sample_seeded,
+                "shared_history": old.shared_history,  # restorable by name across the rebuild
+            }
             fresh = MemoryIndex(dataclasses.replace(self._live.empty, **kept), disk_pointer=pointer)
             reports: list[FileReport | None] = []
             prepared: list[Prepared] = []
@@ -303,9 +308,12 @@ class Ingestion:
             )
         if not additions and not removals and not seed and added_at is None:
             return reports
+        now_documents = tuple(d for d in manifest.documents if d.doc_id not in removals) + tuple(
+            a.entry for a in additions
+        )
         changes = {
-            "documents": tuple(d for d in manifest.documents if d.doc_id not in removals)
-            + tuple(a.entry for a in additions),
+            "documents": now_documents,
+            "shared_history": self._history(manifest, now_documents),
             "format": FORMAT_VERSION,
             "parent_snapshot_id": manifest.snapshot_id,
             "snapshot_id": new_id(),
@@ -326,10 +334,10 @@ class Ingestion:
 
     def restore(self, snapshot_id: str) -> tuple[Manifest, Manifest]:
         """Make the shared documents of an earlier snapshot current again, as a new snapshot (so the
-        restore itself can be undone); people's private documents stay as they are now. Returns
-        (the manifest before, the manifest after). Raises IndexCorruptError when `snapshot_id` is not a
-        kept, readable snapshot of this embedding model, or cannot be combined with today's private
-        documents (it predates a re-index)."""
+        restore itself can be undone); people's private documents stay as they are now. Works across a
+        re-index: a document whose chunks are not in today's index gets a copy of its segment under new
+        vector ids (no re-embedding). Returns (the manifest before, the manifest after). Raises
+        IndexCorruptError when `snapshot_id` is not a kept, readable snapshot of this embedding model."""
         with self._live.write_lock, self._storage.write_lock():
             self._live.reload_if_saved_elsewhere()
             before = self._live.current().manifest
@@ -340,23 +348,26 @@ class Ingestion:
                 )
             old = self._storage.read_manifest(snapshot_id)
             check_model(old, before.embed_model, self._storage.root)
-            documents = tuple(d for d in old.documents if d.owner is None) + tuple(
-                d for d in before.documents if d.owner is not None
-            )
+            try:
+                shared, next_id = self._renumbered(old, before)
+            except OSError as exc:
+                raise write_error(self._storage.root, exc) from exc
+            documents = shared + tuple(d for d in before.documents if d.owner is not None)
             restored = dataclasses.replace(
                 before,
                 documents=documents,
+                shared_history=self._history(before, documents),
                 snapshot_id=new_id(),
                 parent_snapshot_id=before.snapshot_id,
                 created_at=utc_now(),
-                next_vector_id=max(before.next_vector_id, old.next_vector_id),
+                next_vector_id=next_id,
                 dim=before.dim or old.dim,
             )
             fresh = MemoryIndex.from_segments(self._storage, restored)  # reads every segment before committing
             if len(fresh.chunks) != sum(d.chunks for d in documents):
                 raise IndexCorruptError(
-                    f"The snapshot {snapshot_id} was made before the index was rebuilt, so it cannot be combined "
-                    "with the private documents added since; restore the whole index folder from a backup instead."
+                    f"The snapshot {snapshot_id} does not match the segments it names in {self._storage.root}; "
+                    "restore the whole index folder from a backup instead."
                 )
             try:
                 self._storage.commit(fresh.manifest)
@@ -367,13 +378,89 @@ class Ingestion:
             self._prune()
             return before, fresh.manifest
 
+    def _renumbered(self, old: Manifest, now: Manifest) -> tuple[tuple[DocumentEntry, ...], int]:
+        """`old`'s shared documents, each one whose segment today's index does not hold copied to a new
+        segment with vector ids from `now.next_vector_id` on (a re-index numbers from 0 again, so old ids may
+        be taken). Returns (the entries, the next free vector id)."""
+        current = {d.segment for d in now.documents}
+        next_id = now.next_vector_id
+        entries = []
+        for doc in (d for d in old.documents if d.owner is None):
+            if doc.segment in current:
+                entries.append(doc)
+                continue
+            records, vectors = self._storage.read_segment(doc.segment)
+            stale = old.keyword_tokenizer != TOKENIZER_VERSION
+            copied = []
+            for n, record in enumerate(records):
+                chunk_terms = terms(context_text(doc.name, record_chunk(record))) if stale else None
+                copied.append({**record, "id": next_id + n, **({"terms": " ".join(chunk_terms)} if stale else {})})
+            next_id += len(records)
+            segment = f"{doc.doc_id}-{new_id()}"
+            self._storage.write_segment(segment, copied, vectors)
+            entries.append(dataclasses.replace(doc, segment=segment, chunks=len(records)))
+        return tuple(entries), next_id
+
+    def _history(self, before: Manifest, documents: Sequence[DocumentEntry]) -> tuple[RemovedDocument, ...]:
+        """The shared history after a change from `before` to `documents`: the shared documents it takes out,
+        added as removed now, and the older entries still inside `shared_history_days`; a document that is
+        back in the index (or whose newer removal is recorded) leaves the list."""
+        now = datetime.now(timezone.utc)
+        current = {d.doc_id for d in documents}
+        gone = [RemovedDocument(d, utc_now()) for d in before.documents if d.owner is None and d.doc_id not in current]
+        cutoff = now - timedelta(days=self.retrieval.shared_history_days)
+        history: dict[str, RemovedDocument] = {}
+        for item in (*before.shared_history, *gone):
+            if item.entry.doc_id not in current and _parsed(item.removed_at) >= cutoff:
+                history.pop(item.entry.doc_id, None)
+                history[item.entry.doc_id] = item  # the newest removal, last
+        return tuple(history.values())
+
+    def restore_document(self, name: str, progress: Progress) -> FileReport:
+        """Bring back the newest removed version of the shared document `name` (its file name, or its id) from
+        the shared history, re-read from its stored original with today's settings, replacing a shared
+        document of that name (which goes into the history in turn). Raises DocumentNotFoundError when the
+        history holds no such document, IndexCorruptError when its stored original is gone."""
+        manifest = self._live.current().manifest
+        wanted = str(name).strip()
+        found = [h for h in manifest.shared_history if wanted in (h.entry.name, h.entry.doc_id)]
+        if not found:
+            kept = ", ".join(sorted({h.entry.name for h in manifest.shared_history})) or "none"
+            raise DocumentNotFoundError(
+                f"No deleted or replaced shared document named {wanted[:80]!r} is kept (restorable now: {kept[:300]})."
+            )
+        entry = found[-1].entry
+        try:
+            data = self._uploads.read(entry.doc_id, entry.name)
+        except OSError:
+            raise IndexCorruptError(
+                f"The stored original of {entry.name} is gone from {self._uploads.root}; add the file again."
+            ) from None
+        progress(0.1, f"Reading {entry.name}")
+        doc = prepare(entry.name, data, self.chunker, float("inf"), self.bounds)
+        progress(0.4, f"Embedding {len(doc.chunks)} chunks of {entry.name}")
+        vectors = self._embedding.checked(manifest.dim).encode(doc.contexts)
+        progress(0.9, "Saving the index")
+        report = self.commit([(0, doc, vectors)], placement=Placement(None, None, replace=True))[0]
+        progress(1.0, report.message)
+        return report
+
     def _prune(self) -> None:
         try:
             kept = self._storage.prune(self.retrieval.index_snapshots_kept)
-            if kept:
-                self._uploads.prune({d.doc_id for m in kept for d in m.documents})
+            if kept:  # originals of kept snapshots' documents, and of the shared history (kept[0] is current)
+                history = {h.entry.doc_id for h in kept[0].shared_history}
+                self._uploads.prune({d.doc_id for m in kept for d in m.documents} | history)
         except (OSError, IndexCorruptError):
             log.exception("pruning old snapshots failed (the index itself is saved)")
+
+
+def _parsed(stamp: str) -> datetime:
+    """An ISO 8601 UTC time as written by `utc_now`; the distant past when it is not one."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 class Quota:

@@ -34,7 +34,7 @@ from rag.embedding import Embedder, IndexEmbedder, canonical_name
 from rag.errors import RagError
 from rag.fusion import Floors
 from rag.ingestion import Ingestion
-from rag.manifest import DocumentEntry, Manifest
+from rag.manifest import DocumentEntry, Manifest, RemovedDocument
 from rag.memory_index import LiveIndex
 from rag.preparation import folder_files
 from rag.records import DocumentInfo, FileReport, IndexStats, Placement, Progress, no_progress
@@ -244,6 +244,19 @@ class KnowledgeBase:
         result = self._ingestion.restore(snapshot_id)
         self._searcher.forget_background()
         return result
+
+    def restore_document(self, name: str, progress: Progress | None = None) -> FileReport:
+        """Bring back one deleted or replaced shared document by file name (or id) from the shared history,
+        which keeps each for `shared_history_days` whatever else changes (private churn, a re-index). It is
+        re-read from its stored original with today's settings and replaces a shared document of that name.
+        Raises DocumentNotFoundError when the history holds no such document."""
+        report = self._ingestion.restore_document(name, progress or no_progress)
+        self._searcher.forget_background()
+        return report
+
+    def shared_history(self) -> tuple[RemovedDocument, ...]:
+        """The deleted or replaced shared documents that `restore_document` can bring back, oldest first."""
+        return self._live.current().manifest.shared_history
 
     def reindex(self, progress: Progress | None = None) -> list[FileReport]:
         """Re-chunk and re-embed every document from its stored original with the current settings

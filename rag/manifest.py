@@ -76,6 +76,7 @@ _FIELDS = (
     "next_vector_id",
     "sample_seeded",
     "documents",
+    "shared_history",
 )
 
 
@@ -125,6 +126,26 @@ class DocumentEntry:
 
 
 @dataclass(frozen=True)
+class RemovedDocument:
+    """A shared document that a delete, a replace, a restore or a re-index took out of the index, kept (its
+    entry, and its stored original on disk) for `shared_history_days`, so that `python -m rag restore
+    --document NAME` can bring it back whatever happened since: private churn and re-indexing included."""
+
+    entry: DocumentEntry
+    removed_at: str  # ISO 8601 UTC
+
+    @classmethod
+    def from_json(cls, value: Any) -> RemovedDocument:
+        if not isinstance(value, dict):
+            raise ManifestError("a shared-history entry is not an object")
+        rest = {k: v for k, v in value.items() if k != "removed_at"}
+        return cls(DocumentEntry.from_json(rest), _text(value, "removed_at"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.entry.to_json(), "removed_at": self.removed_at}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """One snapshot of the index: how it was built and which documents it holds, oldest first."""
 
@@ -141,6 +162,7 @@ class Manifest:
     next_vector_id: int = 0
     sample_seeded: bool = False  # the shipped sample documents were ingested once
     documents: tuple[DocumentEntry, ...] = ()
+    shared_history: tuple[RemovedDocument, ...] = ()  # newest last; see RemovedDocument
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)  # fields of a newer writer
 
     @classmethod
@@ -171,6 +193,9 @@ class Manifest:
         documents = value.get("documents")
         if not isinstance(documents, list):
             raise ManifestError("the manifest has no list of documents")
+        history = value.get("shared_history") or []
+        if not isinstance(history, list):
+            raise ManifestError("the manifest's shared history is not a list")
         return cls(
             snapshot_id=_text(value, "snapshot_id"),
             embed_model=_text(value, "embed_model"),
@@ -185,12 +210,16 @@ class Manifest:
             next_vector_id=_int(value, "next_vector_id", 0),
             sample_seeded=bool(value.get("sample_seeded", False)),
             documents=tuple(DocumentEntry.from_json(d) for d in documents),
+            shared_history=tuple(RemovedDocument.from_json(h) for h in history),
             extra={k: v for k, v in value.items() if k not in _FIELDS},
         )
 
     def to_json(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _FIELDS}
         out["documents"] = [d.to_json() for d in self.documents]
+        out["shared_history"] = [h.to_json() for h in self.shared_history]
+        if not self.shared_history:  # absent when empty: a manifest reads as it always has
+            del out["shared_history"]
         return {**out, **self.extra}
 
     @classmethod

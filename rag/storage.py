@@ -13,7 +13,9 @@ CURRENT with `core.files.atomic_write_bytes`. A crash at any point leaves CURREN
 complete snapshot, whose segments are never modified. After a successful save, old snapshots are
 pruned: the newest `index_snapshots_kept` stay, as fallbacks and for `python -m rag restore` (a
 replaced or deleted shared document comes back from one), but never one that still holds a deleted
-*private* document, so a person deleting their own upload removes its data from disk.
+*private* document, so a person deleting their own upload removes its data from disk. Deleted or
+replaced shared documents are also kept apart from the count, in the current manifest's shared history
+(`rag.manifest.RemovedDocument`, for `shared_history_days`), whose stored originals the pruning keeps.
 """
 
 from __future__ import annotations
