@@ -10,7 +10,7 @@ from compose import App
 from core.errors import UserInputError
 from ui.chat_tab import Shared
 from ui.presentation import WARNING, adapter_choices, adapter_table
-from ui.session import PRIVATE, need_adapters, who
+from ui.session import PRIVATE, need_adapters, text_only, who
 
 ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval (scorecard)"]
 
@@ -50,6 +50,7 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
     def lists(owner: str, chosen: str | None = None) -> tuple:
         return *adapter_table(app.adapters, owner), adapter_choices(app.adapters, owner, chosen)
 
+    @text_only
     def upload(paths, new_name, chosen, request: gr.Request, profile: gr.OAuthProfile | None):
         person = who(request, profile)
         if not paths:
@@ -61,6 +62,7 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
         whose = "you; it stays after a reload" if person.signed_in else "this browser tab"
         return f"✅ Added {info.label}. It is private to {whose}.", *lists(person.owner, info.key), None
 
+    @text_only
     def delete(chosen, request: gr.Request, profile: gr.OAuthProfile | None):
         owner = who(request, profile).owner
         if not chosen:

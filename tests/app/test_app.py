@@ -387,6 +387,42 @@ def test_gradios_own_upload_endpoint_refuses_a_file_over_the_apps_largest_limit(
     assert small.status_code == 200
 
 
+def _raw_call(server, name: str, data: list) -> str:
+    """One call of a named endpoint over raw HTTP (what gradio_client cannot send: JSON escapes of a lone
+    surrogate); returns the server-sent events' text."""
+    import json
+
+    import httpx
+
+    url = server[0] + "gradio_api/call/" + name
+    body = json.dumps({"data": data})  # ensure_ascii: "\ud800" travels as the escape JSON allows
+    started = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+    assert started.status_code == 200, started.text[:300]
+    return httpx.get(f"{url}/{started.json()['event_id']}", timeout=120).text
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "data", "field"),
+    [
+        ("chat", ["Hi \ud800", "Base", "", [], 0, 8], "The question"),
+        ("chat", ["Hi", "Base", "", [{"role": "user", "content": "a\x00b"}], 0, 8], "The conversation"),
+        ("chat", ["Hi", "Fine-tuned", "my\ud800adapter", [], 0, 8], "The adapter name"),
+        ("compare", ["Hi \udfff", ""], "The question"),
+        ("documents_delete", ["a\x00b"], "The document ID"),
+        ("adapters_upload", [None, "my\ud800name"], "The name"),
+        ("adapters_delete", ["\ud800"], "The name"),
+        ("scorecard", [["RAG"], "\ud800", 1], "The adapter name"),
+    ],
+)
+def test_text_that_is_not_text_gets_one_sentence_in_every_field(server, endpoint, data, field):
+    """A lone surrogate or a NUL, sent over raw HTTP, is refused by a sentence of ours that names the field;
+    the app keeps serving."""
+    events = _raw_call(server, endpoint, data)
+    assert "event: error" in events and "not text (a lone surrogate or a NUL)" in events, events[-400:]
+    assert field in events and "TextEncodeInput" not in events and "Traceback" not in events
+    assert "event: complete" in _raw_call(server, "documents_list", [])
+
+
 def test_chat_without_a_history_carries_nothing_from_the_last_call(server, client):
     """/chat kept a hidden conversation per client, so one question's text reached the next answer's prompt;
     the API is now stateless unless the caller passes a history."""
