@@ -15,23 +15,41 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to th
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
+from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from compose import compose
 from core.settings import Settings, SettingsError
+from ui.guard import Guard, Limits
 from ui.page import build_page
 
 
 def serve(page: gr.Blocks, settings: Settings, **launch) -> None:
     """Queue and launch with the limits that hold under abuse: no upload larger than the largest file the
-    app accepts (Gradio's own upload endpoint took 1 GiB without them), and a bounded queue, beyond which a
-    client is told at once that the app is busy."""
+    app accepts (Gradio's own upload endpoint took 1 GiB without them), Gradio's upload route and sign-in
+    bounded per address before a byte is read (`ui.guard`), and a bounded queue, beyond which a client is told
+    at once that the app is busy."""
     largest_mb = max(settings.uploads.max_upload_mb, settings.uploads.adapter_max_mb)
     accounts = settings.access.accounts()
     if accounts:  # local sign-in: Gradio's login page, then `request.username` names the person
         launch.setdefault("auth", accounts)
         launch.setdefault("auth_message", "Sign in to keep your uploads across reloads and restarts.")
-    page.queue(default_concurrency_limit=4, max_size=settings.server.queue_max_size).launch(
-        max_file_size=int(largest_mb * 1024 * 1024), show_error=True, **launch
+    server = settings.server
+    limits = Limits(
+        signin_free_tries=server.signin_free_tries,
+        signin_max_wait_s=server.signin_max_wait_s,
+        upload_requests_per_minute=server.upload_requests_per_minute,
+        upload_files_per_hour=server.upload_files_per_hour,
+        upload_mb_per_hour=server.upload_mb_per_hour,
+        upload_total_mb=server.upload_total_mb,
+        behind_proxy=server.behind_proxy or bool(os.environ.get("SPACE_ID")),
+        upload_folder=get_upload_folder(),
+    )
+    page.queue(default_concurrency_limit=4, max_size=server.queue_max_size).launch(
+        max_file_size=int(largest_mb * 1024 * 1024),
+        show_error=True,
+        app_kwargs={"middleware": [Middleware(Guard, limits=limits)]},
+        **launch,
     )
 
 

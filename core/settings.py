@@ -409,10 +409,42 @@ class ServerSettings:
         default=0,
         metadata=_help("Port the web server listens on; 0 means Gradio's default (GRADIO_SERVER_PORT or 7860)."),
     )
+    behind_proxy: bool = field(
+        default=False,
+        metadata=_help(
+            "The app runs behind a proxy (a Space does; it is then assumed): a person's address is the first "
+            "X-Forwarded-For entry, for the sign-in and upload limits below."
+        ),
+    )
+    signin_free_tries: int = field(
+        default=3,
+        metadata=_help(
+            "Wrong passwords for one user name, or from one address, before each further try must wait "
+            "(1 s, doubling up to signin_max_wait_s; a right password resets it)."
+        ),
+    )
+    signin_max_wait_s: float = field(default=60.0, metadata=_help("The longest wait between sign-in tries."))
+    upload_requests_per_minute: int = field(
+        default=30, metadata=_help("Requests to Gradio's upload route one address may make a minute.")
+    )
+    upload_files_per_hour: int = field(
+        default=200, metadata=_help("Files one address may send to Gradio's upload route an hour.")
+    )
+    upload_mb_per_hour: float = field(
+        default=500.0, metadata=_help("MiB one address may send to Gradio's upload route an hour.")
+    )
+    upload_total_mb: float = field(
+        default=2048.0, metadata=_help("MiB everyone together may send to Gradio's upload route an hour.")
+    )
 
     def problems(self) -> list[str]:
         """Every bad value of the group, one sentence each; empty when all are fine."""
-        problems = _at_least_one(self, "queue_max_size")
+        problems = _at_least_one(
+            self, "queue_max_size", "signin_free_tries", "upload_requests_per_minute", "upload_files_per_hour"
+        )
+        for name in ("signin_max_wait_s", "upload_mb_per_hour", "upload_total_mb"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be above 0, not {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             problems.append(f"port must be between 0 and 65535, not {self.port}")
         return problems

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from compose import App
 from core.errors import UserInputError
 from ui.chat_tab import Shared
+from ui.guard import discard
 from ui.presentation import WARNING, adapter_choices, adapter_table
 from ui.session import PRIVATE, need_adapters, text_only, who
 
@@ -59,6 +61,8 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
             info = need_adapters(app).upload(list(paths), person.owner, new_name or None)
         except UserInputError as exc:
             return f"{WARNING}{exc}", *lists(person.owner, chosen), None
+        finally:  # stored (as a checked copy) or refused: Gradio's copy leaves the disk now
+            discard(list(paths), get_upload_folder())
         whose = "you; it stays after a reload" if person.signed_in else "this browser tab"
         return f"✅ Added {info.label}. It is private to {whose}.", *lists(person.owner, info.key), None
 

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from adapters.store import DEMO, PUBLISHED, TRAINED
 from answer.types import AnswerUpdate, Mode
@@ -28,6 +29,7 @@ from core.errors import UserInputError
 from core.identity import Identity
 from engines.base import GenerationParams
 from ui.evaluate_tab import scorecard_steps
+from ui.guard import discard
 from ui.knowledge_tab import start_adding
 from ui.presentation import MODES, compare_texts, default_adapter, display_text, named_adapter, tagged
 from ui.session import (
@@ -239,6 +241,8 @@ def public_api(app: App) -> None:
             info = need_adapters(app).upload(list(files), person.owner, name or None)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
+        finally:  # stored (as a checked copy) or refused: Gradio's copy leaves the disk now
+            discard(list(files), get_upload_folder())
         return f"Added {info.name}.", adapter_records(app, person)
 
     @text_only

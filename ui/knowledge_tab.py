@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from compose import App
 from core.errors import UserInputError
 from core.identity import Identity
 from core.jobs import Job
 from rag import FileReport
+from ui.guard import discard
 from ui.presentation import document_rows, file_reports, knowledge_summary
 from ui.session import (
     MY_DOCS,
@@ -37,9 +39,14 @@ def start_adding(
     shared knowledge base is chosen by someone the operator does not let change it."""
     placement = placement_for(app, person, target, replace)
     kb = need_knowledge(app)
-    return app.jobs.submit(
-        "documents", lambda report: kb.add_files([Path(p) for p in paths], report, placement=placement)
-    )
+
+    def add(report) -> list[FileReport]:
+        try:
+            return kb.add_files([Path(p) for p in paths], report, placement=placement)
+        finally:  # added (the index keeps its own original) or refused: Gradio's copy leaves the disk now
+            discard(list(paths), get_upload_folder())
+
+    return app.jobs.submit("documents", add)
 
 
 @dataclass

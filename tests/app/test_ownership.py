@@ -214,3 +214,41 @@ def test_a_pdf_is_read_in_its_bounded_child_and_a_docx_bomb_is_refused_at_once(p
     assert report[0]["ok"] and report[0]["chunks"] >= 1
     assert not report[1]["ok"] and "more than 100,000 paragraphs" in report[1]["message"]
     assert time.perf_counter() - started < 30
+
+
+def _cached(path: Path) -> list[Path]:
+    """Gradio's stored copies of the file at `path` (its upload cache, `<cache>/<hash>/<name>`)."""
+    from gradio.utils import get_upload_folder
+
+    data = path.read_bytes()
+    return [p for p in Path(get_upload_folder()).glob(f"*/{path.name}") if p.read_bytes() == data]
+
+
+def test_gradios_copy_of_an_upload_leaves_the_disk_and_its_url_no_longer_serves_it(public, tmp_path):
+    """Gradio kept its own copy of every uploaded file for about 2 hours, readable by URL after the person had
+    deleted the document; now the copy goes as soon as the upload is added or refused."""
+    import httpx
+
+    url, _ = public
+    alice = Client(url, verbose=False)
+    secret = "# Private\n\nThe saffron door code is 8812.\n"
+    (note,) = write_docs(tmp_path, {"guard-private-note.md": secret})
+    stored = httpx.post(url + "gradio_api/upload", files={"files": (note.name, note.read_bytes())}, timeout=30).json()
+    file_url = f"{url}gradio_api/file={stored[0]}"
+    assert httpx.get(file_url, timeout=30).status_code == 200  # what a second client holding the URL gets today
+
+    report, listed = alice.predict([handle_file(str(note))], api_name="/documents_upload")
+    assert report[0]["ok"], report
+    assert _cached(note) == []  # both copies (the raw upload above is the same bytes, the same folder)
+    gone = httpx.get(file_url, timeout=30)  # Gradio answers a missing file 403 "File not allowed", not 404
+    assert gone.status_code in (403, 404) and "saffron" not in gone.text
+    alice.predict(_ids(listed, note.name)[0], api_name="/documents_delete")
+    assert httpx.get(file_url, timeout=30).status_code in (403, 404)
+
+    (empty,) = write_docs(tmp_path / "refused", {"guard-empty.md": ""})
+    report, _ = alice.predict([handle_file(str(empty))], api_name="/documents_upload")
+    assert not report[0]["ok"] and _cached(empty) == []  # refused: gone too
+
+    files = _adapter_files(public[1], tmp_path / "adapter", seed=11)
+    alice.predict(files, "guard-adapter", api_name="/adapters_upload")
+    assert _cached(tmp_path / "adapter" / "adapter_model.safetensors") == []

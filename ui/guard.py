@@ -1,0 +1,295 @@
+"""What the HTTP server refuses before Gradio reads a byte: sign-in guessing, and floods of its upload route.
+
+`Guard` is an ASGI middleware that `app.serve` puts in front of Gradio's own routes (through `launch`'s
+`app_kwargs`); it looks at two of them only and passes every other request through untouched.
+
+- **Sign-in** (`POST /login`): after `signin_free_tries` wrong passwords for one user name, or from one
+  address, the next try must wait 1 s, then 2, 4, ... up to `signin_max_wait_s`; a try that comes sooner gets
+  429 and one sentence saying how long to wait. A right password resets both counts, and failures older than
+  15 minutes are forgotten, so the real user is slowed down while someone guesses, never locked out for good.
+- **Uploads** (`POST /gradio_api/upload`): Gradio stores whatever its upload route is sent (up to
+  `max_file_size` a file, 1,000 files a request) before any event handler sees it. Here each address may send
+  `upload_requests_per_minute` requests and `upload_mb_per_hour` MB, and all addresses together
+  `upload_total_mb` MB an hour; a request must say its length, which is checked before its body is read. The
+  files one request stored are counted after it, and those past `upload_files_per_hour` for that address are
+  deleted at once and the request refused.
+
+An address is the client's IP as the server sees it, or the first `X-Forwarded-For` entry when the operator
+says the app runs behind a proxy (`--behind-proxy`: a Space does), since then every request comes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+FORGET_S = 15 * 60  # failed sign-ins older than this no longer count
+_MAX_KEYS = 50_000  # the most names and addresses remembered at once (the oldest go first)
+
+
+@dataclass(frozen=True)
+class Limits:
+    signin_free_tries: int = 3
+    signin_max_wait_s: float = 60.0
+    upload_requests_per_minute: int = 30
+    upload_files_per_hour: int = 200
+    upload_mb_per_hour: float = 500.0
+    upload_total_mb: float = 2048.0
+    behind_proxy: bool = False
+    upload_folder: str = ""  # Gradio's cache: refused files are deleted only from inside it
+
+
+class _Failures:
+    """Failed sign-ins per key (a user name or an address): count and time of the last one."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, float]] = {}
+
+    def wait_s(self, key: str, now: float, free: int, cap: float) -> float:
+        count, last = self.seen.get(key, (0, 0.0))
+        if count < free or now - last > FORGET_S:
+            return 0.0
+        return max(0.0, last + min(cap, 2.0 ** (count - free)) - now)
+
+    def fail(self, key: str, now: float) -> None:
+        count, last = self.seen.pop(key, (0, 0.0))
+        self.seen[key] = (1 if now - last > FORGET_S else count + 1, now)
+        while len(self.seen) > _MAX_KEYS:
+            self.seen.pop(next(iter(self.seen)))
+
+    def forget(self, key: str) -> None:
+        self.seen.pop(key, None)
+
+
+class _Window:
+    """Amounts per key over a sliding window (requests, files, bytes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.events: dict[str, deque[tuple[float, float]]] = defaultdict(deque)
+
+    def total(self, key: str, now: float) -> float:
+        events = self.events.get(key)
+        if not events:
+            return 0.0
+        while events and now - events[0][0] > self.seconds:
+            events.popleft()
+        if not events:
+            del self.events[key]
+            return 0.0
+        return sum(amount for _, amount in events)
+
+    def add(self, key: str, now: float, amount: float) -> None:
+        self.events[key].append((now, amount))
+        while len(self.events) > _MAX_KEYS:
+            self.events.pop(next(iter(self.events)))
+
+
+class Guard:
+    """The ASGI middleware; see the module docstring."""
+
+    def __init__(self, app: Callable, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
+        self.app, self.limits, self.clock = app, limits or Limits(), clock
+        self.lock = threading.Lock()
+        self.signin = _Failures()
+        self.requests = _Window(60)
+        self.files = _Window(3600)
+        self.bytes = _Window(3600)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            path = scope.get("path", "").rstrip("/")
+            if path.endswith("/login") or path == "/login":
+                return await self._sign_in(scope, receive, send)
+            if path.endswith("/gradio_api/upload"):
+                return await self._upload(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    # -- who is asking ----------------------------------------------------------------------------
+    def address(self, scope: Scope) -> str:
+        if self.limits.behind_proxy:
+            forwarded = _header(scope, b"x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[0].strip()[:64]
+        client = scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    # -- sign-in ----------------------------------------------------------------------------------
+    async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, more = await _read_body(receive, 64 * 1024)
+        if more:
+            return await _reply(send, 413, "The sign-in form is too large.")
+        fields = parse_qs(body.decode("utf-8", "replace"))
+        user = "user:" + (fields.get("username") or [""])[0].strip().lower()[:200]
+        where = "addr:" + self.address(scope)
+        now = self.clock()
+        limits = self.limits
+        with self.lock:
+            wait = max(
+                self.signin.wait_s(k, now, limits.signin_free_tries, limits.signin_max_wait_s) for k in (user, where)
+            )
+        if wait > 0:
+            seconds = math.ceil(wait)
+            return await _reply(
+                send,
+                429,
+                f"Too many wrong passwords; wait {seconds} second{'s' if seconds != 1 else ''} and try again.",
+                {"retry-after": str(seconds)},
+            )
+        status: list[int] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, _replay(body, receive), watch)
+        with self.lock:
+            if status and status[0] < 300:
+                self.signin.forget(user)
+                self.signin.forget(where)
+            elif status and status[0] == 400:  # Gradio's "Incorrect credentials"
+                self.signin.fail(user, now)
+                self.signin.fail(where, now)
+
+    # -- uploads ----------------------------------------------------------------------------------
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limits, where, now = self.limits, self.address(scope), self.clock()
+        length = _header(scope, b"content-length")
+        if not length or not length.isdigit():
+            return await _reply(send, 411, "An upload must say its length (Content-Length).")
+        size = int(length)
+        mb = 2**20
+        with self.lock:
+            if self.requests.total(where, now) >= limits.upload_requests_per_minute:
+                return await _reply(send, 429, "Too many uploads in a minute; wait a moment and try again.")
+            if self.files.total(where, now) >= limits.upload_files_per_hour:
+                return await _reply(send, 429, "Too many files uploaded in the last hour; try again later.")
+            if self.bytes.total(where, now) + size > limits.upload_mb_per_hour * mb:
+                return await _reply(
+                    send, 429, f"Uploads from you are over {limits.upload_mb_per_hour:g} MB this hour; try again later."
+                )
+            if self.bytes.total("*", now) + size > limits.upload_total_mb * mb:
+                return await _reply(send, 503, "The app takes no more uploads this hour; try again later.")
+            self.requests.add(where, now, 1)
+            self.bytes.add(where, now, size)
+            self.bytes.add("*", now, size)
+        start: list[Message] = []
+        chunks: list[bytes] = []
+
+        async def hold(message: Message) -> None:  # the reply is held until the files are counted
+            if message["type"] == "http.response.start":
+                start.append(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    await self._after_upload(where, start[0], b"".join(chunks), send)
+
+        await self.app(scope, receive, hold)
+
+    async def _after_upload(self, where: str, start: Message, body: bytes, send: Send) -> None:
+        stored = _paths(body) if int(start["status"]) == 200 else []
+        with self.lock:
+            room = max(0, int(self.limits.upload_files_per_hour - self.files.total(where, self.clock())))
+            if len(stored) <= room:
+                self.files.add(where, self.clock(), len(stored))
+        if len(stored) > room:
+            discard(stored, self.limits.upload_folder)
+            return await _reply(
+                send, 429, f"Too many files at once: {self.limits.upload_files_per_hour} an hour may be uploaded."
+            )
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+
+def discard(paths: list[str] | tuple[str, ...], folder: str) -> int:
+    """Delete Gradio's stored copies of uploaded files (and their folder when it is left empty); a path outside
+    Gradio's upload folder `folder` is never touched. Returns how many files went."""
+    if not folder:
+        return 0
+    root = Path(folder).resolve()
+    gone = 0
+    for raw in paths:
+        try:
+            path = Path(str(raw)).resolve()
+        except (OSError, ValueError):
+            continue
+        if path == root or not path.is_relative_to(root) or not path.is_file():
+            continue
+        try:
+            path.unlink()
+            gone += 1
+            if path.parent != root and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+        except OSError:
+            continue
+    return gone
+
+
+def _paths(body: bytes) -> list[str]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return []
+    return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or []:
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return ""
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, up to `limit` bytes; (body, whether there was more)."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body, False
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return body, True
+        if not message.get("more_body"):
+            return body, False
+
+
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The body already read, once; then the connection's own messages (a disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    return receive
+
+
+async def _reply(send: Send, status: int, sentence: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"detail": sentence, "error": sentence}).encode()
+    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
