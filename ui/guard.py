@@ -289,7 +289,14 @@ async def _reply(send: Send, status: int, sentence: str, headers: dict[str, str]
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                # the connection ends with the refusal: the server does not read (or drain) the rest of a body
+                # it refused, and a flooding client's connection cannot be reused for the next one
+                (b"connection", b"close"),
+                *extra,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
