@@ -4,9 +4,12 @@
 `app_kwargs`); it looks at two of them only and passes every other request through untouched.
 
 - **Sign-in** (`POST /login`): after `signin_free_tries` wrong passwords for one user name, or from one
-  address, the next try must wait 1 s, then 2, 4, ... up to `signin_max_wait_s`; a try that comes sooner gets
-  429 and one sentence saying how long to wait. A right password resets both counts, and failures older than
-  15 minutes are forgotten, so the real user is slowed down while someone guesses, never locked out for good.
+  address, each further try is held back 1 s, then 2, 4, ... up to `signin_max_wait_s` before it is checked
+  (held, not refused: Gradio's login page shows any refusal as "Incorrect credentials", so a person who types
+  the right password simply waits a moment). One try at a time per name and per address: another that comes
+  meanwhile gets 429 and one sentence, so parallel connections do not multiply the guesses. A right password
+  resets both counts, and failures older than 15 minutes are forgotten: the real user is slowed down while
+  someone guesses, never locked out.
 - **Uploads** (`POST /gradio_api/upload`): Gradio stores whatever its upload route is sent (up to
   `max_file_size` a file, 1,000 files a request) before any event handler sees it. Here each address may send
   `upload_requests_per_minute` requests and `upload_mb_per_hour` MB, and all addresses together
@@ -20,8 +23,8 @@ says the app runs behind a proxy (`--behind-proxy`: a Space does), since then ev
 
 from __future__ import annotations
 
+import asyncio
 import json
-import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -105,6 +108,7 @@ class Guard:
         self.app, self.limits, self.clock = app, limits or Limits(), clock
         self.lock = threading.Lock()
         self.signin = _Failures()
+        self.trying: set[str] = set()  # names and addresses with a sign-in under way
         self.requests = _Window(60)
         self.files = _Window(3600)
         self.bytes = _Window(3600)
@@ -135,35 +139,38 @@ class Guard:
         fields = parse_qs(body.decode("utf-8", "replace"))
         user = "user:" + (fields.get("username") or [""])[0].strip().lower()[:200]
         where = "addr:" + self.address(scope)
-        now = self.clock()
         limits = self.limits
         with self.lock:
+            if user in self.trying or where in self.trying:  # one try at a time per name and per address
+                return await _reply(
+                    send, 429, "Another sign-in for this name or from this address is under way; try again."
+                )
             wait = max(
-                self.signin.wait_s(k, now, limits.signin_free_tries, limits.signin_max_wait_s) for k in (user, where)
+                self.signin.wait_s(k, self.clock(), limits.signin_free_tries, limits.signin_max_wait_s)
+                for k in (user, where)
             )
-        if wait > 0:
-            seconds = math.ceil(wait)
-            return await _reply(
-                send,
-                429,
-                f"Too many wrong passwords; wait {seconds} second{'s' if seconds != 1 else ''} and try again.",
-                {"retry-after": str(seconds)},
-            )
-        status: list[int] = []
+            self.trying.update((user, where))
+        try:
+            if wait > 0:  # the try is held back, not refused: a person at the login page just waits a moment
+                await asyncio.sleep(wait)
+            status: list[int] = []
 
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
-            await send(message)
+            async def watch(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(int(message["status"]))
+                await send(message)
 
-        await self.app(scope, _replay(body, receive), watch)
-        with self.lock:
-            if status and status[0] < 300:
-                self.signin.forget(user)
-                self.signin.forget(where)
-            elif status and status[0] == 400:  # Gradio's "Incorrect credentials"
-                self.signin.fail(user, now)
-                self.signin.fail(where, now)
+            await self.app(scope, _replay(body, receive), watch)
+            with self.lock:
+                if status and status[0] < 300:
+                    self.signin.forget(user)
+                    self.signin.forget(where)
+                elif status and status[0] == 400:  # Gradio's "Incorrect credentials"
+                    self.signin.fail(user, self.clock())
+                    self.signin.fail(where, self.clock())
+        finally:
+            with self.lock:
+                self.trying.difference_update((user, where))
 
     # -- uploads ----------------------------------------------------------------------------------
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
