@@ -17,6 +17,8 @@
   files one request stored are counted after it, and those past `upload_files_per_hour` for that address are
   deleted at once and the request refused.
 
+A request to Gradio's file route for an upload no longer kept answers 404 (Gradio says 403 "File not allowed").
+
 An address is the client's IP as the server sees it, or the first `X-Forwarded-For` entry when the operator
 says the app runs behind a proxy (`--behind-proxy`: a Space does), since then every request comes from it.
 """
@@ -32,7 +34,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -114,6 +116,8 @@ class Guard:
         self.bytes = _Window(3600)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and self._gone(scope):
+            return await _reply(send, 404, "This file is no longer kept.")
         if scope["type"] == "http" and scope.get("method") == "POST":
             path = scope.get("path", "").rstrip("/")
             if path.endswith("/login") or path == "/login":
@@ -121,6 +125,22 @@ class Guard:
             if path.endswith("/gradio_api/upload"):
                 return await self._upload(scope, receive, send)
         await self.app(scope, receive, send)
+
+    def _gone(self, scope: Scope) -> bool:
+        """Whether the request asks Gradio's file route for an upload that is no longer in Gradio's upload folder
+        (deleted once added or refused: `discard`). Gradio would answer 403 "File not allowed"; inside its own
+        upload folder a missing file is simply gone (a kept one is served, so 404 reveals nothing more)."""
+        path = scope.get("path", "")
+        marker = "/gradio_api/file="
+        if marker not in path or not self.limits.upload_folder:
+            return False
+        wanted = unquote(path.split(marker, 1)[1])
+        try:
+            root = Path(self.limits.upload_folder).resolve()
+            target = Path(wanted).resolve()
+        except (OSError, ValueError):
+            return False
+        return target != root and target.is_relative_to(root) and not target.exists()
 
     # -- who is asking ----------------------------------------------------------------------------
     def address(self, scope: Scope) -> str:
