@@ -12,7 +12,7 @@ from core.errors import UserInputError
 from ui.chat_tab import Shared
 from ui.guard import discard
 from ui.presentation import WARNING, adapter_choices, adapter_table
-from ui.session import PRIVATE, need_adapters, text_only, who
+from ui.session import PRIVATE, need_adapters, who
 
 ADAPTER_HEADERS = ["Adapter", "Source", "Base model", "Rank", "Targets", "Data sha256", "Date", "Eval (scorecard)"]
 
@@ -52,7 +52,6 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
     def lists(owner: str, chosen: str | None = None) -> tuple:
         return *adapter_table(app.adapters, owner), adapter_choices(app.adapters, owner, chosen)
 
-    @text_only
     def upload(paths, new_name, chosen, request: gr.Request, profile: gr.OAuthProfile | None):
         person = who(request, profile)
         if not paths:
@@ -66,7 +65,6 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
         whose = "you; it stays after a reload" if person.signed_in else "this browser tab"
         return f"✅ Added {info.label}. It is private to {whose}.", *lists(person.owner, info.key), None
 
-    @text_only
     def delete(chosen, request: gr.Request, profile: gr.OAuthProfile | None):
         owner = who(request, profile).owner
         if not chosen:

@@ -39,7 +39,6 @@ from ui.session import (
     need_adapters,
     need_knowledge,
     on_the_model,
-    text_only,
     who,
 )
 
@@ -137,7 +136,6 @@ def public_api(app: App) -> None:
         scores = gr.JSON(label="Scores")
         trigger = gr.Button()
 
-    @text_only
     def chat(
         question,
         mode,
@@ -172,7 +170,6 @@ def public_api(app: App) -> None:
             quotes = [{"n": q.source, "text": q.text, "file": q.file, "location": q.location} for q in update.evidence]
             yield display_text(update), source_records(update), quotes, list(update.notes), [*turns, *exchange]
 
-    @text_only
     def compare(question, adapter, request: gr.Request, profile: gr.OAuthProfile | None):
         """Answer one question in all four modes at once (greedy); each answer as the page shows it, or the
         sentence that says why that mode could not answer. Without `adapter`, Fine-tuned and Hybrid use the
@@ -192,7 +189,6 @@ def public_api(app: App) -> None:
         """The documents you can search: the shared ones and your own private ones."""
         return document_records(app, who(request, profile))
 
-    @text_only
     def documents_upload(files, collection, replace, request: gr.Request, profile: gr.OAuthProfile | None):
         """Add documents (.txt .md .rst .pdf .docx .html .csv .xlsx .pptx) to your private collection, or to the
         shared one if the operator lets you. A file whose name is taken is refused unless `replace`. Returns a
@@ -214,7 +210,6 @@ def public_api(app: App) -> None:
         ]
         return rows, document_records(app, person)
 
-    @text_only
     def documents_delete(doc_id, request: gr.Request, profile: gr.OAuthProfile | None):
         """Delete one of your documents by its id (from /documents_list); shared ones only if the operator
         lets you. A deleted shared document stays recoverable by the operator (python -m rag restore)."""
@@ -230,7 +225,6 @@ def public_api(app: App) -> None:
         """The adapters you can use: your uploads first, then trained, published and shipped ones."""
         return adapter_records(app, who(request, profile))
 
-    @text_only
     def adapters_upload(files, name, request: gr.Request, profile: gr.OAuthProfile | None):
         """Upload a LoRA adapter (adapter_config.json + adapter_model.safetensors, or one .zip of them). It is
         checked before it is stored (config, shapes, finite weights of a sane size) and is private to you."""
@@ -245,7 +239,6 @@ def public_api(app: App) -> None:
             discard(list(files), get_upload_folder())
         return f"Added {info.name}.", adapter_records(app, person)
 
-    @text_only
     def adapters_delete(name, request: gr.Request, profile: gr.OAuthProfile | None):
         """Delete one of your uploaded adapters by name."""
         person = who(request, profile)
@@ -255,7 +248,6 @@ def public_api(app: App) -> None:
             raise gr.Error(str(exc)) from None
         return f"Deleted {info.name}.", adapter_records(app, person)
 
-    @text_only
     def scorecard(modes, adapter, limit, request: gr.Request, profile: gr.OAuthProfile | None):
         """Run the scorecard on the shipped held-out set in the chosen modes (greedy; `limit` questions, 0 for
         all), streaming its status. Finished answers are kept, so a repeated call resumes. Returns the status,

@@ -8,7 +8,7 @@ from compose import App
 from engines.base import GenerationParams
 from ui.chat_tab import PLACEHOLDER, Shared
 from ui.presentation import MODES, compare_texts, named_adapter
-from ui.session import PRIVATE, on_the_model, text_only, who
+from ui.session import PRIVATE, on_the_model, who
 
 
 def compare_tab(app: App, shared: Shared, stop_btn: gr.Button) -> None:
@@ -27,7 +27,6 @@ def compare_tab(app: App, shared: Shared, stop_btn: gr.Button) -> None:
                 gr.Markdown(f"### {m}")
                 columns.append(gr.Markdown(elem_id=f"compare-{m.lower()}"))
 
-    @text_only
     def answer_four_ways(
         question, adapter, system, temperature, top_p, max_new, request: gr.Request, profile: gr.OAuthProfile | None
     ):

@@ -18,6 +18,8 @@
   deleted at once and the request refused.
 
 A request to Gradio's file route for an upload no longer kept answers 404 (Gradio says 403 "File not allowed").
+A JSON request (an event of the page, an API call) holding a lone surrogate or a NUL in any string gets 422 and
+one sentence naming the input, before Gradio or a handler sees it.
 
 An address is the client's IP as the server sees it, or the first `X-Forwarded-For` entry when the operator
 says the app runs behind a proxy (`--behind-proxy`: a Space does), since then every request comes from it.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -124,7 +127,25 @@ class Guard:
                 return await self._sign_in(scope, receive, send)
             if path.endswith("/gradio_api/upload"):
                 return await self._upload(scope, receive, send)
+            if "/gradio_api/" in path and _header(scope, b"content-type").startswith("application/json"):
+                return await self._text_only(scope, receive, send)
         await self.app(scope, receive, send)
+
+    # -- text that is not text --------------------------------------------------------------------
+    async def _text_only(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A JSON request whose strings hold a lone surrogate or a NUL (raw HTTP can send both as escapes) is
+        refused with one sentence naming the input, before Gradio checks a choice or any handler runs: one rule
+        for every field of the page's events and of the API, so no tokenizer, file name or JSON file on disk
+        ever gets one."""
+        body, more = await _read_body(receive, MAX_JSON_BYTES)
+        if not more and _ESCAPES.search(body):
+            try:
+                value = json.loads(body)
+            except (ValueError, RecursionError):
+                value = None
+            if _holds_not_text(value):
+                return await _reply(send, 422, _not_text_sentence(scope.get("path", ""), value))
+        await self.app(scope, _replay_more(body, more, receive), send)
 
     def _gone(self, scope: Scope) -> bool:
         """Whether the request asks Gradio's file route for an upload that is no longer in Gradio's upload folder
@@ -293,6 +314,51 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
             return body, True
         if not message.get("more_body"):
             return body, False
+
+
+MAX_JSON_BYTES = 16 * 2**20
+"""The most of a JSON request that is read to look for text that is not text; a longer one passes unread."""
+_ESCAPES = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+"""A JSON escape of a UTF-16 surrogate or of NUL: only then is the body parsed (a pair, as in an emoji, is fine)."""
+
+
+def _holds_not_text(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" or c == "\x00" for c in value)
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(_holds_not_text(k, depth + 1) or _holds_not_text(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_not_text(v, depth + 1) for v in value)
+    return False
+
+
+def _not_text_sentence(path: str, value: Any) -> str:
+    """One sentence naming the input (by its position, and the endpoint when the path names it)."""
+    where = "this request"
+    if "/call/" in path or "/run/" in path:
+        where = "/" + path.rsplit("/call/" if "/call/" in path else "/run/", 1)[1].split("/")[0][:60]
+    data = value.get("data") if isinstance(value, dict) else None
+    if isinstance(data, list):
+        for n, item in enumerate(data, 1):
+            if _holds_not_text(item):
+                return f"Input {n} of {where} holds characters that are not text (a lone surrogate or a NUL)."
+    return f"The body of {where} holds characters that are not text (a lone surrogate or a NUL)."
+
+
+def _replay_more(body: bytes, more: bool, then: Receive) -> Receive:
+    """The part of the body already read, then (when there was more) the rest as the connection sends it."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await then()
+
+    return receive
 
 
 def _replay(body: bytes, then: Receive) -> Receive:

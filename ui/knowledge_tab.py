@@ -24,7 +24,6 @@ from ui.session import (
     need_knowledge,
     placement_for,
     shared_writers,
-    text_only,
     who,
 )
 
@@ -96,7 +95,6 @@ def knowledge_tab(app: App) -> KnowledgeView:
             raise gr.Error(str(exc)) from None
         return file_reports(reports), *lists(person), None
 
-    @text_only
     def delete_document(doc, request: gr.Request, profile: gr.OAuthProfile | None):
         if not doc or not str(doc).strip():
             raise gr.Error("Type the ID of the document to delete (first column).")

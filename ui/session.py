@@ -4,15 +4,9 @@ and the public API (`ui/api.py`)."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from typing import Any
-
 import gradio as gr
 
 from adapters import AdapterCatalog
-from answer.prompts import is_text
 from compose import App
 from core.identity import Identity
 from rag import KnowledgeBase, Placement
@@ -38,64 +32,6 @@ def identity_line(person: Identity, writers: str) -> str:
     return (
         f"Not signed in: your documents and adapters are private to this browser tab{shared}; a reload starts afresh."
     )
-
-
-_FIELD_NAMES = {
-    "question": "question",
-    "text": "message",
-    "history": "conversation",
-    "adapter": "adapter name",
-    "chosen": "adapter name",
-    "name": "name",
-    "new_name": "name",
-    "doc_id": "document ID",
-    "doc": "document ID",
-    "system": "system prompt",
-    "modes": "list of modes",
-}
-
-
-def _not_text(value: Any, depth: int = 0) -> bool:
-    """Whether `value` holds, anywhere in its lists and mappings, a string with a lone surrogate or a NUL."""
-    if isinstance(value, str):
-        return not is_text(value)
-    if depth > 20:
-        return False
-    if isinstance(value, dict):
-        return any(_not_text(k, depth + 1) or _not_text(v, depth + 1) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_not_text(v, depth + 1) for v in value)
-    return False
-
-
-def text_only(fn: Callable) -> Callable:
-    """An event handler that refuses, in one sentence naming the field, any text argument holding a lone
-    surrogate or a NUL (raw HTTP can send both; a tokenizer, a file name or JSON written to disk cannot take
-    them), before the handler runs. Keeps the handler's signature, so Gradio still passes the request."""
-    signature = inspect.signature(fn)
-
-    def check(args: tuple, kwargs: dict) -> None:
-        bound = signature.bind_partial(*args, **kwargs)
-        for name, value in bound.arguments.items():
-            if _not_text(value):
-                what = _FIELD_NAMES.get(name, name.replace("_", " "))
-                raise gr.Error(f"The {what} holds characters that are not text (a lone surrogate or a NUL).")
-
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            check(args, kwargs)
-            yield from fn(*args, **kwargs)
-
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        check(args, kwargs)
-        return fn(*args, **kwargs)
-
-    return call
 
 
 def on_the_model(app: App) -> dict:
