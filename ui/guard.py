@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -155,7 +155,7 @@ class Guard:
         marker = "/gradio_api/file="
         if marker not in path or not self.limits.upload_folder:
             return False
-        wanted = unquote(path.split(marker, 1)[1])
+        wanted = path.split(marker, 1)[1]  # the server has already decoded the path
         try:
             root = Path(self.limits.upload_folder).resolve()
             target = Path(wanted).resolve()
@@ -181,16 +181,18 @@ class Guard:
         user = "user:" + (fields.get("username") or [""])[0].strip().lower()[:200]
         where = "addr:" + self.address(scope)
         limits = self.limits
-        with self.lock:
-            if user in self.trying or where in self.trying:  # one try at a time per name and per address
-                return await _reply(
-                    send, 429, "Another sign-in for this name or from this address is under way; try again."
+        with self.lock:  # never held across an await: the event loop would stop with it
+            busy = user in self.trying or where in self.trying  # one try at a time per name and per address
+            if not busy:
+                wait = max(
+                    self.signin.wait_s(k, self.clock(), limits.signin_free_tries, limits.signin_max_wait_s)
+                    for k in (user, where)
                 )
-            wait = max(
-                self.signin.wait_s(k, self.clock(), limits.signin_free_tries, limits.signin_max_wait_s)
-                for k in (user, where)
+                self.trying.update((user, where))
+        if busy:
+            return await _reply(
+                send, 429, "Another sign-in for this name or from this address is under way; try again."
             )
-            self.trying.update((user, where))
         try:
             if wait > 0:  # the try is held back, not refused: a person at the login page just waits a moment
                 await asyncio.sleep(wait)
@@ -221,20 +223,22 @@ class Guard:
             return await _reply(send, 411, "An upload must say its length (Content-Length).")
         size = int(length)
         mb = 2**20
-        with self.lock:
+        refusal: tuple[int, str] | None = None
+        with self.lock:  # never held across an await
             if self.requests.total(where, now) >= limits.upload_requests_per_minute:
-                return await _reply(send, 429, "Too many uploads in a minute; wait a moment and try again.")
-            if self.files.total(where, now) >= limits.upload_files_per_hour:
-                return await _reply(send, 429, "Too many files uploaded in the last hour; try again later.")
-            if self.bytes.total(where, now) + size > limits.upload_mb_per_hour * mb:
-                return await _reply(
-                    send, 429, f"Uploads from you are over {limits.upload_mb_per_hour:g} MB this hour; try again later."
-                )
-            if self.bytes.total("*", now) + size > limits.upload_total_mb * mb:
-                return await _reply(send, 503, "The app takes no more uploads this hour; try again later.")
-            self.requests.add(where, now, 1)
-            self.bytes.add(where, now, size)
-            self.bytes.add("*", now, size)
+                refusal = 429, "Too many uploads in a minute; wait a moment and try again."
+            elif self.files.total(where, now) >= limits.upload_files_per_hour:
+                refusal = 429, "Too many files uploaded in the last hour; try again later."
+            elif self.bytes.total(where, now) + size > limits.upload_mb_per_hour * mb:
+                refusal = 429, f"Uploads from you are over {limits.upload_mb_per_hour:g} MB this hour; try again later."
+            elif self.bytes.total("*", now) + size > limits.upload_total_mb * mb:
+                refusal = 503, "The app takes no more uploads this hour; try again later."
+            else:
+                self.requests.add(where, now, 1)
+                self.bytes.add(where, now, size)
+                self.bytes.add("*", now, size)
+        if refusal is not None:
+            return await _reply(send, *refusal)
         start: list[Message] = []
         chunks: list[bytes] = []
 
