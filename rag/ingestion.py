@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.bm25_tokens import TOKENIZER_VERSION, terms
+from core.dates import parse_date
 from core.layout import DataLayout
 from core.settings import RetrievalSettings, UploadSettings
 from rag.chunking import Chunker, context_text, effective_chunk_size
@@ -35,6 +36,7 @@ from rag.uploads import UploadStore
 log = logging.getLogger(__name__)
 
 COMMIT_BYTES = 64 * 1024 * 1024
+_LONG_AGO = datetime.min.replace(tzinfo=timezone.utc)  # an unreadable removal time: past every cutoff
 
 Prepared = tuple[int, PreparedDocument, np.ndarray]
 """(position in the caller's batch, the prepared document, its vectors)."""
@@ -411,7 +413,7 @@ class Ingestion:
         cutoff = now - timedelta(days=self.retrieval.shared_history_days)
         history: dict[str, RemovedDocument] = {}
         for item in (*before.shared_history, *gone):
-            if item.entry.doc_id not in current and _parsed(item.removed_at) >= cutoff:
+            if item.entry.doc_id not in current and (parse_date(item.removed_at) or _LONG_AGO) >= cutoff:
                 history.pop(item.entry.doc_id, None)
                 history[item.entry.doc_id] = item  # the newest removal, last
         return tuple(history.values())
@@ -453,14 +455,6 @@ class Ingestion:
                 self._uploads.prune({d.doc_id for m in kept for d in m.documents} | history)
         except (OSError, IndexCorruptError):
             log.exception("pruning old snapshots failed (the index itself is saved)")
-
-
-def _parsed(stamp: str) -> datetime:
-    """An ISO 8601 UTC time as written by `utc_now`; the distant past when it is not one."""
-    try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except (TypeError, ValueError):
-        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 class Quota:

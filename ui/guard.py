@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from answer.prompts import is_text
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -145,7 +147,7 @@ class Guard:
                 value = None
             if _holds_not_text(value):
                 return await _reply(send, 422, _not_text_sentence(scope.get("path", ""), value))
-        await self.app(scope, _replay_more(body, more, receive), send)
+        await self.app(scope, _replay(body, receive, more), send)
 
     def _gone(self, scope: Scope) -> bool:
         """Whether the request asks Gradio's file route for an upload that is no longer in Gradio's upload folder
@@ -328,7 +330,7 @@ _ESCAPES = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
 
 def _holds_not_text(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
-        return any("\ud800" <= c <= "\udfff" or c == "\x00" for c in value)
+        return not is_text(value)
     if depth > 64:
         return False
     if isinstance(value, dict):
@@ -351,8 +353,9 @@ def _not_text_sentence(path: str, value: Any) -> str:
     return f"The body of {where} holds characters that are not text (a lone surrogate or a NUL)."
 
 
-def _replay_more(body: bytes, more: bool, then: Receive) -> Receive:
-    """The part of the body already read, then (when there was more) the rest as the connection sends it."""
+def _replay(body: bytes, then: Receive, more: bool = False) -> Receive:
+    """The body already read, once; then the connection's own messages (the rest of the body when there was
+    `more`, else a disconnect)."""
     sent = False
 
     async def receive() -> Message:
@@ -360,20 +363,6 @@ def _replay_more(body: bytes, more: bool, then: Receive) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": more}
-        return await then()
-
-    return receive
-
-
-def _replay(body: bytes, then: Receive) -> Receive:
-    """The body already read, once; then the connection's own messages (a disconnect)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
         return await then()
 
     return receive
