@@ -15,12 +15,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out to th
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from compose import compose
 from core.settings import Settings, SettingsError
-from ui.guard import Guard, Limits
+from ui.guard import Guard
 from ui.page import build_page
 
 
@@ -35,20 +34,10 @@ def serve(page: gr.Blocks, settings: Settings, **launch) -> None:
         launch.setdefault("auth", accounts)
         launch.setdefault("auth_message", "Sign in to keep your uploads across reloads and restarts.")
     server = settings.server
-    limits = Limits(
-        signin_free_tries=server.signin_free_tries,
-        signin_max_wait_s=server.signin_max_wait_s,
-        upload_requests_per_minute=server.upload_requests_per_minute,
-        upload_files_per_hour=server.upload_files_per_hour,
-        upload_mb_per_hour=server.upload_mb_per_hour,
-        upload_total_mb=server.upload_total_mb,
-        behind_proxy=server.behind_proxy or bool(os.environ.get("SPACE_ID")),
-        upload_folder=get_upload_folder(),
-    )
     page.queue(default_concurrency_limit=4, max_size=server.queue_max_size).launch(
         max_file_size=int(largest_mb * 1024 * 1024),
         show_error=True,
-        app_kwargs={"middleware": [Middleware(Guard, limits=limits)]},
+        app_kwargs={"middleware": [Middleware(Guard, server=server)]},
         **launch,
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from compose import App
 from core.errors import UserInputError
@@ -61,7 +60,7 @@ def adapters_tab(app: App, shared: Shared) -> AdaptersView:
         except UserInputError as exc:
             return f"{WARNING}{exc}", *lists(person.owner, chosen), None
         finally:  # stored (as a checked copy) or refused: Gradio's copy leaves the disk now
-            discard(list(paths), get_upload_folder())
+            discard(paths)
         whose = "you; it stays after a reload" if person.signed_in else "this browser tab"
         return f"✅ Added {info.label}. It is private to {whose}.", *lists(person.owner, info.key), None
 

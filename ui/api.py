@@ -20,7 +20,6 @@ import logging
 from typing import Any
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from adapters.store import DEMO, PUBLISHED, TRAINED
 from answer.types import AnswerUpdate, Mode
@@ -236,7 +235,7 @@ def public_api(app: App) -> None:
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
         finally:  # stored (as a checked copy) or refused: Gradio's copy leaves the disk now
-            discard(list(files), get_upload_folder())
+            discard(files)
         return f"Added {info.name}.", adapter_records(app, person)
 
     def adapters_delete(name, request: gr.Request, profile: gr.OAuthProfile | None):

@@ -29,17 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from gradio.utils import get_upload_folder
+
 from answer.prompts import is_text
+from core.settings import ServerSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,18 +51,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 FORGET_S = 15 * 60  # failed sign-ins older than this no longer count
 _MAX_KEYS = 50_000  # the most names and addresses remembered at once (the oldest go first)
-
-
-@dataclass(frozen=True)
-class Limits:
-    signin_free_tries: int = 3
-    signin_max_wait_s: float = 60.0
-    upload_requests_per_minute: int = 30
-    upload_files_per_hour: int = 200
-    upload_mb_per_hour: float = 500.0
-    upload_total_mb: float = 2048.0
-    behind_proxy: bool = False
-    upload_folder: str = ""  # Gradio's cache: refused files are deleted only from inside it
 
 
 class _Failures:
@@ -111,8 +102,12 @@ class _Window:
 class Guard:
     """The ASGI middleware; see the module docstring."""
 
-    def __init__(self, app: Callable, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
-        self.app, self.limits, self.clock = app, limits or Limits(), clock
+    def __init__(self, app: Callable, server: ServerSettings, clock: Callable[[], float] = time.monotonic):
+        """`server`: the limits (`core.settings.ServerSettings`, where their defaults live); on a Space
+        (`SPACE_ID` set) the app is behind a proxy whatever `behind_proxy` says."""
+        self.app, self.limits, self.clock = app, server, clock
+        self.behind_proxy = server.behind_proxy or bool(os.environ.get("SPACE_ID"))
+        self.upload_folder = get_upload_folder()  # Gradio's cache: refused files are deleted only from inside it
         self.lock = threading.Lock()
         self.signin = _Failures()
         self.trying: set[str] = set()  # names and addresses with a sign-in under way
@@ -155,11 +150,11 @@ class Guard:
         upload folder a missing file is simply gone (a kept one is served, so 404 reveals nothing more)."""
         path = scope.get("path", "")
         marker = "/gradio_api/file="
-        if marker not in path or not self.limits.upload_folder:
+        if marker not in path:
             return False
         wanted = path.split(marker, 1)[1]  # the server has already decoded the path
         try:
-            root = Path(self.limits.upload_folder).resolve()
+            root = Path(self.upload_folder).resolve()
             target = Path(wanted).resolve()
         except (OSError, ValueError):
             return False
@@ -167,7 +162,7 @@ class Guard:
 
     # -- who is asking ----------------------------------------------------------------------------
     def address(self, scope: Scope) -> str:
-        if self.limits.behind_proxy:
+        if self.behind_proxy:
             forwarded = _header(scope, b"x-forwarded-for")
             if forwarded:
                 return forwarded.split(",")[0].strip()[:64]
@@ -261,7 +256,7 @@ class Guard:
             if len(stored) <= room:
                 self.files.add(where, self.clock(), len(stored))
         if len(stored) > room:
-            discard(stored, self.limits.upload_folder)
+            discard(stored, self.upload_folder)
             return await _reply(
                 send, 429, f"Too many files at once: {self.limits.upload_files_per_hour} an hour may be uploaded."
             )
@@ -269,12 +264,10 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
-def discard(paths: list[str] | tuple[str, ...], folder: str) -> int:
+def discard(paths: Iterable[str], folder: str | None = None) -> int:
     """Delete Gradio's stored copies of uploaded files (and their folder when it is left empty); a path outside
-    Gradio's upload folder `folder` is never touched. Returns how many files went."""
-    if not folder:
-        return 0
-    root = Path(folder).resolve()
+    Gradio's upload folder (`folder`, by default the one Gradio uses) is never touched. Returns how many went."""
+    root = Path(folder or get_upload_folder()).resolve()
     gone = 0
     for raw in paths:
         try:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from compose import App
 from core.errors import UserInputError
@@ -43,7 +42,7 @@ def start_adding(
         try:
             return kb.add_files([Path(p) for p in paths], report, placement=placement)
         finally:  # added (the index keeps its own original) or refused: Gradio's copy leaves the disk now
-            discard(list(paths), get_upload_folder())
+            discard(paths)
 
     return app.jobs.submit("documents", add)
 
