@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,17 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def rag_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m rag ARGS --data-dir DATA_DIR` in a process of its own, as an operator runs it; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args, "--data-dir", str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def rag_settings(data_dir: Path, **changes: object) -> Settings:

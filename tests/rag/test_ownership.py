@@ -4,14 +4,13 @@ per-person quotas, name collisions that never silently replace, and `restore` of
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.identity import Identity
 from rag import DocumentNotFoundError, IndexCorruptError, KnowledgeBase, NotAllowedError, Placement
-from tests.conftest import rag_settings, write_docs
+from tests.conftest import rag_cli, rag_settings, write_docs
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -172,13 +171,7 @@ def test_the_cli_lists_snapshots_and_restores_the_previous_one(tmp_path: Path) -
     assert kb.add_files(junk, placement=Placement(replace=True))[0].status == "replaced"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "rag", *args, "--data-dir", str(tmp_path / "data")],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return rag_cli(tmp_path / "data", *args)
 
     listed = cli("snapshots")
     assert listed.returncode == 0, listed.stderr[-2000:]

@@ -5,7 +5,6 @@ and a whole snapshot restores across a re-index."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from core.identity import Identity
 from rag import DocumentNotFoundError, KnowledgeBase, Placement
-from tests.conftest import rag_settings, write_docs
+from tests.conftest import rag_cli, rag_settings, write_docs
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -121,13 +120,7 @@ def test_the_cli_restores_one_document_and_lists_the_shared_history(tmp_path: Pa
     kb.delete(_doc_id(kb, "warranty.md"))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "rag", *args, "--data-dir", str(tmp_path / "data")],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return rag_cli(tmp_path / "data", *args)
 
     listed = cli("snapshots")
     assert listed.returncode == 0, listed.stderr[-2000:]
