@@ -385,6 +385,7 @@ class Ingestion:
         segment with vector ids from `now.next_vector_id` on (a re-index numbers from 0 again, so old ids may
         be taken). Returns (the entries, the next free vector id)."""
         current = {d.segment for d in now.documents}
+        stale = old.keyword_tokenizer != TOKENIZER_VERSION  # its terms, split another way: split them again
         next_id = now.next_vector_id
         entries = []
         for doc in (d for d in old.documents if d.owner is None):
@@ -392,11 +393,10 @@ class Ingestion:
                 entries.append(doc)
                 continue
             records, vectors = self._storage.read_segment(doc.segment)
-            stale = old.keyword_tokenizer != TOKENIZER_VERSION
-            copied = []
-            for n, record in enumerate(records):
-                chunk_terms = terms(context_text(doc.name, record_chunk(record))) if stale else None
-                copied.append({**record, "id": next_id + n, **({"terms": " ".join(chunk_terms)} if stale else {})})
+            copied = [{**record, "id": next_id + n} for n, record in enumerate(records)]
+            if stale:
+                for record in copied:
+                    record["terms"] = " ".join(terms(context_text(doc.name, record_chunk(record))))
             next_id += len(records)
             segment = f"{doc.doc_id}-{new_id()}"
             self._storage.write_segment(segment, copied, vectors)
