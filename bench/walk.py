@@ -121,7 +121,7 @@ def main() -> int:
     shown = []
 
     def run() -> None:
-        for _, chat, _, _ in respond(args.question, [], [], "RAG", "", "", 0.0, 1.0, 64, request, None):
+        for _, chat, *_ in respond(args.question, [], [], "RAG", "", "", 0.0, 1.0, 64, request, None):
             shown.append(chat[-1]["content"])
 
     calls = trace(run, args.depth)
