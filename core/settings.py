@@ -242,6 +242,20 @@ class RetrievalSettings:
         default="rrf",
         metadata=_help("How dense and keyword results are fused: 'rrf' (reciprocal rank), 'dense' or 'keyword'."),
     )
+    index_backend: str = field(
+        default="faiss",
+        metadata=_help(
+            "Where the document index lives: 'faiss' (files in the data directory, searched in this process) or "
+            "'postgres' (tables in PostgreSQL with pgvector at --database-url, shared by every app replica)."
+        ),
+    )
+    database_url: str = field(
+        default="",
+        metadata=_help(
+            "PostgreSQL address for --index-backend postgres, e.g. postgresql://user:password@host:5432/expert "
+            "(better set as EXPERT_DATABASE_URL, so the password stays out of the process list)."
+        ),
+    )
     index_watch_s: float = field(
         default=2.0,
         metadata=_help("How often the app checks whether another process (python -m rag) saved the index; 0 = never."),
@@ -271,6 +285,12 @@ class RetrievalSettings:
         problems += _at_least_one(self, "top_k", "dense_k", "keyword_k", "index_snapshots_kept")
         if not self.shared_history_days >= 0:
             problems.append(f"shared_history_days must be 0 or more, not {self.shared_history_days}")
+        if self.index_backend not in ("faiss", "postgres"):
+            problems.append(f"index_backend must be 'faiss' or 'postgres', not {self.index_backend!r}")
+        elif self.index_backend == "postgres" and not self.database_url.startswith(("postgresql://", "postgres://")):
+            problems.append(
+                "index_backend 'postgres' needs database_url, a postgresql:// address (EXPERT_DATABASE_URL)"
+            )
         if self.fusion not in ("rrf", "dense", "keyword"):
             problems.append(f"fusion must be 'rrf', 'dense' or 'keyword', not {self.fusion!r}")
         return problems

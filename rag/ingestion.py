@@ -20,7 +20,6 @@ import numpy as np
 
 from core.bm25_tokens import TOKENIZER_VERSION, terms
 from core.dates import parse_date
-from core.layout import DataLayout
 from core.settings import RetrievalSettings, UploadSettings
 from rag.chunking import Chunker, context_text, effective_chunk_size
 from rag.embedding import IndexEmbedder
@@ -47,7 +46,6 @@ class Ingestion:
 
     def __init__(
         self,
-        data_dir: Path,
         retrieval: RetrievalSettings,
         limits: UploadSettings,
         storage: IndexStorage,
@@ -56,7 +54,6 @@ class Ingestion:
         embedding: IndexEmbedder,
     ):
         self.retrieval, self.limits = retrieval, limits
-        self._data_dir = DataLayout(data_dir).root
         self._storage = storage
         self._uploads = uploads
         self._live = live
@@ -188,7 +185,7 @@ class Ingestion:
                 "sample_seeded": old.sample_seeded,
                 "shared_history": old.shared_history,  # restorable by name across the rebuild
             }
-            fresh = MemoryIndex(dataclasses.replace(self._live.empty, **kept), disk_pointer=pointer)
+            fresh = self._storage.new_index(dataclasses.replace(self._live.empty, **kept), pointer)
             reports: list[FileReport | None] = []
             prepared: list[Prepared] = []
             dates: dict[str, str] = {}
@@ -289,7 +286,7 @@ class Ingestion:
                 segment=segment,
                 added_at=(added_at or {}).get(doc.doc_id) or utc_now(),
                 size_bytes=len(doc.data),
-                upload=upload.relative_to(self._data_dir).as_posix(),
+                upload=upload,
                 note=doc.note,
                 owner=doc.owner,
                 added_by=kept[doc.doc_id].added_by if kept and doc.doc_id in kept else placement.added_by,
@@ -365,8 +362,8 @@ class Ingestion:
                 next_vector_id=next_id,
                 dim=before.dim or old.dim,
             )
-            fresh = MemoryIndex.from_segments(self._storage, restored)  # reads every segment before committing
-            if len(fresh.chunks) != sum(d.chunks for d in documents):
+            fresh = self._storage.load_index(restored)  # reads every segment first
+            if fresh.chunk_count != sum(d.chunks for d in documents):
                 raise IndexCorruptError(
                     f"The snapshot {snapshot_id} does not match the segments it names in {self._storage.root}; "
                     "restore the whole index folder from a backup instead."

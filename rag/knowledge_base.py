@@ -39,7 +39,7 @@ from rag.memory_index import LiveIndex
 from rag.preparation import folder_files
 from rag.records import DocumentInfo, FileReport, IndexStats, Placement, Progress, no_progress
 from rag.search import Searcher
-from rag.storage import IndexStorage, folder_bytes
+from rag.storage import IndexStorage
 from rag.uploads import UploadStore
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,18 @@ class KnowledgeBase:
         self.retrieval, self.limits = retrieval, limits
         layout = DataLayout(data_dir)
         self.index_dir = layout.index
-        self._storage = IndexStorage(layout.index)
-        self._uploads = UploadStore(layout.document_uploads)
+        if retrieval.index_backend == "postgres":  # the index, the originals and the writer's lock in the database
+            from rag.database import Database
+            from rag.pg_storage import PgStorage, PgUploads
+
+            db = Database.connect(retrieval.database_url)
+            self._storage, self._uploads = PgStorage(db), PgUploads(db)
+        else:
+            self._storage, self._uploads = IndexStorage(layout.index), UploadStore(layout.document_uploads)
         self._embedding = IndexEmbedder(retrieval.embed_model, device, layout.index, embedder)
         name = canonical_name(retrieval.embed_model)
         self._live = LiveIndex(self._storage, Manifest.empty(name, retrieval.chunk_size, retrieval.chunk_overlap), name)
-        self._ingestion = Ingestion(
-            data_dir, retrieval, limits, self._storage, self._uploads, self._live, self._embedding
-        )
+        self._ingestion = Ingestion(retrieval, limits, self._storage, self._uploads, self._live, self._embedding)
         self._searcher = Searcher(retrieval, self._live, self._embedding, floors or Floors())
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
@@ -336,11 +340,11 @@ class KnowledgeBase:
         document order, each once; a document whose format has no headings (text, CSV) has none."""
         visible = {d.doc_id for d in self.documents_for(viewer)}
         with self._live.lock:
-            chunks = [c for c in self._live.current().chunks.values() if c.doc_id in visible]
+            chunks = self._live.current().outline(visible)
         out: dict[str, list[str]] = {}
-        for chunk in sorted(chunks, key=lambda c: (c.doc_id, c.position)):
-            seen = out.setdefault(chunk.doc_id, [])
-            heading = chunk.location.removeprefix("section ") if chunk.location.startswith("section ") else ""
+        for doc_id, _, location in sorted(chunks):
+            seen = out.setdefault(doc_id, [])
+            heading = location.removeprefix("section ") if location.startswith("section ") else ""
             if heading and heading not in seen:
                 seen.append(heading)
         return out
@@ -357,7 +361,7 @@ class KnowledgeBase:
             m = index.manifest
             return IndexStats(
                 documents=len(m.documents),
-                chunks=len(index.chunks),
+                chunks=index.chunk_count,
                 snapshot_id=m.snapshot_id,
                 updated_at=m.created_at,
                 embed_model=m.embed_model,
@@ -366,8 +370,8 @@ class KnowledgeBase:
                 chunk_overlap=m.chunk_overlap,
                 effective_chunk_size=m.effective_chunk_size or 0,
                 fusion=self.retrieval.fusion,
-                index_dir=str(self.index_dir),
-                disk_bytes=self._storage.disk_bytes() + folder_bytes(self._uploads.root),
+                index_dir=str(self._storage.root),
+                disk_bytes=self._storage.disk_bytes() + self._uploads.disk_bytes(),
             )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from core.bm25_tokens import TOKENIZER_VERSION, terms
 from rag.chunking import context_text
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.keyword_index import KeywordIndex
+from rag.keyword_index import KeywordHit, KeywordIndex
 from rag.manifest import DocumentEntry, Manifest
 from rag.storage import IndexStorage, record_chunk
 
@@ -35,6 +35,16 @@ class StoredChunk:
     doc_id: str
     position: int
     text: str
+    location: str
+
+
+class Found(NamedTuple):
+    """A chunk a search found, as a passage needs it: its text, its document's id and file name, its place."""
+
+    text: str
+    doc_id: str
+    name: str
+    position: int
     location: str
 
 
@@ -54,7 +64,13 @@ def _vector_store(dim: int) -> Any:
 
 
 class MemoryIndex:
-    """One snapshot's searchable structures. Not thread-safe on its own: `LiveIndex.lock` guards it."""
+    """One snapshot's searchable structures. Not thread-safe on its own: `LiveIndex.lock` guards it.
+
+    The index a backend searches has this shape (`rag.pg_index.PgIndex` is the database's): `manifest`,
+    `disk_pointer`, `chunk_count`, `candidates`, `found`, `outline`, `apply`, `from_segments`; `in_memory` says
+    whether a search must hold `LiveIndex.lock` while it looks (the database's index is read without it)."""
+
+    in_memory = True
 
     def __init__(self, manifest: Manifest, disk_pointer: str | None = None):
         self.manifest = manifest
@@ -70,6 +86,35 @@ class MemoryIndex:
         finds is exactly what an index of the shared and their own documents would give."""
         hidden = [d for d in self.manifest.documents if d.owner is not None and d.owner != viewer]
         return {d.doc_id for d in hidden}, sum(d.chunks for d in hidden)
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.chunks)
+
+    def candidates(
+        self, vector: np.ndarray | None, query_terms: list[str], dense_k: int, keyword_k: int, viewer: str | None
+    ) -> tuple[list[tuple[int, float]], list[KeywordHit]]:
+        """The dense (id, cosine) and keyword (BM25) candidates of a query among what `viewer` may see, best
+        first: `dense_k` nearest chunks (none without `vector`), `keyword_k` best keyword matches."""
+        hidden, extra = self.hidden_from(viewer)
+        dense = self.vectors.search(vector, dense_k + extra) if vector is not None else []
+        keyword = self.keywords.search(query_terms, keyword_k + extra) if query_terms else []
+        if hidden:
+            dense = [hit for hit in dense if self.chunks[hit[0]].doc_id not in hidden][:dense_k]
+            keyword = [h for h in keyword if self.chunks[h.id].doc_id not in hidden][:keyword_k]
+        return dense, keyword
+
+    def found(self, ids: Iterable[int]) -> dict[int, Found]:
+        """The chunks of these ids, as passages need them."""
+        out = {}
+        for vector_id in ids:
+            c = self.chunks[vector_id]
+            out[vector_id] = Found(c.text, c.doc_id, self.names[c.doc_id], c.position, c.location)
+        return out
+
+    def outline(self, doc_ids: set[str]) -> list[tuple[str, int, str]]:
+        """(document id, chunk position, location) of every chunk of these documents."""
+        return [(c.doc_id, c.position, c.location) for c in self.chunks.values() if c.doc_id in doc_ids]
 
     @classmethod
     def from_segments(cls, storage: IndexStorage, manifest: Manifest) -> MemoryIndex:
@@ -138,12 +183,12 @@ def load_latest(storage: IndexStorage, empty: Manifest, embed_model: str) -> Mem
         candidates.remove(current)
     candidates = ([current] if current else []) + candidates
     if not candidates:
-        return MemoryIndex(empty, disk_pointer=current)
+        return storage.new_index(empty, current)
     for snapshot_id in candidates:
         try:
             manifest = storage.read_manifest(snapshot_id)
             check_model(manifest, embed_model, storage.root)
-            index = MemoryIndex.from_segments(storage, manifest)
+            index = storage.load_index(manifest)
             index.disk_pointer = current
         except IndexCorruptError as exc:
             log.warning("%s Trying an older snapshot.", exc)

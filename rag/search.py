@@ -9,6 +9,8 @@ so searches proceed while a writer prepares its documents.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from answer.ports import Passage
@@ -47,7 +49,7 @@ class Searcher:
         mode = fusion or self.retrieval.fusion
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         index = self._live.current()
-        if not query or not index.chunks:
+        if not query or not index.chunk_count:
             return []
         vector = self._embedding.checked(index.manifest.dim).encode([query])[0] if mode != "keyword" else None
         return self.search_with_vector(query, vector, top_k, fusion, floors, viewer)
@@ -67,7 +69,7 @@ class Searcher:
         top_k = top_k or self.retrieval.top_k
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         index = self._live.current()
-        if not query or not index.chunks:
+        if not query or not index.chunk_count:
             return []
         background = 0.0
         if mode != "keyword":
@@ -77,32 +79,23 @@ class Searcher:
                 self._background = self._embedding.checked(index.manifest.dim).encode(list(BACKGROUND_TEXTS))
             background = float((self._background @ vector).max())
         query_terms = terms(query) if mode != "dense" else []
-        with self._live.lock:
+        # an index in memory is patched in place by writers, so it is read under the lock; the database's
+        # (rag.pg_index) answers from its own transaction, and many searches may ask it at once
+        with self._live.lock if index.in_memory else contextlib.nullcontext():
             index = self._live.current()  # a rebuild may have swapped it meanwhile
-            if not index.chunks:
+            if not index.chunk_count:
                 return []
-            hidden, extra = index.hidden_from(viewer)
-            dense = index.vectors.search(vector, self.retrieval.dense_k + extra) if mode != "keyword" else []
-            keyword = index.keywords.search(query_terms, self.retrieval.keyword_k + extra) if query_terms else []
-            if hidden:
-                dense = [hit for hit in dense if index.chunks[hit[0]].doc_id not in hidden][: self.retrieval.dense_k]
-                keyword = [h for h in keyword if index.chunks[h.id].doc_id not in hidden]
-                keyword = keyword[: self.retrieval.keyword_k]
+            r = self.retrieval
+            dense, keyword = index.candidates(
+                vector if mode != "keyword" else None, query_terms, r.dense_k, r.keyword_k, viewer
+            )
             ranked = fuse(dense, keyword, mode, top_k, floors or self.floors.for_query(query), background)
-            out = []
-            for vector_id, score in ranked:
-                chunk = index.chunks[vector_id]
-                out.append(
-                    Passage(
-                        chunk.text,
-                        index.names[chunk.doc_id],
-                        chunk.location,
-                        float(score),
-                        chunk.doc_id,
-                        f"{chunk.doc_id}:{chunk.position}",
-                    )
-                )
-            return out
+            found = index.found([vector_id for vector_id, _ in ranked])
+        return [
+            Passage(c.text, c.name, c.location, float(score), c.doc_id, f"{c.doc_id}:{c.position}")
+            for vector_id, score in ranked
+            if (c := found.get(vector_id)) is not None
+        ]
 
     def forget_background(self) -> None:
         """Drop the cached background vectors (after a rebuild); they are embedded again on next use."""

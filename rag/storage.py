@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from core.files import atomic_write_bytes, publish_dir
 from rag.errors import IndexCorruptError, IndexWriteError
 from rag.manifest import CURRENT, MANIFEST, SNAPSHOTS, Manifest, ManifestError, pointer_line, pointer_target
 from rag.records import Chunk
+from rag.uploads import folder_bytes
 
 SEGMENTS = "segments"
 KEEP_SNAPSHOTS = 10
@@ -80,6 +80,19 @@ class IndexStorage:
 
     def __init__(self, index_dir: Path):
         self.root = Path(index_dir)
+
+    def load_index(self, manifest: Manifest) -> Any:
+        """A snapshot, searchable: FAISS and BM25 in memory, from its segments (`MemoryIndex`). Raises
+        IndexCorruptError."""
+        from rag.memory_index import MemoryIndex  # it reads segments through this module
+
+        return MemoryIndex.from_segments(self, manifest)
+
+    def new_index(self, manifest: Manifest, disk_pointer: str | None) -> Any:
+        """An empty searchable index for `manifest` (nothing saved yet, or a rebuild about to fill it)."""
+        from rag.memory_index import MemoryIndex
+
+        return MemoryIndex(manifest, disk_pointer=disk_pointer)
 
     # -- reading ------------------------------------------------------------------------------
     def current_snapshot(self) -> str | None:
@@ -213,16 +226,6 @@ class IndexStorage:
 
     def disk_bytes(self) -> int:
         return folder_bytes(self.root)
-
-
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under `folder` (0 when it is missing; a file deleted meanwhile counts 0)."""
-    total = 0
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(dirpath, name), follow_symlinks=False).st_size
-    return total
 
 
 def _reason(exc: Exception) -> str:

