@@ -1,4 +1,4 @@
-"""Command line for the knowledge base: bulk ingest, list, delete, search, reindex, stats, snapshots, restore.
+"""Command line for the knowledge base: bulk ingest, list, delete, search, reindex, stats, snapshots, restore, migrate.
 
 The command line is the operator: it changes the shared knowledge base whatever `shared_kb_writers`
 says, and `list` shows people's private documents too (by owner tag, never by name).
@@ -10,6 +10,7 @@ says, and `list` shows people's private documents too (by owner tag, never by na
     python -m rag snapshots
     python -m rag restore previous   # or a snapshot id: the shared documents as they were then
     python -m rag restore --document handbook.md   # one deleted or replaced shared document
+    python -m rag migrate --to postgres --database-url postgresql://…   # the index into PostgreSQL (or --to faiss)
 
 Any app setting can follow the command, with the same flags as `python app.py` (--data-dir,
 --embed-model, --chunk-size, --chunk-overlap, --top-k, --dense-k, --keyword-k, --fusion,
@@ -28,6 +29,7 @@ from core.settings import GROUPS, Settings, SettingsError
 from rag.errors import RagError
 from rag.knowledge_base import KnowledgeBase
 from rag.manifest import Manifest
+from rag.migrate import migrate
 from rag.records import FileReport, Placement
 
 
@@ -65,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="Bring back only this deleted or replaced shared document (its file name or id, as `snapshots` lists "
         "them); these stay restorable for --shared-history-days, re-index included.",
+    )
+    migrate = commands.add_parser(
+        "migrate",
+        help="Copy the index between the data directory (faiss) and the database (postgres), without re-embedding.",
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        choices=("postgres", "faiss"),
+        help="postgres: from --data-dir into the (empty) database at --database-url; faiss: the other way.",
     )
     return parser
 
@@ -136,6 +148,18 @@ def _restore(kb: KnowledgeBase, snapshot_id: str | None, document: str | None) -
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Execute one parsed command; returns the exit status. Raises RagError for index problems."""
+    if args.command == "migrate":
+        done = migrate(settings, args.to, _progress)
+        print(
+            f"Migrated {done.documents} documents ({done.chunks} chunks) and {done.snapshots} snapshots from "
+            f"{done.source} to {done.target}; {done.originals} stored originals copied."
+        )
+        if done.missing_originals:
+            missing = ", ".join(done.missing_originals)
+            print(f"Originals missing at the source (a re-index cannot re-read them): {missing}")
+        target = "--index-backend postgres" if args.to == "postgres" else "--index-backend faiss"
+        print(f"Start the app with {target} to use it.")
+        return 0
     if args.command == "reindex":
         return _print_reports(KnowledgeBase.from_settings(settings).reindex(_progress))
     kb = KnowledgeBase.from_settings(settings).open()
@@ -174,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the app's settings first, so that a setting's value is never taken for the command's optional argument
     helps = [a for a in argv if a in ("-h", "--help")]
-    _, command = build_parser(list(GROUPS.values())).parse_known_args([a for a in argv if a not in helps])
+    settings_parser = build_parser(list(GROUPS.values()))
+    settings_parser.allow_abbrev = False  # a command's own option (migrate --to) is never a setting's abbreviation
+    _, command = settings_parser.parse_known_args([a for a in argv if a not in helps])
     args = _parser().parse_args(command + helps)
     rest = list(argv)
     for token in command:

@@ -183,3 +183,32 @@ def test_a_lost_connection_is_one_sentence_and_the_next_search_reconnects(tmp_pa
         assert len(kb.list_documents()) == 2
     finally:
         server.cleanup()
+
+
+def test_migration_both_ways_keeps_documents_owners_snapshots_and_results(tmp_path: Path, database_url: str) -> None:
+    faiss = KnowledgeBase.from_settings(rag_settings(tmp_path / "files")).open()
+    assert all(r.ok for r in faiss.add_folder(REPO / "sample_kb" / "docs"))
+    mine = write_docs(tmp_path / "alice", {"pallets.md": "# Pallets\n\nPallet 77 waits in bay Q9.\n"})
+    assert faiss.add_files(mine, placement=Placement(ALICE, ALICE))[0].ok
+    faiss.delete(_doc_id(faiss, "company_overview.md"))  # something in the shared history, and an older snapshot
+    questions = ["How often is the CP-D vent valve changed?", "E-PW-131", "냉각 펌프 교체 주기는?"]
+    questions.append("Where does pallet 77 wait?")
+
+    def state(kb: KnowledgeBase) -> tuple:
+        docs = sorted((d.doc_id, d.name, d.owner, d.chunks) for d in kb.list_documents())
+        found = [[(p.source, p.chunk_id) for p in kb.search(q, viewer=ALICE)] for q in questions]
+        return docs, found, [m.snapshot_id for m in kb.snapshots()], [h.entry.name for h in kb.shared_history()]
+
+    before = state(faiss)
+    moved = rag_cli(tmp_path / "files", "migrate", "--to", "postgres", "--database-url", database_url)
+    assert moved.returncode == 0 and "Migrated 27 documents" in moved.stdout, moved.stdout + moved.stderr
+    pg = _pg(tmp_path, database_url, "files")
+    assert state(pg) == before
+    again = rag_cli(tmp_path / "files", "migrate", "--to", "postgres", "--database-url", database_url)
+    assert again.returncode == 1 and "not empty" in again.stderr  # nothing is overwritten
+
+    back = rag_cli(tmp_path / "back", "migrate", "--to", "faiss", "--database-url", database_url)
+    assert back.returncode == 0, back.stdout + back.stderr
+    returned = KnowledgeBase.from_settings(rag_settings(tmp_path / "back")).open()
+    assert state(returned) == before
+    assert returned.restore_document("company_overview.md").ok  # its original came along
