@@ -144,5 +144,5 @@ def compose(
 ) -> App:
     """The app over `settings`, not yet loading (call `start()`). `sample_docs` seeds an empty index once;
     `demo_dir` holds the shipped demo adapters; `parts` are what loads after the engine (`()`: the engine alone)."""
-    store = AdapterStore(settings.data_dir, demo_dir)
+    store = AdapterStore(settings.shared_dir, demo_dir)
     return App(settings, ExpertService(settings.answer), store, sample_docs, parts=tuple(parts))

@@ -30,6 +30,7 @@ from adapters.errors import AdapterRejected
 from core.files import fsync_dir, publish_dir
 from core.identity import owner_id
 from core.layout import DataLayout
+from core.locks import process_lock
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,13 @@ class AdapterStore:
         self.root = DataLayout(data_dir).adapters
         self.demo_dir = Path(demo_dir) if demo_dir is not None else None
         self._write_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time: in this process, and across the replicas that share the store's folder
+        (`shared_dir`), so a person's adapter quota and a name's uniqueness hold between them too."""
+        with self._write_lock, process_lock(self.root / ".lock"):
+            yield
 
     def folder(self, source: str) -> Path:
         if source == DEMO:
@@ -146,7 +154,7 @@ class AdapterStore:
         """
         tag = owner_id(owner)
         target = self.folder(UPLOADED) / tag / name
-        with self._write_lock:
+        with self._writing():
             if target.exists() and numbered:
                 for i in range(2, limit + 2):
                     if not (target.parent / f"{name}-{i}").exists():
@@ -167,7 +175,7 @@ class AdapterStore:
         if entry.source != UPLOADED:
             raise AdapterRejected(f"Only uploaded adapters can be published; {entry.key!r} is {entry.source}.")
         target = self.folder(PUBLISHED) / entry.name
-        with self._write_lock:
+        with self._writing():
             if target.exists():
                 raise AdapterRejected(f"A published adapter named {entry.name!r} already exists; rename one first.")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +222,7 @@ class AdapterStore:
             raise AdapterRejected(f"Only uploaded or published adapters can be deleted here, not {entry.source} ones.")
         trash = self.root / ".trash"
         trash.mkdir(parents=True, exist_ok=True)
-        with self._write_lock:
+        with self._writing():
             gone = Path(tempfile.mkdtemp(dir=trash)) / entry.name
             os.rename(entry.path, gone)
         shutil.rmtree(gone.parent, ignore_errors=True)

@@ -8,9 +8,13 @@ request is served next, so a long batch of answers delays anyone else by at most
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
 
 
 class FairRLock:
@@ -73,3 +77,16 @@ class FairRLock:
         """Threads queued for the lock now."""
         with self._cond:
             return len(self._queue)
+
+
+@contextlib.contextmanager
+def process_lock(path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `path` (made if missing) for the block: one holder at a time across processes, and
+    across machines on a filesystem whose locks reach them (NFSv4, EFS). Raises OSError when it cannot be made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -418,6 +418,14 @@ class ServerSettings:
         default=Path("data"),
         metadata=_help("Where the model cache, index, adapters and uploads live (/data on a Space)."),
     )
+    shared_dir: str = field(
+        default="",
+        metadata=_help(
+            "A folder every app replica mounts (NFS, EFS, a Space's persistent storage): uploaded, published and "
+            "trained adapters and scorecard runs live there instead of under --data-dir, so every replica reads "
+            "them. Empty: under --data-dir. With --index-backend postgres the documents are in the database."
+        ),
+    )
     queue_max_size: int = field(
         default=64, metadata=_help("Requests the queue holds; one more is told at once that the app is busy.")
     )
@@ -498,6 +506,12 @@ class Settings:
     def data_dir(self) -> Path:
         """Where the model cache, index, adapters and uploads live (`server.data_dir`), which every part uses."""
         return self.server.data_dir
+
+    @property
+    def shared_dir(self) -> Path:
+        """Where adapters and scorecard runs live (`server.shared_dir`, a folder every replica mounts; else the data
+        directory)."""
+        return Path(self.server.shared_dir) if self.server.shared_dir else self.server.data_dir
 
     @classmethod
     def of(cls, **values: Any) -> Settings:

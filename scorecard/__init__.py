@@ -118,7 +118,7 @@ def evaluate(
     (`stop` set) still writes a partial scorecard, marked as such, and never touches the card.
     """
     qa_set = qa if isinstance(qa, QASet) else load_qa(qa, limit=limit)
-    root = Path(out_dir) if out_dir else runs_folder(app.settings.data_dir) / "shared"
+    root = Path(out_dir) if out_dir else runs_folder(app.settings.shared_dir) / "shared"
     args = (app, qa_set, modes)
     kwargs: dict[str, Any] = {"adapter": adapter, "params": params, "session": session}
     run = ScorecardRun(*args, folder=root / name, **kwargs) if name else ScorecardRun.in_folder(root, *args, **kwargs)
@@ -177,7 +177,7 @@ def evaluate_for_session(
     info = app.adapters.resolve_handle(adapter, owner) if uses_adapter and adapter and app.adapters else None
     own_adapter = info is not None and info.source == "uploaded"  # resolve_handle only gives a person their own
     private = qa_upload is not None or own_adapter
-    root = runs_folder(app.settings.data_dir)
+    root = runs_folder(app.settings.shared_dir)
     out_dir = root / "private" / owner_id(owner) if private else root / "shared"
     write_card = (own_adapter or qa_upload is None) and not documents
     with ExitStack() as stack:

@@ -212,3 +212,92 @@ def test_migration_both_ways_keeps_documents_owners_snapshots_and_results(tmp_pa
     returned = KnowledgeBase.from_settings(rag_settings(tmp_path / "back")).open()
     assert state(returned) == before
     assert returned.restore_document("company_overview.md").ok  # its original came along
+
+
+_STALLED_WRITER = """
+import sys, time
+from core.settings import Settings
+from rag import KnowledgeBase
+from rag.pg_storage import PgStorage
+
+def stalled(self, manifest):  # the segment is written, the snapshot not yet: killed here
+    print("segment written", flush=True)
+    time.sleep(600)
+
+PgStorage.commit = stalled
+settings = Settings.of(data_dir=sys.argv[1], index_backend="postgres", database_url=sys.argv[2])
+KnowledgeBase.from_settings(settings).open().add_files([sys.argv[3]])
+"""
+
+
+def test_a_writer_killed_between_segment_and_snapshot_leaves_nothing_half_written(
+    tmp_path: Path, database_url: str
+) -> None:
+    import subprocess
+    import sys
+
+    kb = _pg(tmp_path, database_url)
+    assert all(r.ok for r in kb.add_files(write_docs(tmp_path / "shared", SHARED)))
+    (note,) = write_docs(tmp_path / "note", {"gate.md": "# Gate\n\nThe amber gate code is 4471-Q.\n"})
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _STALLED_WRITER, str(tmp_path / "w"), database_url, str(note)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "segment written"  # it holds the writers' lock now
+        writer.kill()
+        writer.wait(30)
+    finally:
+        writer.kill()
+
+    def orphan_rows() -> int:
+        with contextlib.closing(psycopg2.connect(database_url)) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM data_expert_chunks_384 WHERE text LIKE '%4471-Q%'")
+            return cursor.fetchone()[0]
+
+    assert orphan_rows() == 1  # its rows are there, but no snapshot names them
+    assert not kb.refresh() and len(kb.list_documents()) == 2
+    assert not any("4471-Q" in p.text for p in kb.search("What is the amber gate code?", fusion="keyword"))
+    # its death let go of the lock: the next write goes through, and clears what it left behind
+    extra = write_docs(tmp_path / "extra", {"fleet.md": "# Fleet\n\nThe fleet has 40 drones.\n"})
+    assert kb.add_files(extra)[0].ok
+    assert orphan_rows() == 0
+
+
+def test_a_connection_killed_in_the_middle_of_a_search(tmp_path: Path, database_url: str) -> None:
+    import threading
+    import time
+
+    kb = _pg(tmp_path, database_url)
+    assert all(r.ok for r in kb.add_files(write_docs(tmp_path / "shared", SHARED)))
+    outcome: list = []
+    with contextlib.closing(psycopg2.connect(database_url)) as blocker, blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE expert_segments IN ACCESS EXCLUSIVE MODE")  # the search waits on it, mid-query
+
+        def search() -> None:
+            try:
+                outcome.append(kb.search("battery warranty"))
+            except Exception as exc:  # what the test is about
+                outcome.append(exc)
+
+        thread = threading.Thread(target=search)
+        thread.start()
+        waiting = (
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'industry-expert' AND wait_event_type = 'Lock'"
+        )
+        for _ in range(100):
+            cursor.execute(waiting)
+            pids = [row[0] for row in cursor.fetchall()]
+            if pids:
+                break
+            time.sleep(0.1)
+        assert pids, "the search never reached the database"
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", (pids,))
+        blocker.rollback()  # lets go of the table
+        thread.join(60)
+    assert isinstance(outcome[0], IndexUnavailableError), outcome
+    _one_sentence(outcome[0])
+    assert "24 months" in kb.search("battery warranty")[0].text  # the next search reconnects
+    assert len(kb.list_documents()) == 2
