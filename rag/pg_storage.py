@@ -145,13 +145,22 @@ class PgStorage:
             yield
 
     def write_segment(self, segment_id: str, records: list[dict[str, Any]], vectors: np.ndarray) -> None:
-        """Write one segment: its chunks and vectors through PGVectorStore, then its keyword postings and its
-        row. Until a snapshot names it (and `commit` marks it live) no search sees it; a crash before leaves rows
-        `prune` deletes."""
+        """Write one segment: its row first (not live), then its chunks and vectors through PGVectorStore, then
+        its keyword postings. Until a snapshot names it (and `commit` marks it live) no search sees it; a writer
+        that dies half-way leaves a row that no snapshot names, which the next `prune` deletes with the rest."""
         from llama_index.core.schema import TextNode
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
+        chunk_terms = [r["terms"].split(" ") if r["terms"] else [] for r in records]
+        with self.db.transaction() as sql:
+            sql.execute(
+                _text(
+                    "INSERT INTO expert_segments (segment, dim, chunks, total_terms) VALUES (:s, :dim, :n, :total) "
+                    "ON CONFLICT (segment) DO UPDATE SET dim = :dim, chunks = :n, total_terms = :total"
+                ),
+                {"s": segment_id, "dim": dim, "n": len(records), "total": float(sum(map(len, chunk_terms)))},
+            )
         if records:
             nodes = [
                 TextNode(
@@ -168,31 +177,16 @@ class PgStorage:
                 raise
             except Exception as exc:
                 raise self.db.unavailable(exc) from exc
-        postings, df, total = [], Counter(), 0.0
-        for r in records:
-            chunk_terms = r["terms"].split(" ") if r["terms"] else []
-            total += len(chunk_terms)
-            counts = Counter(chunk_terms)
+        postings, df = [], Counter()
+        for r, words in zip(records, chunk_terms, strict=True):
+            counts = Counter(words)
             df.update(counts.keys())
             postings += [
-                {
-                    "segment": segment_id,
-                    "vector_id": int(r["id"]),
-                    "term": t,
-                    "tf": float(c),
-                    "len": float(len(chunk_terms)),
-                }
+                {"segment": segment_id, "vector_id": int(r["id"]), "term": t, "tf": float(c), "len": float(len(words))}
                 for t, c in counts.items()
             ]
-        with self.db.transaction() as sql:
-            sql.execute(
-                _text(
-                    "INSERT INTO expert_segments (segment, dim, chunks, total_terms) VALUES (:s, :dim, :n, :total) "
-                    "ON CONFLICT (segment) DO UPDATE SET dim = :dim, chunks = :n, total_terms = :total"
-                ),
-                {"s": segment_id, "dim": dim, "n": len(records), "total": total},
-            )
-            if postings:  # a Core insert, so SQLAlchemy sends them in batches of many rows, not one by one
+        if postings:
+            with self.db.transaction() as sql:  # Core inserts: SQLAlchemy sends them in batches, not one by one
                 sql.execute(_POSTINGS.insert(), postings)
                 sql.execute(
                     _SEGMENT_TERMS.insert(), [{"segment": segment_id, "term": t, "df": n} for t, n in df.items()]
@@ -200,7 +194,8 @@ class PgStorage:
 
     def commit(self, manifest: Manifest) -> None:
         """In one transaction: the snapshot, the current pointer, and which segments are live (with their
-        document, file name and owner, which searches read)."""
+        document, file name and owner, which searches read). One statement each, whatever the number of
+        documents; only rows whose state changes are written."""
         docs = manifest.documents
         with self.db.transaction() as sql:
             sql.execute(
@@ -218,19 +213,26 @@ class PgStorage:
                 _text("UPDATE expert_segments SET live = false WHERE live AND NOT (segment = ANY(:live))"),
                 {"live": [d.segment for d in docs]},
             )
-            if docs:
-                sql.execute(
-                    _text(
-                        "UPDATE expert_segments SET live = true, doc_id = :doc, name = :name, owner = :owner "
-                        "WHERE segment = :s"
-                    ),
-                    [{"s": d.segment, "doc": d.doc_id, "name": d.name, "owner": d.owner} for d in docs],
-                )
+            sql.execute(
+                _text(
+                    "UPDATE expert_segments s SET live = true, doc_id = m.doc_id, name = m.name, owner = m.owner "
+                    "FROM unnest(CAST(:segments AS text[]), CAST(:docs AS text[]), CAST(:names AS text[]), "
+                    "CAST(:owners AS text[])) AS m(segment, doc_id, name, owner) WHERE s.segment = m.segment "
+                    "AND NOT (s.live AND s.doc_id IS NOT DISTINCT FROM m.doc_id AND s.name IS NOT DISTINCT FROM m.name "
+                    "AND s.owner IS NOT DISTINCT FROM m.owner)"
+                ),
+                {
+                    "segments": [d.segment for d in docs],
+                    "docs": [d.doc_id for d in docs],
+                    "names": [d.name for d in docs],
+                    "owners": [d.owner for d in docs],
+                },
+            )
 
     def prune(self, keep: int = KEEP_SNAPSHOTS) -> list[Manifest]:
         """`IndexStorage.prune`: the same snapshots kept (the current one, and older ones none of whose private
-        documents were deleted since), every other snapshot deleted, and the rows of segments no kept snapshot
-        names. Hold `write_lock`."""
+        documents were deleted since), every other snapshot deleted, and the rows of every segment no kept
+        snapshot names (a dead writer's included). Hold `write_lock`."""
         current = self.current_snapshot()
         if current is None:
             return []
@@ -251,20 +253,18 @@ class PgStorage:
         used = sorted({d.segment for m in kept for d in m.documents})
         with self.db.transaction() as sql:
             sql.execute(_text("DELETE FROM expert_snapshots WHERE NOT (snapshot_id = ANY(:kept))"), {"kept": names})
-            gone = [
-                (r[0], r[1])
-                for r in sql.execute(
-                    _text("SELECT segment, dim FROM expert_segments WHERE NOT (segment = ANY(:used))"), {"used": used}
-                )
-            ]
-            dims = {d for _, d in gone} | set(self._chunk_dims(sql))
-            for table in ("expert_postings", "expert_segment_terms", "expert_segments"):
-                sql.execute(_text(f"DELETE FROM {table} WHERE NOT (segment = ANY(:used))"), {"used": used})
-            for dim in dims:  # rows of segments no kept snapshot names, and a crashed writer's leftovers
-                sql.execute(
-                    _text(f"DELETE FROM {chunk_table(dim)} WHERE NOT (metadata_->>'segment' = ANY(:used))"),
-                    {"used": used},
-                )
+            gone = sql.execute(
+                _text("SELECT segment, dim FROM expert_segments WHERE NOT (segment = ANY(:used))"), {"used": used}
+            ).all()
+            if gone:  # through the segment indexes: a prune costs what it deletes, not the size of the index
+                segments = [segment for segment, _ in gone]
+                for table in ("expert_postings", "expert_segment_terms", "expert_segments"):
+                    sql.execute(_text(f"DELETE FROM {table} WHERE segment = ANY(:gone)"), {"gone": segments})
+                for dim in {d for _, d in gone if d} & set(self._chunk_dims(sql)):
+                    sql.execute(
+                        _text(f"DELETE FROM {chunk_table(dim)} WHERE metadata_->>'segment' = ANY(:gone)"),
+                        {"gone": segments},
+                    )
         return kept
 
     @staticmethod
