@@ -232,13 +232,16 @@ def bench_add_vs_rebuild(root: Path, runs: int, target_chunks: int, real: Embedd
 
 
 # -- 3. query latency -----------------------------------------------------------------------------
-def synthetic_index(root: Path, n_chunks: int, fake: SyntheticEmbedder) -> tuple[KnowledgeBase, np.ndarray]:
+def synthetic_index(
+    root: Path, n_chunks: int, fake: SyntheticEmbedder, **changes: object
+) -> tuple[KnowledgeBase, np.ndarray]:
     """A knowledge base of `n_chunks` chunks built without chunking: chunk texts drawn from the
-    sample documents (each with a unique code), written through the normal save path."""
+    sample documents (each with a unique code), written through the normal save path. `changes`: settings
+    (the index backend)."""
     pool = sentence_pool()
     pool_terms = [terms(t) for t in pool]
     rng = random.Random(7)
-    kb = KnowledgeBase.from_settings(Settings.of(data_dir=root / f"latency{n_chunks}"), embedder=fake).open()
+    kb = KnowledgeBase.from_settings(Settings.of(data_dir=root / f"latency{n_chunks}", **changes), embedder=fake).open()
     per_doc, batch, all_vectors = 100, [], []
     for d in range(n_chunks // per_doc):
         picks = [rng.randrange(len(pool)) for _ in range(per_doc)]

@@ -13,8 +13,9 @@ Tables (all `expert_*`, plus PGVectorStore's `data_expert_chunks_<dim>`):
     expert_current         one row: the current snapshot (what CURRENT is on disk)
     expert_segments        one row per document segment: its chunks' term count, and, from the current
                            manifest, whether it is live, its document, file name and owner (searches read these)
-    expert_postings        (segment, vector_id, term, tf, len): the keyword index, in the database
-    expert_segment_terms   (segment, term, df): per-segment document frequencies, summed over live segments
+    expert_terms           the keyword index: one row per (term, segment) with the ids of the segment's chunks
+                           that hold the term, its count in each and their lengths (a term's document frequency
+                           is the sum of the lengths of its live rows)
     expert_uploads         doc_id, name -> the original bytes (what `reindex` and `restore --document` re-read)
     data_expert_chunks_<dim>  one row per chunk: text, metadata (segment, vector_id, position, location, ...)
                            and its embedding, with an HNSW index (cosine); written and searched through
@@ -51,13 +52,10 @@ CREATE TABLE IF NOT EXISTS expert_current (
 CREATE TABLE IF NOT EXISTS expert_segments (
     segment text PRIMARY KEY, dim integer NOT NULL, chunks integer NOT NULL, total_terms double precision NOT NULL,
     live boolean NOT NULL DEFAULT false, doc_id text, name text, owner text);
-CREATE TABLE IF NOT EXISTS expert_postings (
-    segment text NOT NULL, vector_id bigint NOT NULL, term text NOT NULL, tf real NOT NULL, len real NOT NULL);
-CREATE INDEX IF NOT EXISTS expert_postings_term ON expert_postings (term);
-CREATE INDEX IF NOT EXISTS expert_postings_segment ON expert_postings (segment);
-CREATE TABLE IF NOT EXISTS expert_segment_terms (
-    segment text NOT NULL, term text NOT NULL, df integer NOT NULL, PRIMARY KEY (term, segment));
-CREATE INDEX IF NOT EXISTS expert_segment_terms_segment ON expert_segment_terms (segment);
+CREATE TABLE IF NOT EXISTS expert_terms (
+    term text NOT NULL, segment text NOT NULL, ids bigint[] NOT NULL, tf real[] NOT NULL, len real[] NOT NULL,
+    PRIMARY KEY (term, segment));
+CREATE INDEX IF NOT EXISTS expert_terms_segment ON expert_terms (segment);
 CREATE TABLE IF NOT EXISTS expert_uploads (doc_id text PRIMARY KEY, name text NOT NULL, data bytea NOT NULL);
 """
 
@@ -220,6 +218,10 @@ def _vector_store(db: Database, dim: int) -> Any:
         store._initialize()  # the table and its HNSW index, now, so a failure is one sentence here
         with db.transaction() as sql:
             table = chunk_table(dim)
+            # whether a chunk is live and whose it is, on its own row, so a search filters while it walks the
+            # HNSW graph (pgvector's iterative scan) instead of joining every chunk of every live segment
+            sql.execute(text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS live boolean NOT NULL DEFAULT false"))
+            sql.execute(text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text"))
             sql.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_node ON {table} (node_id)"))
             sql.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_segment ON {table} ((metadata_->>'segment'))"))
             vector_id = "((metadata_->>'vector_id')::bigint)"
@@ -232,12 +234,10 @@ def _vector_store(db: Database, dim: int) -> Any:
 
 
 def _visible_only(stmt: Any, table: Any, viewer: str | None = None, **_: Any) -> Any:
-    """PGVectorStore's query, narrowed to the chunks of live segments that `viewer` may see: the shared ones and
-    their own (`expert_segments` says which are live, and whose)."""
-    from sqlalchemy import column, or_
-    from sqlalchemy import table as sql_table
+    """PGVectorStore's query, narrowed to the live chunks that `viewer` may see: the shared ones and their own (the
+    `live` and `owner` columns `PgStorage.commit` keeps on each chunk's row)."""
+    from sqlalchemy import literal_column, or_
 
-    segments = sql_table("expert_segments", column("segment"), column("live"), column("owner"))
-    stmt = stmt.join(segments, segments.c.segment == table.metadata_["segment"].astext).where(segments.c.live)
-    shared = segments.c.owner.is_(None)
-    return stmt.where(shared if viewer is None else or_(shared, segments.c.owner == viewer))
+    live, owner = (literal_column(f"{table.__tablename__}.{name}") for name in ("live", "owner"))
+    shared = owner.is_(None)
+    return stmt.where(live).where(shared if viewer is None else or_(shared, owner == viewer))

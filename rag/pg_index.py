@@ -10,7 +10,7 @@ snapshot), so a document another replica deleted is never returned once its dele
 The keyword side scores exactly as `rag.keyword_index.KeywordIndex` does (Lucene's BM25, k1 1.5, b 0.75; IDF and
 the average length over every live chunk; coverage as the share of the query's IDF mass, a term nobody uses
 counting with the highest IDF), on the same terms (`core.bm25_tokens`: Korean, Japanese and Chinese as character
-n-grams, Mongolian Cyrillic as words), stored per chunk in `expert_postings`.
+n-grams, Mongolian Cyrillic as words), stored per term and segment in `expert_terms`.
 """
 
 from __future__ import annotations
@@ -29,19 +29,21 @@ from rag.pg_storage import PgStorage, _text
 
 _KEYWORD = f"""
 WITH q AS (SELECT DISTINCT unnest(CAST(:terms AS text[])) AS term),
-live AS (SELECT segment, owner FROM expert_segments WHERE live),
 totals AS (SELECT greatest(sum(chunks), 1)::float8 AS n, greatest(sum(total_terms), 1)::float8 AS length
            FROM expert_segments WHERE live),
-df AS (SELECT t.term, sum(t.df)::float8 AS df FROM expert_segment_terms t JOIN live USING (segment)
-       WHERE t.term IN (SELECT term FROM q) GROUP BY t.term),
+found AS (SELECT t.term, t.ids, t.tf, t.len, (s.owner IS NULL OR s.owner = :viewer) AS visible
+          FROM expert_terms t JOIN expert_segments s ON s.segment = t.segment AND s.live
+          WHERE t.term = ANY(CAST(:terms AS text[]))),
+df AS (SELECT term, sum(cardinality(ids))::float8 AS df FROM found GROUP BY term),
 idf AS (SELECT q.term, ln(1 + (totals.n - coalesce(df.df, 0) + 0.5) / (coalesce(df.df, 0) + 0.5)) AS idf
         FROM q CROSS JOIN totals LEFT JOIN df USING (term))
-SELECT p.vector_id,
+SELECT p.id,
        sum(idf.idf * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.len / (totals.length / totals.n)))) AS score,
        sum(idf.idf) / (SELECT sum(idf) FROM idf) AS coverage
-FROM expert_postings p JOIN idf USING (term) JOIN live USING (segment) CROSS JOIN totals
-WHERE live.owner IS NULL OR live.owner = :viewer
-GROUP BY p.vector_id ORDER BY score DESC, p.vector_id LIMIT :k
+FROM found CROSS JOIN LATERAL unnest(found.ids, found.tf, found.len) AS p(id, tf, len)
+     JOIN idf USING (term) CROSS JOIN totals
+WHERE found.visible
+GROUP BY p.id ORDER BY score DESC, p.id LIMIT :k
 """
 
 

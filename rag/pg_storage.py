@@ -50,8 +50,7 @@ class _Lazy:
         return self.made.insert()
 
 
-_POSTINGS = _Lazy("expert_postings", "segment", "vector_id", "term", "tf", "len")
-_SEGMENT_TERMS = _Lazy("expert_segment_terms", "segment", "term", "df")
+_TERMS = _Lazy("expert_terms", "term", "segment", "ids", "tf", "len")
 
 
 class PgStorage:
@@ -177,20 +176,16 @@ class PgStorage:
                 raise
             except Exception as exc:
                 raise self.db.unavailable(exc) from exc
-        postings, df = [], Counter()
+        postings: dict[str, dict[str, list]] = {}
         for r, words in zip(records, chunk_terms, strict=True):
-            counts = Counter(words)
-            df.update(counts.keys())
-            postings += [
-                {"segment": segment_id, "vector_id": int(r["id"]), "term": t, "tf": float(c), "len": float(len(words))}
-                for t, c in counts.items()
-            ]
+            for term, count in Counter(words).items():
+                row = postings.setdefault(term, {"term": term, "segment": segment_id, "ids": [], "tf": [], "len": []})
+                row["ids"].append(int(r["id"]))
+                row["tf"].append(float(count))
+                row["len"].append(float(len(words)))
         if postings:
-            with self.db.transaction() as sql:  # Core inserts: SQLAlchemy sends them in batches, not one by one
-                sql.execute(_POSTINGS.insert(), postings)
-                sql.execute(
-                    _SEGMENT_TERMS.insert(), [{"segment": segment_id, "term": t, "df": n} for t, n in df.items()]
-                )
+            with self.db.transaction() as sql:  # a Core insert: SQLAlchemy sends the rows in batches, not one by one
+                sql.execute(_TERMS.insert(), list(postings.values()))
 
     def commit(self, manifest: Manifest) -> None:
         """In one transaction: the snapshot, the current pointer, and which segments are live (with their
@@ -209,17 +204,20 @@ class PgStorage:
                 ),
                 {"id": manifest.snapshot_id},
             )
-            sql.execute(
-                _text("UPDATE expert_segments SET live = false WHERE live AND NOT (segment = ANY(:live))"),
+            dead = sql.execute(
+                _text(
+                    "UPDATE expert_segments SET live = false WHERE live AND NOT (segment = ANY(:live)) "
+                    "RETURNING segment, dim, owner"
+                ),
                 {"live": [d.segment for d in docs]},
-            )
-            sql.execute(
+            ).all()
+            born = sql.execute(
                 _text(
                     "UPDATE expert_segments s SET live = true, doc_id = m.doc_id, name = m.name, owner = m.owner "
                     "FROM unnest(CAST(:segments AS text[]), CAST(:docs AS text[]), CAST(:names AS text[]), "
                     "CAST(:owners AS text[])) AS m(segment, doc_id, name, owner) WHERE s.segment = m.segment "
                     "AND NOT (s.live AND s.doc_id IS NOT DISTINCT FROM m.doc_id AND s.name IS NOT DISTINCT FROM m.name "
-                    "AND s.owner IS NOT DISTINCT FROM m.owner)"
+                    "AND s.owner IS NOT DISTINCT FROM m.owner) RETURNING s.segment, s.dim, s.owner"
                 ),
                 {
                     "segments": [d.segment for d in docs],
@@ -227,7 +225,20 @@ class PgStorage:
                     "names": [d.name for d in docs],
                     "owners": [d.owner for d in docs],
                 },
-            )
+            ).all()
+            # the same on the chunks' own rows, which searches filter by: only the segments whose state changed
+            tables = set(self._chunk_dims(sql))
+            for rows, live in ((dead, False), (born, True)):
+                for dim in {d for _, d, _ in rows} & tables:
+                    mine = [(segment, owner) for segment, d, owner in rows if d == dim]
+                    sql.execute(
+                        _text(
+                            f"UPDATE {chunk_table(dim)} c SET live = :live, owner = m.owner FROM unnest("
+                            "CAST(:segments AS text[]), CAST(:owners AS text[])) AS m(segment, owner) "
+                            "WHERE c.metadata_->>'segment' = m.segment"
+                        ),
+                        {"live": live, "segments": [m[0] for m in mine], "owners": [m[1] for m in mine]},
+                    )
 
     def prune(self, keep: int = KEEP_SNAPSHOTS) -> list[Manifest]:
         """`IndexStorage.prune`: the same snapshots kept (the current one, and older ones none of whose private
@@ -258,7 +269,7 @@ class PgStorage:
             ).all()
             if gone:  # through the segment indexes: a prune costs what it deletes, not the size of the index
                 segments = [segment for segment, _ in gone]
-                for table in ("expert_postings", "expert_segment_terms", "expert_segments"):
+                for table in ("expert_terms", "expert_segments"):
                     sql.execute(_text(f"DELETE FROM {table} WHERE segment = ANY(:gone)"), {"gone": segments})
                 for dim in {d for _, d in gone if d} & set(self._chunk_dims(sql)):
                     sql.execute(
