@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,14 @@ from core.settings import Settings
 from engines.base import Engine
 from engines.factory import start_engine
 from engines.loading import base_norms
-from rag import KnowledgeBase, ensure_sample_index
+from rag import IndexUnavailableError, KnowledgeBase, ensure_sample_index
 
 log = logging.getLogger(__name__)
 
 SAMPLE_DOCS = Path(__file__).resolve().parent / "sample_kb" / "docs"
+KNOWLEDGE_LABEL = "Document index"
+KNOWLEDGE_RETRY_S = 15.0
+"""How often a replica whose index database was away at start tries it again."""
 
 
 def release_free_memory() -> None:
@@ -100,7 +104,7 @@ class App:
             log.exception("model load failed")
             service.fail(f"The model failed to load: {type(exc).__name__}: {exc}")
             return
-        parts = {"knowledge": ("Document index", self._open_knowledge), "adapters": ("Adapters", self._open_adapters)}
+        parts = {"knowledge": (KNOWLEDGE_LABEL, self._open_knowledge), "adapters": ("Adapters", self._open_adapters)}
         for label, part in (parts[name] for name in self.parts):
             try:
                 part(engine)
@@ -111,6 +115,28 @@ class App:
         service.finish()
 
     def _open_knowledge(self, engine: Engine) -> None:
+        try:
+            self._attach_knowledge()
+        except IndexUnavailableError:  # the index's database is away: RAG waits for it, the rest answers now
+            threading.Thread(target=self._retry_knowledge, name="index-retry", daemon=True).start()
+            raise
+
+    def _retry_knowledge(self) -> None:
+        """Try the index's database again every `KNOWLEDGE_RETRY_S` until it answers, then attach the documents and
+        drop the status line's warning: a replica that started while its database was away needs no restart."""
+        while self.knowledge is None:
+            time.sleep(KNOWLEDGE_RETRY_S)
+            try:
+                self._attach_knowledge()
+            except IndexUnavailableError:
+                continue
+            except Exception:  # anything else is for the operator: the log says what, and the warning stays
+                log.exception("the document index could not be attached")
+                return
+            self.service.warnings[:] = [w for w in self.service.warnings if not w.startswith(KNOWLEDGE_LABEL)]
+            log.warning("the document index's database answers: RAG and Hybrid work again")
+
+    def _attach_knowledge(self) -> None:
         report = self.service.report
         kb = KnowledgeBase.from_settings(self.settings)
         if self.sample_docs is not None:

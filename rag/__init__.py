@@ -37,6 +37,11 @@ or reindex), `parent_snapshot_id`, `created_at` (ISO 8601 UTC), `embed_model`, `
 plus `owner` and `added_by` (`core.identity.owner_id` tags) on a document of someone's private collection.
 Files are only ever replaced by rename, so a reader never sees a half-written manifest.
 
+With `index_backend` 'postgres' the same index lives in PostgreSQL with pgvector at `database_url` instead
+(`rag.database`: the tables; `rag.pg_storage`: snapshots, segments and originals; `rag.pg_index`: dense search
+through LlamaIndex's PGVectorStore with HNSW, BM25 in SQL), shared by every app replica on that database;
+`python -m rag migrate --to postgres|faiss` copies an index between the two without re-embedding.
+
 Nothing heavy happens at import: the embedding model loads on the first add or search.
 """
 
@@ -45,6 +50,7 @@ from rag.errors import (
     EmbeddingModelError,
     IndexCorruptError,
     IndexMismatchError,
+    IndexUnavailableError,
     IndexWriteError,
     IngestError,
     NotAllowedError,
@@ -66,6 +72,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexStats",
+    "IndexUnavailableError",
     "IndexWriteError",
     "IngestError",
     "KnowledgeBase",

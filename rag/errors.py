@@ -38,3 +38,8 @@ class IndexWriteError(RagError):
 
 class NotAllowedError(RagError):
     """The person may not change what they asked to change (the shared knowledge base, by the operator's setting)."""
+
+
+class IndexUnavailableError(RagError):
+    """The index's database cannot be used (unreachable, refused, lost, without pgvector, a newer schema); what
+    does not need the documents goes on."""

@@ -31,7 +31,7 @@ from core.dates import parse_date
 from core.layout import DataLayout
 from core.settings import RetrievalSettings, Settings, UploadSettings
 from rag.embedding import Embedder, IndexEmbedder, canonical_name
-from rag.errors import RagError
+from rag.errors import IndexUnavailableError, RagError
 from rag.fusion import Floors
 from rag.ingestion import Ingestion
 from rag.manifest import DocumentEntry, Manifest, RemovedDocument
@@ -112,7 +112,7 @@ class KnowledgeBase:
         self._stop_watching.clear()
 
         def follow() -> None:
-            last_sweep = 0.0
+            last_sweep, unreachable = 0.0, False
             while not self._stop_watching.wait(interval):
                 if time.monotonic() - last_sweep >= EXPIRY_SWEEP_S:
                     last_sweep = time.monotonic()
@@ -125,6 +125,13 @@ class KnowledgeBase:
                 try:
                     if self._live.reload_if_saved_elsewhere():
                         log.info("index reloaded: another process saved snapshot %s", self.snapshot_id)
+                    if unreachable:
+                        log.warning("the index's database answers again")
+                    unreachable = False
+                except IndexUnavailableError as exc:  # the database is away: say so once, not every round
+                    if not unreachable:
+                        log.warning("%s Searches say so until it is back; trying every %.1f s.", exc, interval)
+                    unreachable = True
                 except Exception:  # a half-written snapshot of another process: try again next round
                     log.warning("index reload failed; trying again", exc_info=True)
                 finally:

@@ -175,3 +175,40 @@ def test_a_replica_killed_in_the_middle_of_an_ingest_loses_nothing(tmp_path, dat
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_replica_started_while_its_database_is_away_attaches_it_when_it_comes_back(
+    tmp_path, tiny_settings, tmp_path_factory, monkeypatch
+):
+    import pgserver
+
+    import compose
+    from core.errors import UserInputError
+    from tests.conftest import ask, database_url_in
+
+    monkeypatch.setattr(compose, "KNOWLEDGE_RETRY_S", 0.2)
+    pgdata = tmp_path_factory.mktemp("away")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    url = database_url_in(server, "away")
+    server.cleanup()  # the database is away when the replica starts
+    docs = tmp_path / "docs"
+    write_docs(docs, {"warranty.md": "# Warranty\n\nThe battery warranty lasts 24 months from delivery.\n"})
+    settings = tiny_settings.replace(data_dir=tmp_path / "data", index_backend="postgres", database_url=url)
+    app = compose.compose(settings, sample_docs=docs).start()
+    try:
+        assert app.wait_ready(180)
+        assert app.knowledge is None
+        assert any("cannot be used right now" in w for w in app.service.warnings), app.service.warnings
+        assert "Unavailable: Document index" in app.service.status_line()
+        assert ask(app.service, "How long is the battery warranty?", "Base")[-1].done  # the rest answers
+        with pytest.raises(UserInputError, match="RAG mode needs a document index"):
+            ask(app.service, "How long is the battery warranty?", "RAG")
+
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # back: attached without a restart
+        _until(lambda: app.knowledge is not None, timeout=60)
+        assert not app.service.warnings
+        assert ask(app.service, "How long is the battery warranty?", "RAG")[-1].sources
+    finally:
+        if app.knowledge is not None:
+            app.knowledge.stop_watching()
+        server.cleanup()

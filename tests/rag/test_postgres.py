@@ -13,9 +13,8 @@ import psycopg2
 import pytest
 
 from core.identity import Identity
-from rag import DocumentNotFoundError, KnowledgeBase, Placement
-from rag.database import IndexUnavailableError
-from tests.conftest import database_url_in, rag_cli, rag_settings, write_docs
+from rag import DocumentNotFoundError, IndexUnavailableError, KnowledgeBase, Placement
+from tests.conftest import ask, database_url_in, rag_cli, rag_settings, write_docs
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -160,7 +159,9 @@ def test_a_bad_address_or_database_gets_one_sentence(tmp_path: Path, postgres_se
     assert "no pgvector extension" in _one_sentence(missing.value)
 
 
-def test_a_lost_connection_is_one_sentence_and_the_next_search_reconnects(tmp_path: Path, tmp_path_factory) -> None:
+def test_a_lost_connection_is_one_sentence_and_the_next_search_reconnects(
+    tmp_path: Path, tmp_path_factory, service
+) -> None:
     import pgserver
 
     pgdata = tmp_path_factory.mktemp("lost")
@@ -177,6 +178,11 @@ def test_a_lost_connection_is_one_sentence_and_the_next_search_reconnects(tmp_pa
             with pytest.raises(IndexUnavailableError) as lost:
                 kb.search("battery warranty")
             assert "answers that need the documents are unavailable" in _one_sentence(lost.value)
+        # the app meanwhile: Base answers as ever, RAG says the one sentence
+        service.use_knowledge(kb)
+        assert ask(service, "How long is the battery warranty?", "Base")[-1].done
+        with pytest.raises(IndexUnavailableError, match="answers that need the documents are unavailable"):
+            ask(service, "How long is the battery warranty?", "RAG")
         # it comes back: searches work again, without a restart
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         assert "24 months" in kb.search("battery warranty")[0].text
