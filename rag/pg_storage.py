@@ -21,7 +21,7 @@ import numpy as np
 from rag.database import Database, IndexUnavailableError, chunk_table
 from rag.errors import IndexCorruptError
 from rag.manifest import Manifest, ManifestError
-from rag.storage import KEEP_SNAPSHOTS
+from rag.storage import KEEP_SNAPSHOTS, snapshots_to_keep
 
 _REPAIR = "restore the database from a backup, or add the documents again"
 _RECORD_KEYS = ("position", "location", "page", "heading", "terms")
@@ -33,24 +33,11 @@ def _text(sql: str):
     return text(sql)
 
 
-def _table(name: str, *columns: str):
+def _insert(name: str, *columns: str):
+    """A Core insert: given many rows, SQLAlchemy sends them in batches ("insertmanyvalues"), not one by one."""
     from sqlalchemy import column, table
 
-    return table(name, *(column(c) for c in columns))
-
-
-class _Lazy:
-    """A table construct made on first use (SQLAlchemy loads with the first database, not at import)."""
-
-    def __init__(self, *spec: str):
-        self.spec, self.made = spec, None
-
-    def insert(self):
-        self.made = self.made if self.made is not None else _table(*self.spec)
-        return self.made.insert()
-
-
-_TERMS = _Lazy("expert_terms", "term", "segment", "ids", "tf", "len")
+    return table(name, *(column(c) for c in columns)).insert()
 
 
 class PgStorage:
@@ -184,8 +171,8 @@ class PgStorage:
                 row["tf"].append(float(count))
                 row["len"].append(float(len(words)))
         if postings:
-            with self.db.transaction() as sql:  # a Core insert: SQLAlchemy sends the rows in batches, not one by one
-                sql.execute(_TERMS.insert(), list(postings.values()))
+            with self.db.transaction() as sql:
+                sql.execute(_insert("expert_terms", "term", "segment", "ids", "tf", "len"), list(postings.values()))
 
     def commit(self, manifest: Manifest) -> None:
         """In one transaction: the snapshot, the current pointer, and which segments are live (with their
@@ -244,22 +231,9 @@ class PgStorage:
         """`IndexStorage.prune`: the same snapshots kept (the current one, and older ones none of whose private
         documents were deleted since), every other snapshot deleted, and the rows of every segment no kept
         snapshot names (a dead writer's included). Hold `write_lock`."""
-        current = self.current_snapshot()
-        if current is None:
+        kept = snapshots_to_keep(self, keep)
+        if not kept:
             return []
-        kept = [self.read_manifest(current)]
-        live = {d.doc_id for d in kept[0].documents}
-        for snapshot_id in self.snapshot_ids():
-            if len(kept) >= keep:
-                break
-            if snapshot_id == current:
-                continue
-            try:
-                manifest = self.read_manifest(snapshot_id)
-            except IndexCorruptError:
-                continue
-            if {d.doc_id for d in manifest.documents if d.owner is not None} <= live:
-                kept.append(manifest)
         names = [m.snapshot_id for m in kept]
         used = sorted({d.segment for m in kept for d in m.documents})
         with self.db.transaction() as sql:

@@ -198,22 +198,9 @@ class IndexStorage:
         manifests (callers prune stored originals by them); empty, deleting nothing, when no
         snapshot is current. Raises IndexCorruptError when the current one cannot be read (nothing
         is deleted then)."""
-        current = self.current_snapshot()
-        if current is None:
+        kept = snapshots_to_keep(self, keep)
+        if not kept:
             return []
-        kept = [self.read_manifest(current)]
-        live = {d.doc_id for d in kept[0].documents}
-        for snapshot_id in self.snapshot_ids():
-            if len(kept) >= keep:
-                break
-            if snapshot_id == current:
-                continue
-            try:
-                manifest = self.read_manifest(snapshot_id)
-            except IndexCorruptError:
-                continue
-            if {d.doc_id for d in manifest.documents if d.owner is not None} <= live:
-                kept.append(manifest)
         kept_names = {m.snapshot_id for m in kept}
         for folder in (self.root / SNAPSHOTS, self.root / SEGMENTS):
             if not folder.is_dir():
@@ -226,6 +213,29 @@ class IndexStorage:
 
     def disk_bytes(self) -> int:
         return folder_bytes(self.root)
+
+
+def snapshots_to_keep(storage: Any, keep: int) -> list[Manifest]:
+    """Which snapshots a prune keeps, for either storage: the current one, then newer-first older ones up to
+    `keep` in all, each only if every private document it holds is still current (once a person deletes or
+    replaces their own upload, no snapshot may bring it back). Empty when no snapshot is current."""
+    current = storage.current_snapshot()
+    if current is None:
+        return []
+    kept = [storage.read_manifest(current)]
+    live = {d.doc_id for d in kept[0].documents}
+    for snapshot_id in storage.snapshot_ids():
+        if len(kept) >= keep:
+            break
+        if snapshot_id == current:
+            continue
+        try:
+            manifest = storage.read_manifest(snapshot_id)
+        except IndexCorruptError:
+            continue
+        if {d.doc_id for d in manifest.documents if d.owner is not None} <= live:
+            kept.append(manifest)
+    return kept
 
 
 def _reason(exc: Exception) -> str:
