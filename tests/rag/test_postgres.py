@@ -12,18 +12,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from core.identity import Identity
 from rag import DocumentNotFoundError, IndexUnavailableError, KnowledgeBase, Placement
 from tests.conftest import ask, database_url_in, rag_cli, rag_settings, write_docs
+from tests.rag.test_ownership import ALICE, BOB, SHARED  # the same two documents and two people
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = {
-    "company_overview.md": "# Overview\n\nSkyharbor builds the Tern T12 delivery drone in Rijeka.\n",
-    "warranty.md": "# Warranty\n\nThe battery warranty lasts 24 months from delivery.\n",
-}
-ALICE, BOB = Identity("tab-a", "alice").tag, Identity("tab-b", "bob").tag
 
 
 def _pg(tmp_path: Path, url: str, name: str = "data", **changes: object) -> KnowledgeBase:
