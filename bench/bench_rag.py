@@ -233,11 +233,11 @@ def bench_add_vs_rebuild(root: Path, runs: int, target_chunks: int, real: Embedd
 
 # -- 3. query latency -----------------------------------------------------------------------------
 def synthetic_index(
-    root: Path, n_chunks: int, fake: SyntheticEmbedder, **changes: object
-) -> tuple[KnowledgeBase, np.ndarray]:
+    root: Path, n_chunks: int, fake: SyntheticEmbedder, keep_vectors: bool = True, **changes: object
+) -> tuple[KnowledgeBase, np.ndarray | None]:
     """A knowledge base of `n_chunks` chunks built without chunking: chunk texts drawn from the
-    sample documents (each with a unique code), written through the normal save path. `changes`: settings
-    (the index backend)."""
+    sample documents (each with a unique code), written through the normal save path, and its vectors (None
+    unless `keep_vectors`: 1.5 GB at 1M chunks). `changes`: settings (the index backend)."""
     pool = sentence_pool()
     pool_terms = [terms(t) for t in pool]
     rng = random.Random(7)
@@ -253,14 +253,15 @@ def synthetic_index(
         chunk_terms = [pool_terms[j] + ["syn", str(d), str(k), f"syn-{d}-{k}"] for k, j in enumerate(picks)]
         doc = PreparedDocument(name, data, hashlib.sha256(data).hexdigest(), chunks, contexts, chunk_terms)
         vectors = fake.encode(contexts)
-        all_vectors.append(vectors)
+        if keep_vectors:
+            all_vectors.append(vectors)
         batch.append((d, doc, vectors))
         if len(batch) == 200:
             kb._ingestion.commit(batch)  # the save path of add_files, minus reading and chunking
             batch = []
     if batch:
         kb._ingestion.commit(batch)
-    return kb, np.concatenate(all_vectors)
+    return kb, np.concatenate(all_vectors) if keep_vectors else None
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
