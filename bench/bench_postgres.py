@@ -50,6 +50,7 @@ from core.settings import Settings  # noqa: E402
 from rag import KnowledgeBase  # noqa: E402
 from rag.database import HNSW  # noqa: E402
 from rag.embedding import get_embedder  # noqa: E402
+from tests.conftest import database_url_in  # noqa: E402  (the tests' own: a new, empty database on a server)
 
 DEV = REPO / "sample_kb" / "dev_qa.jsonl"
 EVAL = REPO / "sample_kb" / "eval_qa.jsonl"
@@ -94,11 +95,6 @@ def start_postgres(folder: Path):
     return pgserver.get_server(folder, cleanup_mode="stop")
 
 
-def new_database(server, name: str) -> str:
-    server.psql(f'DROP DATABASE IF EXISTS "{name}"; CREATE DATABASE "{name}";')
-    return server.get_uri(name)
-
-
 def settings(folder: Path, url: str | None = None, **changes) -> Settings:
     backend = {"index_backend": "postgres", "database_url": url} if url else {}
     return Settings.of(data_dir=folder, **backend, **changes)
@@ -111,7 +107,7 @@ def bench_hits(root: Path, server, embedder) -> None:
     vectors = embedder.encode([r["question"] for r in rows])
     kbs = {
         "faiss": KnowledgeBase.from_settings(settings(root / "hits-faiss")).open(),
-        "postgres": KnowledgeBase.from_settings(settings(root / "hits-pg", new_database(server, "hits"))).open(),
+        "postgres": KnowledgeBase.from_settings(settings(root / "hits-pg", database_url_in(server, "hits"))).open(),
     }
     for kb in kbs.values():
         kb.add_folder(REPO / "sample_kb" / "docs")
@@ -174,7 +170,7 @@ def bench_scale(root: Path, server, sizes: list[int], runs: int, embedder, bulk_
     for n in sizes:
         print(f"  building {n:,} chunks in each backend ...", flush=True)
         faiss_s, (faiss_kb, _) = timed(synthetic_index, root / "faiss", n, fake, False)
-        url = new_database(server, f"scale{n}")
+        url = database_url_in(server, f"scale{n}")
         if n >= bulk_from:
             pg_s, index_s, pg_kb = build_in_bulk(root, n, fake, url)
             print(f"  {n:,} chunks loaded into postgres in {pg_s:.0f} s, then its HNSW index built in {index_s:.0f} s")
@@ -238,7 +234,7 @@ def bench_scale(root: Path, server, sizes: list[int], runs: int, embedder, bulk_
 
 # -- 3. an upload on A searchable on B ------------------------------------------------------------------------
 def bench_visibility(root: Path, server, runs: int) -> None:
-    url = new_database(server, "visibility")
+    url = database_url_in(server, "visibility")
     out = []
     for backend, make in (
         ("faiss", lambda name: settings(root / "vis-faiss")),
@@ -275,7 +271,7 @@ def bench_replicas(root: Path, server, seconds: float) -> None:
     from tests.conftest import build_tiny_phi3, free_port
 
     model = build_tiny_phi3(root / "tiny", context=1024)
-    url = new_database(server, "replicas")
+    url = database_url_in(server, "replicas")
     questions = [json.loads(line)["question"] for line in DEV.read_text("utf-8").splitlines()][:40]
 
     def start(name: str) -> tuple[subprocess.Popen, str]:
